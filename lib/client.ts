@@ -1,0 +1,245 @@
+import { randomUUID } from 'node:crypto';
+import type { ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
+import type { QAMConnection } from './connection.js';
+import { payloadToError, parseReply, type ErrorClass, type RequestEnvelope } from './envelope.js';
+import {
+  QAMAbortException,
+  QAMAccessRefusedException,
+  QAMBadMessageException,
+  QAMClosedException,
+  QAMConnectionException,
+  QAMNoRouteException,
+  QAMPayloadTooLargeException,
+  QAMPublishException,
+  QAMSerializationException,
+  describeError,
+} from './errors.js';
+import type { Logger } from './logger.js';
+import { directReplyTo, serverNames } from './naming.js';
+import { PendingCalls, type Completion } from './pending.js';
+import { serializerForContentType, type Serializer } from './serializers.js';
+
+/** @internal */
+export interface ClientSettings {
+  serverId: string;
+  connection: QAMConnection;
+  ownsConnection: boolean;
+  serializer: Serializer;
+  maxBytes: number;
+  errorClasses: ReadonlyMap<string, ErrorClass>;
+  logger: Logger;
+}
+
+/** @internal One call as the proxy facade hands it over. */
+export interface CallRequest {
+  method: string;
+  params: unknown[];
+  timeoutMs: number;
+  completion: Completion;
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * The AMQP side of a proxy: one confirm channel that publishes requests and consumes their replies
+ * through RabbitMQ's direct reply-to (which requires both on one channel). Requests are published
+ * with `mandatory`, so a server id no queue serves comes back at once as NO_ROUTE, and with an
+ * `expiration` equal to the caller's remaining time, so the broker drops requests nobody waits for.
+ * @internal
+ */
+export class RpcClient {
+  readonly pending: PendingCalls;
+  readonly #settings: ClientSettings;
+  readonly #queue: string;
+  readonly #prefix = `${randomUUID()}.`;
+  readonly #detach: () => void;
+  #seq = 0;
+  #channel: ConfirmChannel | undefined;
+  #opening: Promise<ConfirmChannel> | undefined;
+  #channelError: Error | undefined;
+  #closed = false;
+
+  constructor(settings: ClientSettings) {
+    this.#settings = settings;
+    this.#queue = serverNames(settings.serverId).queue;
+    this.pending = new PendingCalls(settings.logger);
+    this.#detach = settings.connection.attach({
+      onConnect: () => undefined,
+      onDisconnect: (error) => this.#channelLost(this.#channel, error),
+    });
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Starts a call and returns its uid (also its AMQP correlation id). */
+  call(request: CallRequest): string {
+    const id = this.#prefix + (++this.#seq).toString(36);
+    const { method, params, timeoutMs, completion, signal } = request;
+    if (this.#closed) {
+      this.#rejectNow(id, method, completion, new QAMClosedException(`Proxy for server ${this.#settings.serverId} is closed`));
+      return id;
+    }
+    const deadline = Date.now() + timeoutMs;
+    const envelope: RequestEnvelope = { method, params, deadline };
+    let body: Buffer;
+    try {
+      body = this.#settings.serializer.encode(envelope);
+    } catch (error) {
+      this.#rejectNow(id, method, completion, new QAMSerializationException(`Arguments of ${method} cannot be serialized as ${this.#settings.serializer.name}: ${describeError(error)}`, error));
+      return id;
+    }
+    if (body.length > this.#settings.maxBytes) {
+      this.#rejectNow(id, method, completion, new QAMPayloadTooLargeException(`Request to ${method} is ${body.length} bytes, above the limit of ${this.#settings.maxBytes} bytes`));
+      return id;
+    }
+    this.pending.add(id, method, timeoutMs, completion, signal);
+    const channel = this.#channel;
+    if (channel !== undefined) this.#publish(channel, id, body, deadline);
+    else {
+      this.#open().then(
+        (opened) => this.#publish(opened, id, body, deadline),
+        (error: unknown) => this.pending.settle(id, asError(error)),
+      );
+    }
+    return id;
+  }
+
+  /** Cancels a waiting call; false when it already ended. */
+  cancel(id: string): boolean {
+    const call = this.pending.describe(id);
+    return call !== undefined && this.pending.settle(id, new QAMAbortException(`Call ${id} to ${call.method} was cancelled`));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.pending.settleAll(new QAMClosedException(`Proxy for server ${this.#settings.serverId} was closed before the reply arrived`));
+    this.#detach();
+    const channel = this.#channel ?? (await this.#opening?.catch(() => undefined));
+    this.#channel = undefined;
+    await channel?.close().catch(() => undefined);
+    if (this.#settings.ownsConnection) await this.#settings.connection.close();
+  }
+
+  /** Ends a call that cannot be sent; callbacks run on a later tick, after the uid is returned. */
+  fail(method: string, completion: Completion, error: Error): string {
+    const id = this.#prefix + (++this.#seq).toString(36);
+    this.#rejectNow(id, method, completion, error);
+    return id;
+  }
+
+  #rejectNow(id: string, method: string, completion: Completion, error: Error): void {
+    this.pending.add(id, method, 1000, completion);
+    queueMicrotask(() => this.pending.settle(id, error));
+  }
+
+  #publish(channel: ConfirmChannel, id: string, body: Buffer, deadline: number): void {
+    if (!this.pending.has(id)) return;
+    const remaining = deadline - Date.now();
+    try {
+      channel.publish(
+        '',
+        this.#queue,
+        body,
+        {
+          correlationId: id,
+          replyTo: directReplyTo,
+          contentType: this.#settings.serializer.contentType,
+          expiration: String(Math.max(1, remaining)),
+          mandatory: true,
+        },
+        (error: unknown) => {
+          if (error !== null && error !== undefined) this.#publishFailed(id, error);
+        },
+      );
+    } catch (error) {
+      this.#publishFailed(id, error);
+    }
+  }
+
+  #publishFailed(id: string, error: unknown): void {
+    const cause = this.#channelError ?? error;
+    const text = describeError(cause);
+    const reason = /ACCESS_REFUSED|403/.test(text)
+      ? new QAMAccessRefusedException(`The broker refused the request to server ${this.#settings.serverId}: ${text}`, cause)
+      : new QAMPublishException(`The broker did not accept the request to server ${this.#settings.serverId}: ${text}`, cause);
+    this.pending.settle(id, reason);
+  }
+
+  #open(): Promise<ConfirmChannel> {
+    this.#opening ??= this.#createChannel().finally(() => {
+      this.#opening = undefined;
+    });
+    return this.#opening;
+  }
+
+  async #createChannel(): Promise<ConfirmChannel> {
+    const model = await this.#settings.connection.model();
+    const channel = await model.createConfirmChannel();
+    channel.on('error', (error: Error) => {
+      this.#channelError = error;
+      this.#settings.logger.warn(`proxy for server ${this.#settings.serverId}: channel error: ${describeError(error)}`);
+    });
+    channel.on('close', () => this.#channelLost(channel, this.#channelError));
+    channel.on('return', (message: Message) => this.#returned(message));
+    await channel.consume(directReplyTo, (message) => this.#receive(message), { noAck: true });
+    if (this.#closed) {
+      await channel.close().catch(() => undefined);
+      throw new QAMClosedException(`Proxy for server ${this.#settings.serverId} is closed`);
+    }
+    this.#channelError = undefined;
+    this.#channel = channel;
+    return channel;
+  }
+
+  /**
+   * Direct reply-to replies are bound to the channel that published the request: once it is gone
+   * they cannot arrive, so every waiting call fails now rather than at its timeout.
+   */
+  #channelLost(channel: ConfirmChannel | undefined, error: Error | undefined): void {
+    if (channel === undefined || channel !== this.#channel) return;
+    this.#channel = undefined;
+    if (this.#closed) return;
+    const reason = new QAMConnectionException(
+      `The channel to the broker closed${error === undefined ? '' : ` (${describeError(error)})`}; replies to calls in flight cannot arrive`,
+      error,
+    );
+    this.pending.settleAll(reason);
+  }
+
+  #returned(message: Message): void {
+    const id = (message.properties as { correlationId?: unknown }).correlationId;
+    if (typeof id !== 'string') return;
+    this.pending.settle(id, new QAMNoRouteException(`No queue serves server '${this.#settings.serverId}': the broker returned the request as unroutable`));
+  }
+
+  #receive(message: ConsumeMessage | null): void {
+    if (message === null) return;
+    const { correlationId: id, contentType } = message.properties as { correlationId?: unknown; contentType?: string };
+    if (typeof id !== 'string' || !this.pending.has(id)) {
+      this.pending.noteUnknownReply();
+      this.#settings.logger.debug(`proxy for server ${this.#settings.serverId} dropped a reply for ${String(id)}: no call waits for it`);
+      return;
+    }
+    this.pending.settle(id, this.#decodeReply(message.content, contentType));
+  }
+
+  #decodeReply(content: Buffer, contentType: string | undefined): Error | { value: unknown } {
+    if (content.length > this.#settings.maxBytes) {
+      return new QAMPayloadTooLargeException(`Reply of ${content.length} bytes exceeds the limit of ${this.#settings.maxBytes} bytes`);
+    }
+    const serializer = serializerForContentType(contentType);
+    if (serializer === undefined) return new QAMBadMessageException(`Reply has unsupported content type '${String(contentType)}'`);
+    try {
+      const reply = parseReply(serializer.decode(content));
+      return 'error' in reply ? payloadToError(reply.error, this.#settings.errorClasses) : { value: reply.result };
+    } catch (error) {
+      return error instanceof QAMBadMessageException ? error : new QAMBadMessageException(`Reply cannot be decoded as ${serializer.name}: ${describeError(error)}`, error);
+    }
+  }
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}

@@ -1,0 +1,250 @@
+import { EventEmitter } from 'node:events';
+import * as amqp from 'amqplib';
+import type { ChannelModel, Options, SocketOptions } from 'amqplib';
+import { QAMConnectionException, QAMClosedException, QAMAccessRefusedException, describeError } from './errors.js';
+import { consoleLogger, type Logger } from './logger.js';
+
+/** TLS material for `amqps://` connections (QAM's and callme's `ssl`). */
+export interface TlsOptions {
+  /** Certificate authorities to trust (PEM). */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** Client certificate (PEM), for brokers that verify peers. */
+  cert?: string | Buffer;
+  /** Client private key (PEM). */
+  key?: string | Buffer;
+  /** Passphrase of the key. */
+  passphrase?: string;
+  /** Name to verify the broker's certificate against (SNI). @default the hostname */
+  servername?: string;
+  /** Refuse brokers whose certificate does not verify. @default true */
+  rejectUnauthorized?: boolean;
+}
+
+/**
+ * How to reach the broker. Precedence: `url`; else the discrete fields when any is given
+ * (QAM's `hostname`, `port`, `username`, `password`, `vhost`, `ssl`); else the `QAM_URL`
+ * environment variable; else `amqp://guest:guest@localhost:5672/`.
+ */
+export interface ConnectionOptions {
+  /** @example 'amqp://user:pass@host:5672/vhost' or 'amqps://…' */
+  url?: string;
+  /** @default 'localhost' */
+  hostname?: string;
+  /** @default 5672, or 5671 with `ssl` */
+  port?: number;
+  /** @default 'guest' */
+  username?: string;
+  /** @default 'guest' */
+  password?: string;
+  /** @default '/' */
+  vhost?: string;
+  /** `true` for TLS with the system's CAs, or TLS material. Also applies to `amqps://` URLs. */
+  ssl?: boolean | TlsOptions;
+  /** Heartbeat interval in seconds; 0 disables. @default 10 */
+  heartbeat?: number;
+  /** Seconds to wait for the TCP/TLS connection and AMQP handshake. @default 10 */
+  connectTimeout?: number;
+  /** Shown in the broker's management UI and `rabbitmqctl list_connections client_properties`. */
+  connectionName?: string;
+  /** Reconnect backoff bounds in seconds: the delay doubles from `min` up to `max`, with jitter. @default { min: 0.1, max: 10 } */
+  reconnectDelay?: { min: number; max: number };
+  logger?: Logger;
+}
+
+/** The events a {@link QAMConnection} emits. */
+export interface QAMConnectionEvents {
+  /** Connected (first time and after each reconnect). */
+  connect: [];
+  /** The connection was lost; qam reconnects unless it was closed. */
+  disconnect: [error: Error];
+  /** A reconnect attempt failed; another follows after `delayMs`. */
+  'reconnect-failed': [error: Error, attempt: number, delayMs: number];
+}
+
+/** @internal Something that opens channels on the connection and must redo so after a reconnect. */
+export interface ConnectionUser {
+  onConnect(): void;
+  onDisconnect(error: Error): void;
+}
+
+/** Resolves the options into an amqplib URL and socket options. @internal */
+export function resolveConnection(options: ConnectionOptions): { url: string | Options.Connect; socket: SocketOptions; label: string } {
+  const socket: SocketOptions = { noDelay: true, timeout: (options.connectTimeout ?? 10) * 1000 };
+  if (options.connectionName !== undefined) socket.clientProperties = { connection_name: options.connectionName };
+  if (typeof options.ssl === 'object') Object.assign(socket, options.ssl);
+  const heartbeat = options.heartbeat ?? 10;
+  const discrete = ['hostname', 'port', 'username', 'password', 'vhost'].some(
+    (key) => options[key as keyof ConnectionOptions] !== undefined,
+  );
+  const url = options.url ?? (discrete ? undefined : process.env['QAM_URL']);
+  if (url !== undefined) {
+    const parsed = new URL(url);
+    if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') {
+      throw new TypeError(`Broker URL must start with amqp:// or amqps://, got ${parsed.protocol}//`);
+    }
+    if (parsed.password !== '') parsed.password = '***';
+    return { url: withHeartbeat(url, heartbeat), socket, label: parsed.toString() };
+  }
+  const tls = options.ssl !== undefined && options.ssl !== false;
+  const connect: Options.Connect = {
+    protocol: tls ? 'amqps' : 'amqp',
+    hostname: options.hostname ?? 'localhost',
+    port: options.port ?? (tls ? 5671 : 5672),
+    username: options.username ?? 'guest',
+    password: options.password ?? 'guest',
+    vhost: options.vhost ?? '/',
+    heartbeat,
+  };
+  const label = `${connect.protocol}://${connect.username}@${connect.hostname}:${connect.port}/${encodeURIComponent(connect.vhost ?? '/')}`;
+  return { url: connect, socket, label };
+}
+
+function withHeartbeat(url: string, heartbeat: number): string {
+  if (/[?&]heartbeat=/.test(url)) return url;
+  return `${url}${url.includes('?') ? '&' : '?'}heartbeat=${heartbeat}`;
+}
+
+/** Describes a failure to connect in terms a user can act on. */
+function explainConnectError(error: unknown, label: string): Error {
+  const text = describeError(error);
+  if (/ACCESS_REFUSED|403/.test(text)) {
+    return new QAMAccessRefusedException(`Broker at ${label} refused the login or vhost: ${text}`, error);
+  }
+  return new QAMConnectionException(`Cannot connect to the broker at ${label}: ${text}`, error);
+}
+
+/**
+ * One AMQP connection, shared by any number of servers and proxies, each on channels of its own.
+ * It reconnects with jittered exponential backoff after a loss, and tells its users so they
+ * redeclare their topology and restart their consumers before publishing again. The first
+ * connection is not retried: a wrong URL or password fails at once.
+ *
+ * @example
+ * const connection = new QAMConnection({ url: process.env.QAM_URL });
+ * connection.on('disconnect', (error) => console.warn('lost broker', error.message));
+ * const server = new QAMServer({ serverId: 'calc', connection });
+ */
+export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
+  /** The broker address with the password masked. */
+  readonly label: string;
+  readonly logger: Logger;
+  readonly #url: string | Options.Connect;
+  readonly #socket: SocketOptions;
+  readonly #delay: { min: number; max: number };
+  readonly #users = new Set<ConnectionUser>();
+  #model: ChannelModel | undefined;
+  #connecting: Promise<ChannelModel> | undefined;
+  #everConnected = false;
+  #closed = false;
+  #wakeBackoff: (() => void) | undefined;
+
+  constructor(options: ConnectionOptions = {}) {
+    super();
+    const resolved = resolveConnection(options);
+    this.label = resolved.label;
+    this.#url = resolved.url;
+    this.#socket = resolved.socket;
+    this.#delay = options.reconnectDelay ?? { min: 0.1, max: 10 };
+    this.logger = options.logger ?? consoleLogger;
+  }
+
+  /** True while an AMQP connection is open. */
+  get connected(): boolean {
+    return this.#model !== undefined;
+  }
+
+  /** True once {@link close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** @internal The open connection, connecting (once, shared) if needed. */
+  model(): Promise<ChannelModel> {
+    if (this.#closed) return Promise.reject(new QAMClosedException(`Connection to ${this.label} is closed`));
+    if (this.#model !== undefined) return Promise.resolve(this.#model);
+    this.#connecting ??= this.#connect().finally(() => {
+      this.#connecting = undefined;
+    });
+    return this.#connecting;
+  }
+
+  /** @internal Registers a user told of every (re)connect and loss; returns the unregister function. */
+  attach(user: ConnectionUser): () => void {
+    this.#users.add(user);
+    return () => this.#users.delete(user);
+  }
+
+  /** Closes the connection and stops reconnecting. Channels of its users close with it. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#wakeBackoff?.();
+    const model = this.#model ?? (await this.#connecting?.catch(() => undefined));
+    this.#model = undefined;
+    if (model !== undefined) await model.close().catch(() => undefined);
+  }
+
+  async #connect(): Promise<ChannelModel> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const model = await amqp.connect(this.#url, this.#socket);
+        if (this.#closed) {
+          await model.close().catch(() => undefined);
+          throw new QAMClosedException(`Connection to ${this.label} is closed`);
+        }
+        this.#adopt(model);
+        return model;
+      } catch (error) {
+        if (this.#closed) throw error instanceof QAMClosedException ? error : new QAMClosedException(`Connection to ${this.label} is closed`);
+        const explained = explainConnectError(error, this.label);
+        if (!this.#everConnected) throw explained;
+        const delayMs = this.#nextDelay(attempt);
+        this.logger.warn(`reconnect attempt ${attempt} to ${this.label} failed, next in ${delayMs} ms: ${explained.message}`);
+        this.emit('reconnect-failed', explained, attempt, delayMs);
+        await this.#sleep(delayMs);
+      }
+    }
+  }
+
+  #adopt(model: ChannelModel): void {
+    this.#model = model;
+    this.#everConnected = true;
+    model.on('error', (error: Error) => this.logger.warn(`connection to ${this.label}: ${describeError(error)}`));
+    model.on('close', (error?: Error) => this.#lost(model, error));
+    this.logger.info(`connected to ${this.label}`);
+    this.emit('connect');
+    for (const user of this.#users) user.onConnect();
+  }
+
+  #lost(model: ChannelModel, error: Error | undefined): void {
+    if (this.#model !== model) return;
+    this.#model = undefined;
+    const reason = new QAMConnectionException(
+      `Connection to ${this.label} was lost${error === undefined ? '' : `: ${describeError(error)}`}`,
+      error,
+    );
+    if (!this.#closed) this.logger.warn(reason.message);
+    this.emit('disconnect', reason);
+    for (const user of this.#users) user.onDisconnect(reason);
+    if (!this.#closed) {
+      this.model().catch((failure: unknown) => this.logger.error(`giving up reconnecting: ${describeError(failure)}`));
+    }
+  }
+
+  #nextDelay(attempt: number): number {
+    const ceiling = Math.min(this.#delay.max, this.#delay.min * 2 ** (attempt - 1)) * 1000;
+    return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.#wakeBackoff = undefined;
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.#wakeBackoff = wake;
+    });
+  }
+}

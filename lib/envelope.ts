@@ -1,0 +1,162 @@
+import {
+  QAMBadMessageException,
+  QAMException,
+  QAMMethodNotFoundException,
+  QAMPayloadTooLargeException,
+  QAMRemoteException,
+  QAMSerializationException,
+  serverErrorCodes,
+} from './errors.js';
+
+/**
+ * qam's own wire format. Routing and correlation travel in AMQP properties (`correlation_id`,
+ * `reply_to`, `content_type`, `expiration`); the body carries only what the call is.
+ */
+
+/** The body of a request. `deadline` is the caller's give-up time in epoch milliseconds. */
+export interface RequestEnvelope {
+  method: string;
+  params: unknown[];
+  deadline?: number;
+}
+
+/** An error as it travels in a reply. */
+export interface ErrorPayload {
+  name: string;
+  message: string;
+  code?: string;
+  args?: unknown[];
+  stack?: string;
+  cause?: ErrorPayload;
+}
+
+export type ReplyEnvelope = { result: unknown } | { error: ErrorPayload };
+
+/** The deepest method path qam calls: `function` or `instance.method`. */
+export const maxPathDepth = 2;
+
+const causeDepthLimit = 4;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function own(record: Record<string, unknown>, key: string): unknown {
+  return Object.prototype.hasOwnProperty.call(record, key) ? record[key] : undefined;
+}
+
+/** Validates a method path: one or two non-empty dot-separated names. */
+export function checkMethodPath(method: unknown): method is string {
+  if (typeof method !== 'string' || method.length === 0 || method.length > 255) return false;
+  const parts = method.split('.');
+  return parts.length <= maxPathDepth && parts.every((part) => part.length > 0);
+}
+
+/** Reads a decoded request body; throws QAMBadMessageException naming what is wrong. */
+export function parseRequest(value: unknown): RequestEnvelope {
+  if (!isRecord(value)) throw new QAMBadMessageException('Request body is not an object');
+  const method = own(value, 'method');
+  if (typeof method !== 'string') throw new QAMBadMessageException('Request has no string "method"');
+  const params = own(value, 'params') ?? [];
+  if (!Array.isArray(params)) throw new QAMBadMessageException('Request "params" is not an array');
+  const deadline = own(value, 'deadline');
+  if (deadline !== undefined && (typeof deadline !== 'number' || !Number.isFinite(deadline))) {
+    throw new QAMBadMessageException('Request "deadline" is not a finite number');
+  }
+  return deadline === undefined ? { method, params } : { method, params, deadline };
+}
+
+function parseErrorPayload(value: unknown, depth: number): ErrorPayload {
+  if (!isRecord(value)) throw new QAMBadMessageException('Reply "error" is not an object');
+  const name = own(value, 'name');
+  const message = own(value, 'message');
+  if (typeof name !== 'string' || typeof message !== 'string') {
+    throw new QAMBadMessageException('Reply "error" lacks a string name or message');
+  }
+  const payload: ErrorPayload = { name, message };
+  const code = own(value, 'code');
+  if (typeof code === 'string') payload.code = code;
+  const args = own(value, 'args');
+  if (Array.isArray(args)) payload.args = args;
+  const stack = own(value, 'stack');
+  if (typeof stack === 'string') payload.stack = stack;
+  const cause = own(value, 'cause');
+  if (cause !== undefined && depth < causeDepthLimit) payload.cause = parseErrorPayload(cause, depth + 1);
+  return payload;
+}
+
+/** Reads a decoded reply body; throws QAMBadMessageException naming what is wrong. */
+export function parseReply(value: unknown): ReplyEnvelope {
+  if (!isRecord(value)) throw new QAMBadMessageException('Reply body is not an object');
+  if (Object.prototype.hasOwnProperty.call(value, 'error')) {
+    return { error: parseErrorPayload(value['error'], 0) };
+  }
+  if (!Object.prototype.hasOwnProperty.call(value, 'result')) {
+    throw new QAMBadMessageException('Reply has neither "result" nor "error"');
+  }
+  return { result: value['result'] };
+}
+
+/** Turns anything thrown by a remote function into its wire form. */
+export function errorToPayload(error: unknown, exposeStack: boolean, depth = 0): ErrorPayload {
+  if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
+  const payload: ErrorPayload = { name: error.name, message: error.message };
+  const { code, args } = error as { code?: unknown; args?: unknown };
+  if (typeof code === 'string') payload.code = code;
+  if (Array.isArray(args)) payload.args = args;
+  if (exposeStack && error.stack !== undefined) payload.stack = error.stack;
+  if (error.cause !== undefined && depth < causeDepthLimit) {
+    payload.cause = errorToPayload(error.cause, exposeStack, depth + 1);
+  }
+  return payload;
+}
+
+/** Error classes a proxy rebuilds by name instead of a generic QAMRemoteException. */
+export type ErrorClass = abstract new (...args: never[]) => Error;
+
+function rebuildServerError(payload: ErrorPayload): QAMException | undefined {
+  switch (payload.code) {
+    case serverErrorCodes.methodNotFound:
+      return new QAMMethodNotFoundException(payload.message);
+    case serverErrorCodes.badMessage:
+      return new QAMBadMessageException(payload.message);
+    case serverErrorCodes.payloadTooLarge:
+      return new QAMPayloadTooLargeException(payload.message);
+    case serverErrorCodes.serialization:
+      return new QAMSerializationException(payload.message);
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Rebuilds a remote error: qam's own server errors as their classes, a registered class by its
+ * name (without running its constructor, whose signature qam cannot know), anything else as
+ * QAMRemoteException.
+ */
+export function payloadToError(payload: ErrorPayload, classes: ReadonlyMap<string, ErrorClass>, depth = 0): Error {
+  if (depth === 0 && payload.name.startsWith('QAM')) {
+    const own = rebuildServerError(payload);
+    if (own !== undefined) return own;
+  }
+  const cause = payload.cause === undefined ? undefined : payloadToError(payload.cause, classes, depth + 1);
+  const registered = classes.get(payload.name);
+  if (registered !== undefined) {
+    const error = Object.create(registered.prototype as object) as Error & Record<string, unknown>;
+    Object.defineProperties(error, {
+      message: { value: payload.message, writable: true, configurable: true },
+      stack: { value: `${payload.name}: ${payload.message}`, writable: true, configurable: true },
+    });
+    if (payload.code !== undefined) error['code'] = payload.code;
+    if (payload.args !== undefined) error['args'] = payload.args;
+    if (cause !== undefined) error['cause'] = cause;
+    if (payload.stack !== undefined) error['remoteStack'] = payload.stack;
+    return error;
+  }
+  const details: ConstructorParameters<typeof QAMRemoteException>[1] = { remoteName: payload.name };
+  if (payload.code !== undefined) details.code = payload.code;
+  if (cause !== undefined) details.cause = cause;
+  if (payload.args !== undefined) details.args = payload.args;
+  if (payload.stack !== undefined) details.remoteStack = payload.stack;
+  return new QAMRemoteException(payload.message, details);
+}

@@ -1,0 +1,56 @@
+/**
+ * Broker names. qam's own protocol uses callme's scheme, so RabbitMQ permission regexes can confine
+ * each server and client to its own names; the `'qam'` protocol uses Python QAM's names.
+ */
+
+const idPattern = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$/;
+
+/** Throws a TypeError unless `id` can be part of an AMQP name (letters, digits, `_ . : -`). */
+export function checkId(kind: string, id: unknown): string {
+  if (typeof id !== 'string' || !idPattern.test(id)) {
+    throw new TypeError(
+      `${kind} must be 1-200 characters of letters, digits, '_', '.', ':' or '-' starting with a letter or digit; got ${JSON.stringify(id)}`,
+    );
+  }
+  return id;
+}
+
+/** callme's server names: requests go to `server_<id>_ex`, bound to `server_<id>_queue`. */
+export function serverNames(serverId: string): { exchange: string; queue: string; routingKey: string } {
+  return { exchange: `server_${serverId}_ex`, queue: `server_${serverId}_queue`, routingKey: serverId };
+}
+
+/** callme's client names: replies come through `client_<user>_ex_<uid>` to `client_<user>_queue_<uid>`. */
+export function clientNames(user: string, uid: string): { exchange: string; queue: string } {
+  return { exchange: `client_${user}_ex_${uid}`, queue: `client_${user}_queue_${uid}` };
+}
+
+/** Python QAM's names for a server `S` and a proxy `C` (see qam-wire-format.md). */
+export function qamServerNames(serverId: string): {
+  exchange: string;
+  queue: string;
+  routingKey: string;
+  replyExchange: string;
+} {
+  return {
+    exchange: `${serverId}_server_exchange`,
+    queue: `${serverId}_server_queue`,
+    routingKey: `${serverId}_server_routing_key`,
+    replyExchange: `${serverId}_client_exchange`,
+  };
+}
+
+export function qamClientNames(clientId: string): { queue: string; routingKey: string } {
+  return { queue: `${clientId}_client_queue`, routingKey: `${clientId}_client_routing_key` };
+}
+
+/** RabbitMQ's direct reply-to pseudo queue. */
+export const directReplyTo = 'amq.rabbitmq.reply-to';
+
+/**
+ * Where a reply to `replyTo` is published: direct reply-to names go through the default exchange,
+ * anything else names the client's own reply exchange (callme's scheme).
+ */
+export function replyRoute(replyTo: string): { exchange: string; routingKey: string } {
+  return replyTo.startsWith(directReplyTo) ? { exchange: '', routingKey: replyTo } : { exchange: replyTo, routingKey: '' };
+}

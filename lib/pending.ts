@@ -1,0 +1,176 @@
+import { QAMAbortException, QAMTimeoutException, describeError } from './errors.js';
+import type { Logger } from './logger.js';
+
+/** QAM's callback states. */
+export const CallbackState = { waiting: 0, processing: 1, finished: 2 } as const;
+export type CallbackState = (typeof CallbackState)[keyof typeof CallbackState];
+
+/** Receives the result or the error of a callback-mode call; may return a promise. */
+export type ResultCallback = (result: any) => unknown;
+export type ErrorCallback = (error: Error) => unknown;
+
+/** How a call ends: a promise to settle, or QAM's callbacks to run. */
+export type Completion =
+  | { kind: 'promise'; resolve: (value: unknown) => void; reject: (error: Error) => void }
+  | { kind: 'callback'; ok: ResultCallback; err: ErrorCallback | undefined };
+
+interface Entry {
+  readonly method: string;
+  readonly timeoutMs: number;
+  readonly deadline: number;
+  readonly completion: Completion;
+  timer: NodeJS.Timeout | undefined;
+  detachSignal: (() => void) | undefined;
+}
+
+/**
+ * The table of calls waiting for a reply. Reply, timeout, abort, returned message, failed publish,
+ * connection loss and close all end a call through {@link settle}, which removes the entry and its
+ * timer, so every call ends exactly once and a finished call holds no memory.
+ */
+export class PendingCalls {
+  readonly #entries = new Map<string, Entry>();
+  readonly #running = new Set<string>();
+  readonly #logger: Logger;
+  #callbacks = 0;
+  #unknownReplies = 0;
+
+  constructor(logger: Logger) {
+    this.#logger = logger;
+  }
+
+  /** Calls waiting for their reply. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Replies that matched no waiting call (late replies to timed-out or cancelled calls). */
+  get unknownReplies(): number {
+    return this.#unknownReplies;
+  }
+
+  /** Callback-mode calls not finished: waiting for a reply, or running `ok`/`err`. */
+  get waitingCallbacks(): number {
+    return this.#callbacks + this.#running.size;
+  }
+
+  /** Registers a call; its timer starts now. An already aborted signal settles it at once. */
+  add(id: string, method: string, timeoutMs: number, completion: Completion, signal?: AbortSignal): void {
+    const entry: Entry = {
+      method,
+      timeoutMs,
+      deadline: Date.now() + timeoutMs,
+      completion,
+      timer: setTimeout(this.#expire, timeoutMs, id),
+      detachSignal: undefined,
+    };
+    this.#entries.set(id, entry);
+    if (completion.kind === 'callback') this.#callbacks++;
+    if (signal !== undefined) {
+      if (signal.aborted) {
+        this.settle(id, abortError(method, signal.reason));
+        return;
+      }
+      const onAbort = (): void => {
+        this.settle(id, abortError(method, signal.reason));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      entry.detachSignal = () => signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  has(id: string): boolean {
+    return this.#entries.has(id);
+  }
+
+  /** The method and absolute deadline (epoch ms) of a waiting call. */
+  describe(id: string): { method: string; deadline: number } | undefined {
+    const entry = this.#entries.get(id);
+    return entry === undefined ? undefined : { method: entry.method, deadline: entry.deadline };
+  }
+
+  /** QAM's state of a callback-mode call; unknown and finished ids answer `finished`. */
+  state(id: string): CallbackState {
+    if (this.#running.has(id)) return CallbackState.processing;
+    return this.#entries.has(id) ? CallbackState.waiting : CallbackState.finished;
+  }
+
+  /**
+   * Ends a call with a result or an error. Returns false when the id is not waiting (already
+   * settled, or never known); such a reply is counted by {@link noteUnknownReply} by the caller.
+   */
+  settle(id: string, outcome: Error | { value: unknown }): boolean {
+    const entry = this.#entries.get(id);
+    if (entry === undefined) return false;
+    this.#entries.delete(id);
+    clearTimeout(entry.timer);
+    entry.detachSignal?.();
+    const completion = entry.completion;
+    if (completion.kind === 'promise') {
+      if (outcome instanceof Error) completion.reject(outcome);
+      else completion.resolve(outcome.value);
+    } else {
+      this.#callbacks--;
+      this.#runCallback(id, entry.method, completion, outcome);
+    }
+    return true;
+  }
+
+  noteUnknownReply(): void {
+    this.#unknownReplies++;
+  }
+
+  /** Ends every waiting call with `error`. */
+  settleAll(error: Error): void {
+    for (const id of [...this.#entries.keys()]) this.settle(id, error);
+  }
+
+  /** Ends the waiting calls the predicate selects. */
+  settleWhere(predicate: (id: string) => boolean, error: Error): void {
+    for (const id of [...this.#entries.keys()]) if (predicate(id)) this.settle(id, error);
+  }
+
+  readonly #expire = (id: string): void => {
+    const entry = this.#entries.get(id);
+    if (entry === undefined) return;
+    entry.timer = undefined;
+    this.settle(id, new QAMTimeoutException(`Call to ${entry.method} got no reply within ${entry.timeoutMs / 1000} s`));
+  };
+
+  #runCallback(id: string, method: string, completion: Extract<Completion, { kind: 'callback' }>, outcome: Error | { value: unknown }): void {
+    const handler: ((value: any) => unknown) | undefined = outcome instanceof Error ? completion.err : completion.ok;
+    if (handler === undefined) {
+      this.#logger.error(`callback call ${id} to ${method} failed and has no error function: ${describeError(outcome)}`);
+      return;
+    }
+    this.#running.add(id);
+    let returned: unknown;
+    try {
+      returned = handler(outcome instanceof Error ? outcome : outcome.value);
+    } catch (error) {
+      this.#callbackFailed(id, method, error);
+      return;
+    }
+    if (isThenable(returned)) {
+      returned.then(
+        () => this.#running.delete(id),
+        (error: unknown) => this.#callbackFailed(id, method, error),
+      );
+    } else {
+      this.#running.delete(id);
+    }
+  }
+
+  #callbackFailed(id: string, method: string, error: unknown): void {
+    this.#running.delete(id);
+    this.#logger.error(`callback of call ${id} to ${method} threw: ${describeError(error)}`);
+  }
+}
+
+function abortError(method: string, reason: unknown): QAMAbortException {
+  return new QAMAbortException(`Call to ${method} was aborted`, reason);
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}

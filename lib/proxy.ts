@@ -1,0 +1,184 @@
+import { inspect } from 'node:util';
+import { RpcClient } from './client.js';
+import { QAMConnection, type ConnectionOptions } from './connection.js';
+import { checkMethodPath, type ErrorClass } from './envelope.js';
+import { QAMInvalidCallException } from './errors.js';
+import { checkId } from './naming.js';
+import type { Completion, ErrorCallback, ResultCallback } from './pending.js';
+import type { CallMode, ControlName, QAMProxy as QAMProxyType, UntypedApi } from './remote.js';
+import { serializerNamed, type SerializerName } from './serializers.js';
+
+/** Options of a {@link QAMProxy}. Connection options apply when no `connection` is given. */
+export interface QAMProxyOptions extends ConnectionOptions {
+  /** The id of the server to call. */
+  serverId: string;
+  /** Share an existing connection; the proxy then leaves it open on close. */
+  connection?: QAMConnection;
+  /** `'json'` (what every peer reads) or `'superjson'` (Date, BigInt, Map, Set, …). @default 'json' */
+  serializer?: SerializerName;
+  /** Seconds a call waits for its reply before QAMTimeoutException; fractions allowed. @default 30 */
+  timeout?: number;
+  /** Requests and replies larger than this many bytes are refused with PAYLOAD_TOO_LARGE. @default 16 MiB */
+  maxMessageBytes?: number;
+  /**
+   * Error classes to rebuild: a remote error whose name is one of these classes' names arrives as
+   * an instance of that class (constructor not run), so `instanceof` and inheritance work.
+   */
+  errors?: ErrorClass[];
+}
+
+interface CallSettings {
+  readonly timeoutMs: number;
+  readonly signal: AbortSignal | undefined;
+  readonly callbacks: { ok: ResultCallback; err: ErrorCallback | undefined } | undefined;
+}
+
+const controlNames: ReadonlySet<string> = new Set<ControlName>([
+  'callback',
+  'setTimeout',
+  'withSignal',
+  'invoke',
+  'cancel',
+  'getCallbackState',
+  'getNumWaitingCallbacks',
+  'getStats',
+  'close',
+]);
+
+/**
+ * Property names JavaScript itself, Node and test frameworks probe on any object (promise
+ * resolution, matcher, React and DOM checks). They must never become remote calls: `await proxy`
+ * would otherwise publish a request for `then` and wait on it. Names starting with `_` or `@@`
+ * are absent too (servers never expose `_` names).
+ */
+const absentNames: ReadonlySet<string> = new Set(['then', 'constructor', 'asymmetricMatch', '$$typeof', 'nodeType', 'tagName']);
+
+/** Conversions that print the proxy's label instead of calling anything. */
+const labelNames: ReadonlySet<string> = new Set(['toJSON', 'toString', 'valueOf']);
+
+const childCacheLimit = 256;
+
+function toTimeoutMs(seconds: unknown): number {
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds <= 0) {
+    throw new QAMInvalidCallException(`Timeout must be a positive number of seconds, got ${String(seconds)}`);
+  }
+  return seconds * 1000;
+}
+
+/**
+ * Builds the ES Proxy for one path. The target is an arrow function so the proxy is callable and
+ * has no non-configurable own properties to contradict.
+ */
+function remoteProxy(client: RpcClient, settings: CallSettings, path: readonly string[], label: string): object {
+  const children = new Map<string, object>();
+  const describe = (): string => label;
+  const target = (): void => undefined;
+  const controls = path.length === 0 ? rootControls(client, settings, label) : undefined;
+
+  return new Proxy(target, {
+    get(_target, property) {
+      if (typeof property === 'symbol') {
+        if (property === Symbol.toPrimitive || property === inspect.custom) return describe;
+        if (property === Symbol.toStringTag) return 'QAMProxy';
+        return undefined;
+      }
+      if (controls !== undefined && controlNames.has(property)) return controls[property];
+      if (absentNames.has(property) || property.startsWith('_') || property.startsWith('@@')) return undefined;
+      if (labelNames.has(property)) return describe;
+      let child = children.get(property);
+      if (child === undefined) {
+        const childPath = [...path, property];
+        child = remoteProxy(client, settings, childPath, `QAMProxy(${childPath.join('.')})`);
+        if (children.size < childCacheLimit) children.set(property, child);
+      }
+      return child;
+    },
+    apply(_target, _this, params: unknown[]) {
+      return call(client, settings, path.join('.'), params);
+    },
+    set() {
+      return false;
+    },
+    defineProperty() {
+      return false;
+    },
+    deleteProperty() {
+      return false;
+    },
+  });
+}
+
+/** Sends one call; a bad path ends the call the way any failure would, never by throwing. */
+function call(client: RpcClient, settings: CallSettings, method: string, params: unknown[]): Promise<unknown> | string {
+  const callbacks = settings.callbacks;
+  if (callbacks === undefined) {
+    return new Promise((resolve, reject) => send(client, settings, method, params, { kind: 'promise', resolve, reject }));
+  }
+  return send(client, settings, method, params, { kind: 'callback', ok: callbacks.ok, err: callbacks.err });
+}
+
+function send(client: RpcClient, settings: CallSettings, method: string, params: unknown[], completion: Completion): string {
+  if (!checkMethodPath(method)) {
+    return client.fail(method, completion, new QAMInvalidCallException(`'${method}' is not a callable path: call a function or instance.method`));
+  }
+  return client.call({ method, params, timeoutMs: settings.timeoutMs, signal: settings.signal, completion });
+}
+
+function rootControls(client: RpcClient, settings: CallSettings, label: string): Record<string, unknown> {
+  const configured = (next: CallSettings): object => remoteProxy(client, next, [], label);
+  return {
+    callback: (ok: unknown, err?: unknown) => {
+      if (typeof ok !== 'function' || (err !== undefined && typeof err !== 'function')) {
+        throw new QAMInvalidCallException('callback(ok, err) expects functions');
+      }
+      return configured({ ...settings, callbacks: { ok: ok as ResultCallback, err: err as ErrorCallback | undefined } });
+    },
+    setTimeout: (seconds: unknown) => configured({ ...settings, timeoutMs: toTimeoutMs(seconds) }),
+    withSignal: (signal: unknown) => {
+      if (!(signal instanceof AbortSignal)) throw new QAMInvalidCallException('withSignal expects an AbortSignal');
+      return configured({ ...settings, signal });
+    },
+    invoke: (method: unknown, ...params: unknown[]) => call(client, settings, String(method), params),
+    cancel: (uid: unknown) => typeof uid === 'string' && client.cancel(uid),
+    getCallbackState: (uid: unknown) => client.pending.state(String(uid)),
+    getNumWaitingCallbacks: () => client.pending.waitingCallbacks,
+    getStats: () => ({ pending: client.pending.size, droppedReplies: client.pending.unknownReplies }),
+    close: () => client.close(),
+  };
+}
+
+/** The constructor of {@link QAMProxy}: `new QAMProxy<Api>(options)`. */
+export interface QAMProxyConstructor {
+  new <Api = UntypedApi>(options: QAMProxyOptions): QAMProxyType<Api, 'promise'>;
+}
+
+class ProxyFactory {
+  constructor(options: QAMProxyOptions) {
+    const serverId = checkId('serverId', options.serverId);
+    const connection = options.connection ?? new QAMConnection(options);
+    const client = new RpcClient({
+      serverId,
+      connection,
+      ownsConnection: options.connection === undefined,
+      serializer: serializerNamed(options.serializer ?? 'json'),
+      maxBytes: options.maxMessageBytes ?? 16 * 1024 * 1024,
+      errorClasses: new Map((options.errors ?? []).map((errorClass) => [errorClass.name, errorClass])),
+      logger: options.logger ?? connection.logger,
+    });
+    const settings: CallSettings = { timeoutMs: toTimeoutMs(options.timeout ?? 30), signal: undefined, callbacks: undefined };
+    return remoteProxy(client, settings, [], `QAMProxy(server ${serverId})`) as ProxyFactory;
+  }
+}
+
+/**
+ * Calls a QAMServer's functions as if they were local: `await proxy.add(2, 3)`,
+ * `await proxy.my_instance.adder_function(2, 4)`. Typed with the server's API, calls are checked
+ * at compile time.
+ *
+ * @example
+ * const proxy = new QAMProxy<typeof api>({ serverId: 'calc', timeout: 10 });
+ * const sum = await proxy.add(2, 3);
+ * await proxy.close();
+ */
+export const QAMProxy = ProxyFactory as unknown as QAMProxyConstructor;
+export type QAMProxy<Api = UntypedApi, Mode extends CallMode = 'promise'> = QAMProxyType<Api, Mode>;

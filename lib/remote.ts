@@ -1,0 +1,100 @@
+import type { CallbackState, ErrorCallback, ResultCallback } from './pending.js';
+
+/**
+ * The types a proxy derives from the server's registrations: `import type` the API (an object of
+ * functions and instances, or `ServerApi<typeof server>`) and `new QAMProxy<Api>(…)` checks every
+ * call at compile time.
+ */
+
+type AnyFunction = (...args: any[]) => any;
+
+/** Names a server never exposes and a proxy never sends. */
+type HiddenName = `_${string}` | 'constructor';
+
+/** How calls of a proxy complete: awaited promises, or QAM's callbacks returning a uid. */
+export type CallMode = 'promise' | 'callback';
+
+/** The names a proxy keeps for itself at its top level; reach remote functions so named with `invoke`. */
+export type ControlName =
+  | 'callback'
+  | 'setTimeout'
+  | 'withSignal'
+  | 'invoke'
+  | 'cancel'
+  | 'getCallbackState'
+  | 'getNumWaitingCallbacks'
+  | 'getStats'
+  | 'close';
+
+type Completed<F, Mode extends CallMode> = F extends (...args: infer A) => infer R
+  ? (...args: A) => Mode extends 'callback' ? string : Promise<Awaited<R>>
+  : never;
+
+type MethodNames<T> = {
+  [K in keyof T]: K extends HiddenName ? never : K extends string ? (T[K] extends AnyFunction ? K : never) : never;
+}[keyof T];
+
+type RemoteInstance<T, Mode extends CallMode> = { readonly [K in MethodNames<T>]: Completed<T[K], Mode> };
+
+/** The remote side of an API: every function returns a promise (or a uid in callback mode). */
+export type RemoteApi<Api, Mode extends CallMode = 'promise'> = {
+  readonly [K in keyof Api as K extends HiddenName | ControlName ? never : K extends string ? K : never]: Api[K] extends AnyFunction
+    ? Completed<Api[K], Mode>
+    : RemoteInstance<Api[K], Mode>;
+};
+
+/** Every callable path of an API: `function` or `instance.method`. */
+export type MethodPath<Api> = {
+  [K in keyof Api & string]: K extends HiddenName ? never : Api[K] extends AnyFunction ? K : `${K}.${MethodNames<Api[K]> & string}`;
+}[keyof Api & string];
+
+type FunctionAt<Api, P> = P extends `${infer I}.${infer M}`
+  ? I extends keyof Api
+    ? M extends keyof Api[I]
+      ? Api[I][M]
+      : never
+    : never
+  : P extends keyof Api
+    ? Api[P]
+    : never;
+
+/** Counters of a proxy. */
+export interface QAMProxyStats {
+  /** Calls waiting for their reply. */
+  pending: number;
+  /** Replies that matched no waiting call (they came after a timeout or cancel) and were dropped. */
+  droppedReplies: number;
+}
+
+/** The proxy's own methods, at its top level. */
+export interface ProxyControls<Api, Mode extends CallMode> {
+  /**
+   * A proxy whose calls return a uid at once and end by calling `ok(result)` or `err(error)`,
+   * exactly once (QAM's asynchronous mode). Without `err`, failures are logged.
+   */
+  callback(ok: ResultCallback, err?: ErrorCallback): QAMProxy<Api, 'callback'>;
+  /** A proxy whose calls time out after `seconds` (fractions allowed) with QAMTimeoutException. */
+  setTimeout(seconds: number): QAMProxy<Api, Mode>;
+  /** A proxy whose calls are cancelled when `signal` aborts (rejecting with QAMAbortException). */
+  withSignal(signal: AbortSignal): QAMProxy<Api, Mode>;
+  /** Calls `method` (`'name'` or `'instance.method'`) explicitly: for names that collide with a control. */
+  invoke<P extends MethodPath<Api>>(method: P, ...params: Parameters<FunctionAt<Api, P> & AnyFunction>): ReturnType<Completed<FunctionAt<Api, P>, Mode>>;
+  /** Cancels the call with this uid; its `err` (or rejection) gets QAMAbortException. False if it already ended. */
+  cancel(uid: string): boolean;
+  /** QAM's state of a callback call: 0 waiting, 1 running `ok`/`err`, 2 finished (also for unknown uids). */
+  getCallbackState(uid: string): CallbackState;
+  /** Callback calls not finished yet. */
+  getNumWaitingCallbacks(): number;
+  getStats(): QAMProxyStats;
+  /** Rejects every waiting call with QAMClosedException and closes the proxy's channel (and connection, if it owns it). */
+  close(): Promise<void>;
+}
+
+/** An API nobody described: any name is callable and returns `Promise<any>`. */
+export interface UntypedApi {
+  [name: string]: any;
+}
+
+/** A proxy of `Api` (untyped by default: any name is callable). */
+export type QAMProxy<Api = UntypedApi, Mode extends CallMode = 'promise'> = ProxyControls<Api, Mode> &
+  (string extends keyof Api ? { readonly [name: string]: any } : RemoteApi<Api, Mode>);
