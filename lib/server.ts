@@ -2,12 +2,13 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { QAMConnection, type ConnectionOptions } from './connection.js';
 import { DispatchTable, type RemoteFunction, type Target } from './dispatch.js';
-import { QAMBadMessageException, QAMClosedException, QAMMethodNotFoundException, QAMPayloadTooLargeException, QAMSerializationException, describeError } from './errors.js';
-import { checkMethodPath, errorToPayload, parseRequest, type ReplyEnvelope } from './envelope.js';
+import { checkMethodPath } from './envelope.js';
+import { QAMClosedException, describeError } from './errors.js';
 import type { Logger } from './logger.js';
-import { checkId, replyRoute, serverNames } from './naming.js';
+import { checkId, serverNames } from './naming.js';
 import { WorkerPool } from './pool.js';
-import { serializerForContentType, serializerNamed, type Serializer, type SerializerName } from './serializers.js';
+import { nativeProtocol, type CallOutcome, type ServerProtocol } from './protocol.js';
+import { serializerNamed, type SerializerName } from './serializers.js';
 
 /** Options of a {@link QAMServer}. Connection options apply when no `connection` is given. */
 export interface QAMServerOptions extends ConnectionOptions {
@@ -79,16 +80,13 @@ export class QAMServer<Registered extends object = {}> {
   readonly #logger: Logger;
   readonly #table = new DispatchTable();
   readonly #pool: WorkerPool;
-  readonly #names: ReturnType<typeof serverNames>;
-  readonly #maxBytes: number;
-  readonly #exposeStack: boolean;
+  readonly #protocols: ServerProtocol[];
   readonly #ackOnReceipt: boolean;
-  readonly #fallbackSerializer: Serializer;
   readonly #drainTimeoutMs: number;
   readonly #stats = { served: 0, failed: 0, expired: 0 };
   #state: 'idle' | 'serving' | 'closing' | 'closed' = 'idle';
   #detach: (() => void) | undefined;
-  #consumer: { channel: Channel; tag: string } | undefined;
+  readonly #consumers = new Map<ServerProtocol, { channel: Channel; tag: string }>();
   #replyChannel: Promise<Channel> | undefined;
   #starting: Promise<void> | undefined;
   #restartTimer: NodeJS.Timeout | undefined;
@@ -99,11 +97,14 @@ export class QAMServer<Registered extends object = {}> {
     this.connection = options.connection ?? new QAMConnection(options);
     this.#logger = options.logger ?? this.connection.logger;
     this.#pool = new WorkerPool(options.workers ?? 16);
-    this.#names = serverNames(this.serverId);
-    this.#maxBytes = options.maxMessageBytes ?? 16 * 1024 * 1024;
-    this.#exposeStack = options.exposeStack ?? false;
+    const settings = {
+      serverId: this.serverId,
+      maxBytes: options.maxMessageBytes ?? 16 * 1024 * 1024,
+      exposeStack: options.exposeStack ?? false,
+      fallbackSerializer: serializerNamed(options.serializer ?? 'json'),
+    };
+    this.#protocols = [nativeProtocol(settings)];
     this.#ackOnReceipt = options.ack === 'onReceipt';
-    this.#fallbackSerializer = serializerNamed(options.serializer ?? 'json');
     this.#drainTimeoutMs = (options.drainTimeout ?? 30) * 1000;
   }
 
@@ -161,8 +162,8 @@ export class QAMServer<Registered extends object = {}> {
     this.#state = 'closing';
     clearTimeout(this.#restartTimer);
     await this.#starting?.catch(() => undefined);
-    const consumer = this.#consumer;
-    if (consumer !== undefined) await consumer.channel.cancel(consumer.tag).catch(() => undefined);
+    const consumers = [...this.#consumers.values()];
+    for (const { channel, tag } of consumers) await channel.cancel(tag).catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     const drained = await Promise.race([
       this.#pool.idle().then(() => true),
@@ -172,7 +173,7 @@ export class QAMServer<Registered extends object = {}> {
     if (!drained) this.#logger.warn(`server ${this.serverId} closed with ${this.#pool.active} calls still running`);
     this.#detach?.();
     if (options.deleteQueue === true) await this.#deleteTopology();
-    const channels = [consumer?.channel, await this.#replyChannel?.catch(() => undefined)];
+    const channels = [...consumers.map(({ channel }) => channel), await this.#replyChannel?.catch(() => undefined)];
     this.#forgetChannels();
     for (const channel of channels) await channel?.close().catch(() => undefined);
     if (this.#ownsConnection) await this.connection.close();
@@ -182,8 +183,9 @@ export class QAMServer<Registered extends object = {}> {
   async #deleteTopology(): Promise<void> {
     try {
       const channel = await (await this.connection.model()).createChannel();
-      await channel.deleteQueue(this.#names.queue);
-      await channel.deleteExchange(this.#names.exchange);
+      const { queue, exchange } = serverNames(this.serverId);
+      await channel.deleteQueue(queue);
+      await channel.deleteExchange(exchange);
       await channel.close();
     } catch (error) {
       this.#logger.warn(`server ${this.serverId} could not delete its queue and exchange: ${describeError(error)}`);
@@ -199,20 +201,20 @@ export class QAMServer<Registered extends object = {}> {
 
   async #open(): Promise<void> {
     const model = await this.connection.model();
-    const channel = await model.createChannel();
-    channel.on('error', (error: Error) => this.#logger.error(`server ${this.serverId} channel error: ${describeError(error)}`));
-    channel.on('close', () => this.#channelClosed(channel));
-    const { exchange, queue, routingKey } = this.#names;
-    await channel.prefetch(this.#pool.size);
-    await channel.assertExchange(exchange, 'direct', { durable: true, autoDelete: false });
-    await channel.assertQueue(queue, { durable: true, exclusive: false, autoDelete: false });
-    await channel.bindQueue(queue, exchange, routingKey);
-    const { consumerTag } = await channel.consume(queue, (message) => {
-      if (message === null) this.#consumerCancelled(channel);
-      else this.#receive(channel, message);
-    });
-    this.#consumer = { channel, tag: consumerTag };
-    this.#logger.info(`server ${this.serverId} consumes ${queue}`);
+    for (const protocol of this.#protocols) {
+      if (this.#consumers.has(protocol)) continue;
+      const channel = await model.createChannel();
+      channel.on('error', (error: Error) => this.#logger.error(`server ${this.serverId} channel error: ${describeError(error)}`));
+      channel.on('close', () => this.#channelClosed(protocol, channel));
+      await channel.prefetch(this.#pool.size);
+      await protocol.declare(channel);
+      const { consumerTag } = await channel.consume(protocol.queue, (message) => {
+        if (message === null) this.#consumerCancelled(protocol, channel);
+        else this.#receive(protocol, channel, message);
+      });
+      this.#consumers.set(protocol, { channel, tag: consumerTag });
+      this.#logger.info(`server ${this.serverId} consumes ${protocol.queue}`);
+    }
   }
 
   #restart(): void {
@@ -232,22 +234,22 @@ export class QAMServer<Registered extends object = {}> {
   }
 
   #forgetChannels(): void {
-    this.#consumer = undefined;
+    this.#consumers.clear();
     this.#replyChannel = undefined;
   }
 
-  #channelClosed(channel: Channel): void {
-    if (this.#consumer?.channel !== channel) return;
-    this.#consumer = undefined;
+  #channelClosed(protocol: ServerProtocol, channel: Channel): void {
+    if (this.#consumers.get(protocol)?.channel !== channel) return;
+    this.#consumers.delete(protocol);
     if (this.#state === 'serving' && this.connection.connected) {
       this.#logger.error(`server ${this.serverId}: its channel closed; consuming again in 1 s`);
       this.#scheduleRestart();
     }
   }
 
-  #consumerCancelled(channel: Channel): void {
-    this.#logger.error(`server ${this.serverId}: the broker cancelled the consumer of ${this.#names.queue} (queue deleted?); redeclaring in 1 s`);
-    if (this.#consumer?.channel === channel) this.#consumer = undefined;
+  #consumerCancelled(protocol: ServerProtocol, channel: Channel): void {
+    this.#logger.error(`server ${this.serverId}: the broker cancelled the consumer of ${protocol.queue} (queue deleted?); redeclaring in 1 s`);
+    if (this.#consumers.get(protocol)?.channel === channel) this.#consumers.delete(protocol);
     channel.close().catch(() => undefined);
     this.#scheduleRestart();
   }
@@ -268,92 +270,67 @@ export class QAMServer<Registered extends object = {}> {
     return opened;
   }
 
-  #receive(channel: Channel, message: ConsumeMessage): void {
+  #receive(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage): void {
     if (this.#ackOnReceipt) ack(channel, message);
     const settle = this.#ackOnReceipt ? noop : () => ack(channel, message);
-    const { contentType } = message.properties as { contentType?: string };
-    const serializer = serializerForContentType(contentType);
-    if (serializer === undefined) {
-      this.#fail(message, this.#fallbackSerializer, new QAMBadMessageException(`Unsupported content type '${String(contentType)}'`), settle);
+    const read = protocol.read(message);
+    if ('error' in read) {
+      this.#refuse(protocol, message, read.error, settle);
       return;
     }
-    if (message.content.length > this.#maxBytes) {
-      this.#fail(message, serializer, new QAMPayloadTooLargeException(`Request of ${message.content.length} bytes exceeds the server's limit of ${this.#maxBytes} bytes`), settle);
-      return;
-    }
-    let method: string;
-    let params: unknown[];
-    let deadline: number | undefined;
-    try {
-      ({ method, params, deadline } = parseRequest(serializer.decode(message.content)));
-    } catch (error) {
-      const reason = error instanceof QAMBadMessageException ? error : new QAMBadMessageException(`Request body cannot be decoded as ${serializer.name}: ${describeError(error)}`);
-      this.#fail(message, serializer, reason, settle);
-      return;
-    }
+    const { method, params, deadline } = read.call;
     const target = checkMethodPath(method) ? this.#table.resolve(method) : undefined;
     if (target === undefined) {
-      this.#fail(message, serializer, new QAMMethodNotFoundException(`Method '${method}' is not registered on server ${this.serverId}`), settle);
+      this.#refuse(protocol, message, protocol.notFound(method), settle);
       return;
     }
     const context: CallContext = { method, redelivered: message.fields.redelivered, deadline };
-    this.#pool.run(() => this.#run(message, serializer, target, params, context, settle));
+    this.#pool.run(() => this.#run(protocol, message, target, params, context, settle));
   }
 
-  async #run(message: ConsumeMessage, serializer: Serializer, target: Target, params: unknown[], context: CallContext, settle: () => void): Promise<void> {
+  async #run(protocol: ServerProtocol, message: ConsumeMessage, target: Target, params: unknown[], context: CallContext, settle: () => void): Promise<void> {
     if (context.deadline !== undefined && context.deadline <= Date.now()) {
       this.#stats.expired++;
       this.#logger.debug(`server ${this.serverId} skips ${context.method}: its caller's deadline passed`);
       settle();
       return;
     }
-    let reply: ReplyEnvelope;
+    let outcome: CallOutcome;
     try {
-      const result = await callContext.run(context, () => target.fn.apply(target.thisArg, params));
-      reply = { result: result === undefined && serializer.name === 'json' ? null : result };
+      outcome = { result: await callContext.run(context, () => target.fn.apply(target.thisArg, params)) };
     } catch (error) {
-      reply = { error: errorToPayload(error, this.#exposeStack) };
+      outcome = { error };
     }
-    const encoded = this.#encodeReply(serializer, reply, context.method);
-    if (encoded.failed) this.#stats.failed++;
-    else this.#stats.served++;
-    await this.#publishReply(message, serializer, encoded.body);
+    await this.#answer(protocol, message, outcome, context.method);
     settle();
   }
 
-  #fail(message: ConsumeMessage, serializer: Serializer, error: Error, settle: () => void): void {
-    this.#stats.failed++;
+  #refuse(protocol: ServerProtocol, message: ConsumeMessage, error: Error, settle: () => void): void {
     this.#logger.warn(`server ${this.serverId} refused a request: ${error.message}`);
-    this.#publishReply(message, serializer, serializer.encode({ error: errorToPayload(error, false) })).then(settle, settle);
+    this.#answer(protocol, message, { error }, undefined).then(settle, settle);
   }
 
-  /** Encodes a reply; a result that cannot be serialized or is too large becomes an error reply. */
-  #encodeReply(serializer: Serializer, reply: ReplyEnvelope, method: string): { body: Buffer; failed: boolean } {
-    let problem: Error;
+  /** Publishes the reply; an outcome that cannot be sent becomes an error reply saying why. */
+  async #answer(protocol: ServerProtocol, message: ConsumeMessage, outcome: CallOutcome, method: string | undefined): Promise<void> {
+    let reply;
     try {
-      const body = serializer.encode(reply);
-      if (body.length <= this.#maxBytes) return { body, failed: 'error' in reply };
-      problem = new QAMPayloadTooLargeException(`Reply of ${method} is ${body.length} bytes, above the server's limit of ${this.#maxBytes} bytes`);
-    } catch (error) {
-      problem = new QAMSerializationException(`Reply of ${method} cannot be serialized as ${serializer.name}: ${describeError(error)}`);
+      reply = protocol.reply(message, outcome);
+    } catch (problem) {
+      this.#logger.warn(`server ${this.serverId}: ${method ?? 'a request'}: ${describeError(problem)}`);
+      outcome = { error: problem };
+      reply = protocol.reply(message, outcome);
     }
-    this.#logger.warn(`server ${this.serverId}: ${problem.message}`);
-    return { body: serializer.encode({ error: errorToPayload(problem, false) }), failed: true };
-  }
-
-  async #publishReply(message: ConsumeMessage, serializer: Serializer, body: Buffer): Promise<void> {
-    const { replyTo, correlationId } = message.properties as { replyTo?: string; correlationId?: string };
-    if (typeof replyTo !== 'string' || replyTo === '') {
-      this.#logger.debug(`server ${this.serverId}: request without reply_to, reply dropped`);
+    if ('error' in outcome) this.#stats.failed++;
+    else this.#stats.served++;
+    if (reply === undefined) {
+      this.#logger.debug(`server ${this.serverId}: request without a reply address, reply dropped`);
       return;
     }
-    const { exchange, routingKey } = replyRoute(replyTo);
     try {
       const channel = await this.#replies();
-      const properties = correlationId === undefined ? { contentType: serializer.contentType } : { correlationId, contentType: serializer.contentType };
-      channel.publish(exchange, routingKey, body, properties);
+      channel.publish(reply.exchange, reply.routingKey, reply.body, reply.properties);
     } catch (error) {
-      this.#logger.error(`server ${this.serverId} could not publish the reply to ${replyTo}: ${describeError(error)}`);
+      this.#logger.error(`server ${this.serverId} could not publish the reply to ${reply.exchange || reply.routingKey}: ${describeError(error)}`);
     }
   }
 }
