@@ -51,7 +51,7 @@ const controlNames: ReadonlySet<string> = new Set<ControlName>([
  * would otherwise publish a request for `then` and wait on it. Names starting with `_` or `@@`
  * are absent too (servers never expose `_` names).
  */
-const absentNames: ReadonlySet<string> = new Set(['then', 'constructor', 'asymmetricMatch', '$$typeof', 'nodeType', 'tagName']);
+const absentNames: ReadonlySet<string> = new Set(['then', 'constructor', 'asymmetricMatch', '$$typeof', 'nodeType', 'tagName', 'hasAttribute']);
 
 /** Conversions that print the proxy's label instead of calling anything. */
 const labelNames: ReadonlySet<string> = new Set(['toJSON', 'toString', 'valueOf']);
@@ -73,6 +73,8 @@ function remoteProxy(client: RpcClient, settings: CallSettings, path: readonly s
   const children = new Map<string, object>();
   const describe = (): string => label;
   const target = (): void => undefined;
+  // util.inspect looks through proxies at their target, so the label must live on the target too.
+  Object.defineProperty(target, inspect.custom, { value: describe });
   const controls = path.length === 0 ? rootControls(client, settings, label) : undefined;
 
   return new Proxy(target, {
