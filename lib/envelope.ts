@@ -144,6 +144,7 @@ export function payloadToError(payload: ErrorPayload, classes: ReadonlyMap<strin
   if (registered !== undefined) {
     const error = Object.create(registered.prototype as object) as Error & Record<string, unknown>;
     Object.defineProperties(error, {
+      name: { value: payload.name, writable: true, configurable: true },
       message: { value: payload.message, writable: true, configurable: true },
       stack: { value: `${payload.name}: ${payload.message}`, writable: true, configurable: true },
     });

@@ -1,0 +1,39 @@
+import { callbackSample } from '../samples/callback.js';
+import { demo } from '../samples/demo.js';
+import { errorsSample } from '../samples/errors.js';
+import { timeoutSample } from '../samples/timeout.js';
+
+/** The README's examples are these samples; running them keeps the README honest. */
+async function printed(sample: (print: (line: string) => void) => Promise<void>): Promise<string[]> {
+  const lines: string[] = [];
+  await sample((line) => lines.push(line));
+  return lines;
+}
+
+describe('samples', () => {
+  it('demo: a server and a proxy in every mode', async () => {
+    expect(await printed(demo)).toEqual([
+      'add(2, 3) = 5',
+      'my_instance.adder_function(2, 4) = 6',
+      expect.stringMatching(/^callback call started, uid \S+, state 0$/),
+      'callback result: my_instance.slow_square(7) = 49',
+      'setTimeout(0.1).my_instance.slow_square(3) -> QAMTimeoutException (TIMEOUT)',
+    ]);
+  });
+
+  it('callback: ok, err with a timeout, state polling', async () => {
+    expect(await printed(callbackSample)).toEqual(['success: 6', 'error: timeout occurred', 'callbacks still waiting: 0']);
+  });
+
+  it('timeout: setTimeout and an AbortSignal', async () => {
+    expect(await printed(timeoutSample)).toEqual(['remote function is too slow, timeout occurred', 'cancelled: ABORTED', 'sleep(0.1) = done']);
+  });
+
+  it('errors: custom classes, remote codes, method not found', async () => {
+    expect(await printed(errorsSample)).toEqual([
+      'AccountOverdrawn: cannot withdraw 100',
+      'remote Error (ENOSPC): disk full',
+      'not found: METHOD_NOT_FOUND',
+    ]);
+  });
+});
