@@ -8,6 +8,7 @@ import {
   QAMBadMessageException,
   QAMClosedException,
   QAMConnectionException,
+  QAMException,
   QAMNoRouteException,
   QAMPayloadTooLargeException,
   QAMPublishException,
@@ -37,6 +38,21 @@ export interface CallRequest {
   timeoutMs: number;
   completion: Completion;
   signal: AbortSignal | undefined;
+  /** Times to send the call again after a timeout or a lost connection (idempotent functions only). */
+  retries: number;
+}
+
+/**
+ * What the proxy facade needs of the AMQP side: start a call (its uid is returned), end one that
+ * cannot be sent, cancel, close. Calls end through {@link pending}, whatever the transport.
+ * @internal
+ */
+export interface CallTransport {
+  readonly pending: PendingCalls;
+  call(request: CallRequest): string;
+  fail(method: string, completion: Completion, error: Error): string;
+  cancel(uid: string): boolean;
+  close(): Promise<void>;
 }
 
 /**
@@ -46,7 +62,7 @@ export interface CallRequest {
  * `expiration` equal to the caller's remaining time, so the broker drops requests nobody waits for.
  * @internal
  */
-export class RpcClient {
+export class RpcClient implements CallTransport {
   readonly pending: PendingCalls;
   readonly #settings: ClientSettings;
   readonly #queue: string;
@@ -75,34 +91,53 @@ export class RpcClient {
   /** Starts a call and returns its uid (also its AMQP correlation id). */
   call(request: CallRequest): string {
     const id = this.#prefix + (++this.#seq).toString(36);
-    const { method, params, timeoutMs, completion, signal } = request;
+    const { method, params, timeoutMs, completion, signal, retries } = request;
     if (this.#closed) {
       this.#rejectNow(id, method, completion, new QAMClosedException(`Proxy for server ${this.#settings.serverId} is closed`));
       return id;
     }
     const deadline = Date.now() + timeoutMs;
+    const body = this.#encode(method, params, deadline);
+    if (body instanceof Error) {
+      this.#rejectNow(id, method, completion, body);
+      return id;
+    }
+    const retry = retries > 0 ? { times: retries, resend: (next: number) => this.#resend(id, method, params, next) } : undefined;
+    this.pending.add(id, method, timeoutMs, completion, signal, retry);
+    this.#send(id, body, deadline);
+    return id;
+  }
+
+  #encode(method: string, params: unknown[], deadline: number): Buffer | Error {
     const envelope: RequestEnvelope = { method, params, deadline };
     let body: Buffer;
     try {
       body = this.#settings.serializer.encode(envelope);
     } catch (error) {
-      this.#rejectNow(id, method, completion, new QAMSerializationException(`Arguments of ${method} cannot be serialized as ${this.#settings.serializer.name}: ${describeError(error)}`, error));
-      return id;
+      return new QAMSerializationException(`Arguments of ${method} cannot be serialized as ${this.#settings.serializer.name}: ${describeError(error)}`, error);
     }
     if (body.length > this.#settings.maxBytes) {
-      this.#rejectNow(id, method, completion, new QAMPayloadTooLargeException(`Request to ${method} is ${body.length} bytes, above the limit of ${this.#settings.maxBytes} bytes`));
-      return id;
+      return new QAMPayloadTooLargeException(`Request to ${method} is ${body.length} bytes, above the limit of ${this.#settings.maxBytes} bytes`);
     }
-    this.pending.add(id, method, timeoutMs, completion, signal);
+    return body;
+  }
+
+  /** Publishes at once on the open channel, or once a channel (and its reply consumer) is open. */
+  #send(id: string, body: Buffer, deadline: number): void {
     const channel = this.#channel;
     if (channel !== undefined) this.#publish(channel, id, body, deadline);
     else {
       this.#open().then(
         (opened) => this.#publish(opened, id, body, deadline),
-        (error: unknown) => this.pending.settle(id, asError(error)),
+        (error: unknown) => this.pending.settle(id, asConnectionError(error)),
       );
     }
-    return id;
+  }
+
+  #resend(id: string, method: string, params: unknown[], deadline: number): void {
+    const body = this.#encode(method, params, deadline);
+    if (body instanceof Error) this.pending.settle(id, body);
+    else this.#send(id, body, deadline);
   }
 
   /** Cancels a waiting call; false when it already ended. */
@@ -161,9 +196,14 @@ export class RpcClient {
   #publishFailed(id: string, error: unknown): void {
     const cause = this.#channelError ?? error;
     const text = describeError(cause);
-    const reason = /ACCESS_REFUSED|403/.test(text)
-      ? new QAMAccessRefusedException(`The broker refused the request to server ${this.#settings.serverId}: ${text}`, cause)
-      : new QAMPublishException(`The broker did not accept the request to server ${this.#settings.serverId}: ${text}`, cause);
+    let reason: Error;
+    if (/ACCESS_REFUSED|403/.test(text)) {
+      reason = new QAMAccessRefusedException(`The broker refused the request to server ${this.#settings.serverId}: ${text}`, cause);
+    } else if (this.#channelError === undefined && isClosedError(error)) {
+      reason = new QAMConnectionException(`The connection closed before the broker confirmed the request to server ${this.#settings.serverId}: ${text}`, error);
+    } else {
+      reason = new QAMPublishException(`The broker did not accept the request to server ${this.#settings.serverId}: ${text}`, cause);
+    }
     this.pending.settle(id, reason);
   }
 
@@ -175,8 +215,16 @@ export class RpcClient {
   }
 
   async #createChannel(): Promise<ConfirmChannel> {
-    const model = await this.#settings.connection.model();
-    const channel = await model.createConfirmChannel();
+    let channel: ConfirmChannel;
+    try {
+      channel = await (await this.#settings.connection.model()).createConfirmChannel();
+    } catch (error) {
+      if (!isClosedError(error)) throw error;
+      // The socket died before the connection said so: its channels close first. Once it has
+      // closed, model() waits for the reconnect.
+      await new Promise((resolve) => setImmediate(resolve));
+      channel = await (await this.#settings.connection.model()).createConfirmChannel();
+    }
     channel.on('error', (error: Error) => {
       this.#channelError = error;
       this.#settings.logger.warn(`proxy for server ${this.#settings.serverId}: channel error: ${describeError(error)}`);
@@ -205,7 +253,9 @@ export class RpcClient {
       `The channel to the broker closed${error === undefined ? '' : ` (${describeError(error)})`}; replies to calls in flight cannot arrive`,
       error,
     );
-    this.pending.settleAll(reason);
+    // The connection's own close follows its channels' in the same turn; settling after it makes
+    // retries wait for the reconnect instead of reopening on the dead connection.
+    setImmediate(() => this.pending.settleAll(reason));
   }
 
   #returned(message: Message): void {
@@ -222,24 +272,35 @@ export class RpcClient {
       this.#settings.logger.debug(`proxy for server ${this.#settings.serverId} dropped a reply for ${String(id)}: no call waits for it`);
       return;
     }
-    this.pending.settle(id, this.#decodeReply(message.content, contentType));
-  }
-
-  #decodeReply(content: Buffer, contentType: string | undefined): Error | { value: unknown } {
-    if (content.length > this.#settings.maxBytes) {
-      return new QAMPayloadTooLargeException(`Reply of ${content.length} bytes exceeds the limit of ${this.#settings.maxBytes} bytes`);
-    }
-    const serializer = serializerForContentType(contentType);
-    if (serializer === undefined) return new QAMBadMessageException(`Reply has unsupported content type '${String(contentType)}'`);
-    try {
-      const reply = parseReply(serializer.decode(content));
-      return 'error' in reply ? payloadToError(reply.error, this.#settings.errorClasses) : { value: reply.result };
-    } catch (error) {
-      return error instanceof QAMBadMessageException ? error : new QAMBadMessageException(`Reply cannot be decoded as ${serializer.name}: ${describeError(error)}`, error);
-    }
+    this.pending.settle(id, decodeReply(message.content, contentType, this.#settings));
   }
 }
 
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
+/** Reads a reply of qam's own protocol: its result, or the error it carries or that it is. @internal */
+export function decodeReply(
+  content: Buffer,
+  contentType: string | undefined,
+  settings: Pick<ClientSettings, 'maxBytes' | 'errorClasses'>,
+): Error | { value: unknown } {
+  if (content.length > settings.maxBytes) {
+    return new QAMPayloadTooLargeException(`Reply of ${content.length} bytes exceeds the limit of ${settings.maxBytes} bytes`);
+  }
+  const serializer = serializerForContentType(contentType);
+  if (serializer === undefined) return new QAMBadMessageException(`Reply has unsupported content type '${String(contentType)}'`);
+  try {
+    const reply = parseReply(serializer.decode(content));
+    return 'error' in reply ? payloadToError(reply.error, settings.errorClasses) : { value: reply.result };
+  } catch (error) {
+    return error instanceof QAMBadMessageException ? error : new QAMBadMessageException(`Reply cannot be decoded as ${serializer.name}: ${describeError(error)}`, error);
+  }
+}
+
+/** amqplib's error for an operation on a channel or connection that has closed. */
+function isClosedError(error: unknown): boolean {
+  return error instanceof Error && (error.name === 'IllegalOperationError' || /^(channel|connection) closed/i.test(error.message));
+}
+
+function asConnectionError(error: unknown): Error {
+  if (error instanceof QAMException) return error;
+  return new QAMConnectionException(`Cannot open a channel to the broker: ${describeError(error)}`, error);
 }

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import * as amqp from 'amqplib';
 import type { ChannelModel, Options, SocketOptions } from 'amqplib';
-import { QAMConnectionException, QAMClosedException, QAMAccessRefusedException, describeError } from './errors.js';
+import { QAMConnectionException, QAMClosedException, QAMAccessRefusedException, QAMTlsException, describeError } from './errors.js';
 import { consoleLogger, type Logger } from './logger.js';
 
 /** TLS material for `amqps://` connections (QAM's and callme's `ssl`). */
@@ -38,7 +38,12 @@ export interface ConnectionOptions {
   password?: string;
   /** @default '/' */
   vhost?: string;
-  /** `true` for TLS with the system's CAs, or TLS material. Also applies to `amqps://` URLs. */
+  /**
+   * `true` for TLS with the system's CAs, or TLS material. With `url`, the URL must be `amqps://`
+   * (an `amqp://` URL with `ssl` is refused rather than connecting in plain text).
+   * @default false
+   * @example { ca: readFileSync('ca.pem'), cert: readFileSync('client.pem'), key: readFileSync('client.key'), servername: 'broker.example.com' }
+   */
   ssl?: boolean | TlsOptions;
   /** Heartbeat interval in seconds; 0 disables. @default 10 */
   heartbeat?: number;
@@ -68,7 +73,7 @@ export interface ConnectionUser {
 }
 
 /** Resolves the options into an amqplib URL and socket options. @internal */
-export function resolveConnection(options: ConnectionOptions): { url: string | Options.Connect; socket: SocketOptions; label: string } {
+export function resolveConnection(options: ConnectionOptions): { url: string | Options.Connect; socket: SocketOptions; label: string; username: string } {
   const socket: SocketOptions = { noDelay: true, timeout: (options.connectTimeout ?? 10) * 1000 };
   if (options.connectionName !== undefined) socket.clientProperties = { connection_name: options.connectionName };
   if (typeof options.ssl === 'object') Object.assign(socket, options.ssl);
@@ -82,8 +87,12 @@ export function resolveConnection(options: ConnectionOptions): { url: string | O
     if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') {
       throw new TypeError(`Broker URL must start with amqp:// or amqps://, got ${parsed.protocol}//`);
     }
+    if (parsed.protocol === 'amqp:' && options.ssl !== undefined && options.ssl !== false) {
+      throw new TypeError('The ssl option is set but the broker URL starts with amqp://: use amqps:// for TLS');
+    }
+    const username = parsed.username === '' ? 'guest' : decodeURIComponent(parsed.username);
     if (parsed.password !== '') parsed.password = '***';
-    return { url: withHeartbeat(url, heartbeat), socket, label: parsed.toString() };
+    return { url: withHeartbeat(url, heartbeat), socket, label: parsed.toString(), username };
   }
   const tls = options.ssl !== undefined && options.ssl !== false;
   const connect: Options.Connect = {
@@ -96,7 +105,7 @@ export function resolveConnection(options: ConnectionOptions): { url: string | O
     heartbeat,
   };
   const label = `${connect.protocol}://${connect.username}@${connect.hostname}:${connect.port}/${encodeURIComponent(connect.vhost ?? '/')}`;
-  return { url: connect, socket, label };
+  return { url: connect, socket, label, username: connect.username ?? 'guest' };
 }
 
 function withHeartbeat(url: string, heartbeat: number): string {
@@ -107,10 +116,41 @@ function withHeartbeat(url: string, heartbeat: number): string {
 /** Describes a failure to connect in terms a user can act on. */
 function explainConnectError(error: unknown, label: string): Error {
   const text = describeError(error);
+  const tls = explainTlsError(error, label, text);
+  if (tls !== undefined) return tls;
   if (/ACCESS_REFUSED|403/.test(text)) {
     return new QAMAccessRefusedException(`Broker at ${label} refused the login or vhost: ${text}`, error);
   }
   return new QAMConnectionException(`Cannot connect to the broker at ${label}: ${text}`, error);
+}
+
+/**
+ * Node names a failed certificate check with OpenSSL's verify code (`SELF_SIGNED_CERT_IN_CHAIN`,
+ * `UNABLE_TO_VERIFY_LEAF_SIGNATURE`, …) or `ERR_TLS_CERT_ALTNAME_INVALID`, and an alert the broker
+ * sent with `ERR_SSL_…_ALERT_…`. A TLS endpoint that rejects the client certificate after the
+ * handshake (TLS 1.3 verifies it late) just closes the socket, before the AMQP handshake ends.
+ */
+function explainTlsError(error: unknown, label: string, text: string): QAMTlsException | undefined {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  if (typeof code === 'string' && /^ERR_SSL_.*ALERT/.test(code)) {
+    return new QAMTlsException(`The broker at ${label} refused the TLS handshake (${code}); check the client certificate and key (ssl.cert, ssl.key): ${text}`, error);
+  }
+  if (typeof code === 'string' && /CERT|^UNABLE_TO_/.test(code)) {
+    return new QAMTlsException(
+      `The certificate of the broker at ${label} was not accepted (${code}); pass the CA that signed it as ssl.ca and a servername it is issued for: ${text}`,
+      error,
+    );
+  }
+  if (typeof code === 'string' && /^ERR_(SSL|TLS)_/.test(code)) {
+    return new QAMTlsException(`The TLS handshake with ${label} failed (${code}); is that port a TLS listener? ${text}`, error);
+  }
+  if (label.startsWith('amqps:') && /closed abruptly during opening handshake/.test(text)) {
+    return new QAMTlsException(
+      `The TLS endpoint at ${label} closed the connection during the handshake; it probably refused the client certificate (ssl.cert, ssl.key): ${text}`,
+      error,
+    );
+  }
+  return undefined;
 }
 
 /**
@@ -127,6 +167,8 @@ function explainConnectError(error: unknown, label: string): Error {
 export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
   /** The broker address with the password masked. */
   readonly label: string;
+  /** The AMQP user this connection logs in as (callme's reply names include it). */
+  readonly username: string;
   readonly logger: Logger;
   readonly #url: string | Options.Connect;
   readonly #socket: SocketOptions;
@@ -142,6 +184,7 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
     super();
     const resolved = resolveConnection(options);
     this.label = resolved.label;
+    this.username = resolved.username;
     this.#url = resolved.url;
     this.#socket = resolved.socket;
     this.#delay = options.reconnectDelay ?? { min: 0.1, max: 10 };

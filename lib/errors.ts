@@ -15,11 +15,16 @@ export class QAMException extends Error {
   }
 }
 
-/** The server has no function, instance or method of that name (QAM's meaning). */
+/**
+ * The server has no function, instance or method of that name (QAM's meaning). From a QAM server,
+ * `args` holds the reply's args, as the exception's args in Python.
+ */
 export class QAMMethodNotFoundException extends QAMException {
   override name = 'QAMMethodNotFoundException';
-  constructor(message: string) {
+  readonly args: unknown[] | undefined;
+  constructor(message: string, args?: unknown[]) {
     super(message, { code: 'METHOD_NOT_FOUND' });
+    this.args = args;
   }
 }
 
@@ -52,6 +57,17 @@ export class QAMNoRouteException extends QAMException {
   override name = 'QAMNoRouteException';
   constructor(message: string) {
     super(message, { code: 'NO_ROUTE' });
+  }
+}
+
+/**
+ * The TLS handshake failed: the broker's certificate is not trusted or does not match the
+ * servername, or the broker refused the client certificate. `cause` is Node's TLS error.
+ */
+export class QAMTlsException extends QAMException {
+  override name = 'QAMTlsException';
+  constructor(message: string, cause?: unknown) {
+    super(message, { code: 'TLS_FAILED', cause });
   }
 }
 
@@ -140,6 +156,12 @@ export const serverErrorCodes = {
   payloadTooLarge: 'PAYLOAD_TOO_LARGE',
   serialization: 'SERIALIZATION_FAILED',
 } as const;
+
+/** The AMQP reply code (403, 404, 406, …) of an error the broker closed a channel or connection with. @internal */
+export function amqpReplyCode(error: unknown): number | undefined {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  return typeof code === 'number' ? code : undefined;
+}
 
 /** A short description of any thrown value, for messages and logs. */
 export function describeError(error: unknown): string {

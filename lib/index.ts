@@ -9,6 +9,7 @@ export {
   QAMClosedException,
   QAMNoRouteException,
   QAMAccessRefusedException,
+  QAMTlsException,
   QAMPublishException,
   QAMAbortException,
   QAMInvalidCallException,
@@ -20,5 +21,7 @@ export {
 export { CallbackState, type ResultCallback, type ErrorCallback } from './pending.js';
 export type { CallMode, ControlName, MethodPath, ProxyControls, QAMProxyStats, RemoteApi, UntypedApi } from './remote.js';
 export type { ErrorClass } from './envelope.js';
+export type { WireProtocol } from './naming.js';
+export type { WorkerExport } from './thread-pool.js';
 export { superjson, type SerializerName } from './serializers.js';
 export { consoleLogger, silentLogger, type Logger } from './logger.js';

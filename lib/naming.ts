@@ -3,6 +3,12 @@
  * each server and client to its own names; the `'qam'` protocol uses Python QAM's names.
  */
 
+/**
+ * The wire formats qam speaks: `'native'`, its own (callme's names, correlation in AMQP
+ * properties), and `'qam'`, Python QAM's JSON format.
+ */
+export type WireProtocol = 'native' | 'qam';
+
 const idPattern = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$/;
 
 /** Throws a TypeError unless `id` can be part of an AMQP name (letters, digits, `_ . : -`). */

@@ -1,4 +1,4 @@
-import { QAMAbortException, QAMTimeoutException, describeError } from './errors.js';
+import { QAMAbortException, QAMException, QAMTimeoutException, describeError } from './errors.js';
 import type { Logger } from './logger.js';
 
 /** QAM's callback states. */
@@ -14,13 +14,24 @@ export type Completion =
   | { kind: 'promise'; resolve: (value: unknown) => void; reject: (error: Error) => void }
   | { kind: 'callback'; ok: ResultCallback; err: ErrorCallback | undefined };
 
+/**
+ * Sends a call again with a new deadline (epoch ms), under the same id: any reply to any attempt
+ * answers it, which is right for the idempotent functions retries are for.
+ */
+export type Resend = (deadline: number) => void;
+
+/** The failures a retry may recover from: the request or its reply may simply have been lost. */
+const retryableCodes: ReadonlySet<string> = new Set(['TIMEOUT', 'CONNECTION_LOST']);
+
 interface Entry {
   readonly method: string;
   readonly timeoutMs: number;
-  readonly deadline: number;
+  deadline: number;
   readonly completion: Completion;
   timer: NodeJS.Timeout | undefined;
   detachSignal: (() => void) | undefined;
+  retries: number;
+  resend: Resend | undefined;
 }
 
 /**
@@ -54,8 +65,12 @@ export class PendingCalls {
     return this.#callbacks + this.#running.size;
   }
 
-  /** Registers a call; its timer starts now. An already aborted signal settles it at once. */
-  add(id: string, method: string, timeoutMs: number, completion: Completion, signal?: AbortSignal): void {
+  /**
+   * Registers a call; its timer starts now. An already aborted signal settles it at once. With
+   * `retry`, a timeout or a lost connection sends the call again (up to `times` more times, each
+   * with a fresh timeout) instead of ending it.
+   */
+  add(id: string, method: string, timeoutMs: number, completion: Completion, signal?: AbortSignal, retry?: { times: number; resend: Resend }): void {
     const entry: Entry = {
       method,
       timeoutMs,
@@ -63,6 +78,8 @@ export class PendingCalls {
       completion,
       timer: setTimeout(this.#expire, timeoutMs, id),
       detachSignal: undefined,
+      retries: retry?.times ?? 0,
+      resend: retry?.resend,
     };
     this.#entries.set(id, entry);
     if (completion.kind === 'callback') this.#callbacks++;
@@ -102,6 +119,10 @@ export class PendingCalls {
   settle(id: string, outcome: Error | { value: unknown }): boolean {
     const entry = this.#entries.get(id);
     if (entry === undefined) return false;
+    if (entry.resend !== undefined && entry.retries > 0 && outcome instanceof QAMException && retryableCodes.has(outcome.code)) {
+      this.#retry(id, entry, outcome);
+      return true;
+    }
     this.#entries.delete(id);
     clearTimeout(entry.timer);
     entry.detachSignal?.();
@@ -128,6 +149,15 @@ export class PendingCalls {
   /** Ends the waiting calls the predicate selects. */
   settleWhere(predicate: (id: string) => boolean, error: Error): void {
     for (const id of [...this.#entries.keys()]) if (predicate(id)) this.settle(id, error);
+  }
+
+  #retry(id: string, entry: Entry, reason: QAMException): void {
+    entry.retries--;
+    clearTimeout(entry.timer);
+    entry.deadline = Date.now() + entry.timeoutMs;
+    entry.timer = setTimeout(this.#expire, entry.timeoutMs, id);
+    this.#logger.info(`call ${id} to ${entry.method} sent again (${entry.retries} retries left) after: ${reason.message}`);
+    entry.resend?.(entry.deadline);
   }
 
   readonly #expire = (id: string): void => {

@@ -34,6 +34,8 @@ export interface ServerProtocol {
   readonly queue: string;
   /** Declares the exchanges, queue and bindings (the flags are part of the protocol). */
   declare(channel: Channel): Promise<void>;
+  /** Deletes what {@link declare} made that belongs to this server alone. A refusal closes the channel. */
+  remove(channel: Channel): Promise<void>;
   /** Reads a delivery: the call, or the error to answer with. Never throws. */
   read(message: ConsumeMessage): { call: IncomingCall } | { error: Error };
   /** The error for a method path nothing registered answers to. */
@@ -72,6 +74,10 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
       await channel.assertExchange(exchange, 'direct', { durable: true, autoDelete: false });
       await channel.assertQueue(queue, { durable: true, exclusive: false, autoDelete: false });
       await channel.bindQueue(queue, exchange, routingKey);
+    },
+    async remove(channel) {
+      await channel.deleteQueue(queue);
+      await channel.deleteExchange(exchange);
     },
     read(message) {
       const serializer = serializerOf(message);

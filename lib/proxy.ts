@@ -1,12 +1,13 @@
 import { inspect } from 'node:util';
-import { RpcClient } from './client.js';
+import type { CallTransport } from './client.js';
 import { QAMConnection, type ConnectionOptions } from './connection.js';
 import { checkMethodPath, type ErrorClass } from './envelope.js';
 import { QAMInvalidCallException } from './errors.js';
-import { checkId } from './naming.js';
+import { checkId, type WireProtocol } from './naming.js';
 import type { Completion, ErrorCallback, ResultCallback } from './pending.js';
 import type { CallMode, ControlName, QAMProxy as QAMProxyType, UntypedApi } from './remote.js';
 import { serializerNamed, type SerializerName } from './serializers.js';
+import { createTransport } from './transport.js';
 
 /** Options of a {@link QAMProxy}. Connection options apply when no `connection` is given. */
 export interface QAMProxyOptions extends ConnectionOptions {
@@ -25,10 +26,38 @@ export interface QAMProxyOptions extends ConnectionOptions {
    * an instance of that class (constructor not run), so `instanceof` and inheritance work.
    */
   errors?: ErrorClass[];
+  /**
+   * The wire format. `'native'`: qam's own, for a QAMServer; `'qam'`: Python QAM's JSON format, for
+   * a Python QAM server or a QAMServer that serves `'qam'`. Error replies then reject with
+   * QAMRemoteException (or QAMMethodNotFoundException) whose `args` are the exception's args.
+   * @default 'native'
+   * @example new QAMProxy({ serverId: 'legacy', protocol: 'qam' })
+   */
+  protocol?: WireProtocol;
+  /**
+   * With `protocol: 'qam'`: the proxy's reply queue is `<clientId>_client_queue`. It must be unique
+   * among running proxies (two proxies on one queue take each other's replies). A given id is
+   * declared exactly as QAM does (a Python proxy may share the name) and reused by restarts; a
+   * generated one also has the broker delete it after an hour unused (`x-expires`), so the queues
+   * of crashed proxies do not pile up. Either way {@link QAMProxy.close} deletes it.
+   * @default a random id, `qam_<uuid>`
+   */
+  clientId?: string;
+  /**
+   * With the native protocol: how replies come back. `'direct'`: RabbitMQ's direct reply-to;
+   * `'callme'`: callme's permission-friendly names, through the exchange `client_<user>_ex_<uid>`
+   * into the queue `client_<user>_queue_<uid>` (auto-delete, non-durable), where `<user>` is the
+   * AMQP user; requests go to `server_<id>_ex`, and the proxy declares only its own `client_<user>_`
+   * names, so RabbitMQ permissions can confine it to the servers it may call. A call it may not
+   * make fails at once with QAMAccessRefusedException.
+   * @default 'direct'
+   */
+  replies?: 'direct' | 'callme';
 }
 
 interface CallSettings {
   readonly timeoutMs: number;
+  readonly retries: number;
   readonly signal: AbortSignal | undefined;
   readonly callbacks: { ok: ResultCallback; err: ErrorCallback | undefined } | undefined;
 }
@@ -37,6 +66,7 @@ const controlNames: ReadonlySet<string> = new Set<ControlName>([
   'callback',
   'setTimeout',
   'withSignal',
+  'retry',
   'invoke',
   'cancel',
   'getCallbackState',
@@ -69,7 +99,7 @@ function toTimeoutMs(seconds: unknown): number {
  * Builds the ES Proxy for one path. The target is an arrow function so the proxy is callable and
  * has no non-configurable own properties to contradict.
  */
-function remoteProxy(client: RpcClient, settings: CallSettings, path: readonly string[], label: string): object {
+function remoteProxy(client: CallTransport, settings: CallSettings, path: readonly string[], label: string): object {
   const children = new Map<string, object>();
   const describe = (): string => label;
   const target = (): void => undefined;
@@ -111,7 +141,7 @@ function remoteProxy(client: RpcClient, settings: CallSettings, path: readonly s
 }
 
 /** Sends one call; a bad path ends the call the way any failure would, never by throwing. */
-function call(client: RpcClient, settings: CallSettings, method: string, params: unknown[]): Promise<unknown> | string {
+function call(client: CallTransport, settings: CallSettings, method: string, params: unknown[]): Promise<unknown> | string {
   const callbacks = settings.callbacks;
   if (callbacks === undefined) {
     return new Promise((resolve, reject) => send(client, settings, method, params, { kind: 'promise', resolve, reject }));
@@ -119,14 +149,14 @@ function call(client: RpcClient, settings: CallSettings, method: string, params:
   return send(client, settings, method, params, { kind: 'callback', ok: callbacks.ok, err: callbacks.err });
 }
 
-function send(client: RpcClient, settings: CallSettings, method: string, params: unknown[], completion: Completion): string {
+function send(client: CallTransport, settings: CallSettings, method: string, params: unknown[], completion: Completion): string {
   if (!checkMethodPath(method)) {
     return client.fail(method, completion, new QAMInvalidCallException(`'${method}' is not a callable path: call a function or instance.method`));
   }
-  return client.call({ method, params, timeoutMs: settings.timeoutMs, signal: settings.signal, completion });
+  return client.call({ method, params, timeoutMs: settings.timeoutMs, signal: settings.signal, completion, retries: settings.retries });
 }
 
-function rootControls(client: RpcClient, settings: CallSettings, label: string): Record<string, unknown> {
+function rootControls(client: CallTransport, settings: CallSettings, label: string): Record<string, unknown> {
   const configured = (next: CallSettings): object => remoteProxy(client, next, [], label);
   return {
     callback: (ok: unknown, err?: unknown) => {
@@ -139,6 +169,12 @@ function rootControls(client: RpcClient, settings: CallSettings, label: string):
     withSignal: (signal: unknown) => {
       if (!(signal instanceof AbortSignal)) throw new QAMInvalidCallException('withSignal expects an AbortSignal');
       return configured({ ...settings, signal });
+    },
+    retry: (times: unknown) => {
+      if (typeof times !== 'number' || !Number.isInteger(times) || times < 0) {
+        throw new QAMInvalidCallException(`retry expects a non-negative integer, got ${String(times)}`);
+      }
+      return configured({ ...settings, retries: times });
     },
     invoke: (method: unknown, ...params: unknown[]) => call(client, settings, String(method), params),
     cancel: (uid: unknown) => typeof uid === 'string' && client.cancel(uid),
@@ -158,7 +194,7 @@ class ProxyFactory {
   constructor(options: QAMProxyOptions) {
     const serverId = checkId('serverId', options.serverId);
     const connection = options.connection ?? new QAMConnection(options);
-    const client = new RpcClient({
+    const client = createTransport({
       serverId,
       connection,
       ownsConnection: options.connection === undefined,
@@ -166,8 +202,11 @@ class ProxyFactory {
       maxBytes: options.maxMessageBytes ?? 16 * 1024 * 1024,
       errorClasses: new Map((options.errors ?? []).map((errorClass) => [errorClass.name, errorClass])),
       logger: options.logger ?? connection.logger,
+      protocol: options.protocol,
+      replies: options.replies,
+      clientId: options.clientId,
     });
-    const settings: CallSettings = { timeoutMs: toTimeoutMs(options.timeout ?? 30), signal: undefined, callbacks: undefined };
+    const settings: CallSettings = { timeoutMs: toTimeoutMs(options.timeout ?? 30), retries: 0, signal: undefined, callbacks: undefined };
     return remoteProxy(client, settings, [], `QAMProxy(server ${serverId})`) as ProxyFactory;
   }
 }

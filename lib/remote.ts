@@ -19,6 +19,7 @@ export type ControlName =
   | 'callback'
   | 'setTimeout'
   | 'withSignal'
+  | 'retry'
   | 'invoke'
   | 'cancel'
   | 'getCallbackState'
@@ -77,6 +78,12 @@ export interface ProxyControls<Api, Mode extends CallMode> {
   setTimeout(seconds: number): QAMProxy<Api, Mode>;
   /** A proxy whose calls are cancelled when `signal` aborts (rejecting with QAMAbortException). */
   withSignal(signal: AbortSignal): QAMProxy<Api, Mode>;
+  /**
+   * A proxy whose calls are sent again, up to `times` more times, after a timeout or a lost
+   * connection (Postage's `_max_retry`). Only for idempotent functions: the server may run such a
+   * call more than once, and the first reply to any attempt answers it.
+   */
+  retry(times: number): QAMProxy<Api, Mode>;
   /** Calls `method` (`'name'` or `'instance.method'`) explicitly: for names that collide with a control. */
   invoke<P extends MethodPath<Api>>(method: P, ...params: Parameters<Extract<FunctionAt<Api, P>, AnyFunction>>): ReturnType<Completed<FunctionAt<Api, P>, Mode>>;
   /** Cancels the call with this uid; its `err` (or rejection) gets QAMAbortException. False if it already ended. */

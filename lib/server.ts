@@ -1,14 +1,17 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { availableParallelism } from 'node:os';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { QAMConnection, type ConnectionOptions } from './connection.js';
 import { DispatchTable, type RemoteFunction, type Target } from './dispatch.js';
 import { checkMethodPath } from './envelope.js';
-import { QAMClosedException, describeError } from './errors.js';
+import { QAMAccessRefusedException, QAMClosedException, QAMException, amqpReplyCode, describeError } from './errors.js';
 import type { Logger } from './logger.js';
-import { checkId, serverNames } from './naming.js';
+import { checkId, type WireProtocol } from './naming.js';
 import { WorkerPool } from './pool.js';
-import { nativeProtocol, type CallOutcome, type ServerProtocol } from './protocol.js';
+import { nativeProtocol, type CallOutcome, type ProtocolSettings, type ServerProtocol } from './protocol.js';
+import { qamProtocol } from './qam-protocol.js';
 import { serializerNamed, type SerializerName } from './serializers.js';
+import { ThreadPool, workerModuleHref, type WorkerExport } from './thread-pool.js';
 
 /** Options of a {@link QAMServer}. Connection options apply when no `connection` is given. */
 export interface QAMServerOptions extends ConnectionOptions {
@@ -32,6 +35,20 @@ export interface QAMServerOptions extends ConnectionOptions {
   serializer?: SerializerName;
   /** Seconds {@link QAMServer.close} waits for running calls before closing anyway. @default 30 */
   drainTimeout?: number;
+  /**
+   * Worker threads for functions registered with {@link QAMServer.registerWorkerFunction}: at most
+   * this many run at once. Started at the first such call, stopped by `close()`.
+   * @default os.availableParallelism()
+   */
+  threads?: number;
+  /**
+   * The wire format(s) served. `'native'`: qam's own (`server_<id>_queue`); `'qam'`: Python QAM's
+   * JSON format (`<id>_server_queue`), for QAM proxies. An array serves each on its own queue at
+   * once, all calls sharing the one worker pool, so one service answers both kinds of proxy.
+   * @default 'native'
+   * @example new QAMServer({ serverId: 'calc', protocol: ['native', 'qam'] })
+   */
+  protocol?: WireProtocol | WireProtocol[];
 }
 
 /** What a running function can learn about the request it serves (see {@link currentCall}). */
@@ -80,6 +97,7 @@ export class QAMServer<Registered extends object = {}> {
   readonly #logger: Logger;
   readonly #table = new DispatchTable();
   readonly #pool: WorkerPool;
+  readonly #threads: ThreadPool;
   readonly #protocols: ServerProtocol[];
   readonly #ackOnReceipt: boolean;
   readonly #drainTimeoutMs: number;
@@ -90,6 +108,7 @@ export class QAMServer<Registered extends object = {}> {
   #replyChannel: Promise<Channel> | undefined;
   #starting: Promise<void> | undefined;
   #restartTimer: NodeJS.Timeout | undefined;
+  #restartAttempts = 0;
 
   constructor(options: QAMServerOptions) {
     this.serverId = checkId('serverId', options.serverId);
@@ -97,13 +116,14 @@ export class QAMServer<Registered extends object = {}> {
     this.connection = options.connection ?? new QAMConnection(options);
     this.#logger = options.logger ?? this.connection.logger;
     this.#pool = new WorkerPool(options.workers ?? 16);
+    this.#threads = new ThreadPool(options.threads ?? availableParallelism(), `server ${this.serverId}`, this.#logger);
     const settings = {
       serverId: this.serverId,
       maxBytes: options.maxMessageBytes ?? 16 * 1024 * 1024,
       exposeStack: options.exposeStack ?? false,
       fallbackSerializer: serializerNamed(options.serializer ?? 'json'),
     };
-    this.#protocols = [nativeProtocol(settings)];
+    this.#protocols = protocolsFor(options.protocol ?? 'native', settings);
     this.#ackOnReceipt = options.ack === 'onReceipt';
     this.#drainTimeoutMs = (options.drainTimeout ?? 30) * 1000;
   }
@@ -129,6 +149,28 @@ export class QAMServer<Registered extends object = {}> {
     return this as unknown as QAMServer<Registered & Record<N, T>>;
   }
 
+  /**
+   * Registers the function `exportName` of a JavaScript module to run on the server's worker
+   * threads, under `name` (default: `exportName`): for CPU-bound work, which on the main thread
+   * would hold up every other call. `module` is a path (relative to the working directory) or a
+   * `file:` URL; each thread imports it, this thread never does. The params and the result are
+   * structured-cloned between threads; what the function throws keeps its name, message, code and
+   * cause. The call takes one of the `workers` like any other while it waits for one of the
+   * `threads`. A thread that dies fails its call with code WORKER_CRASHED and is replaced; a call
+   * still running at its caller's deadline has its thread stopped. `currentCall()` is undefined on
+   * a worker thread. Give the module's type (a type-only import) to type the proxy.
+   *
+   * @example
+   * server.registerWorkerFunction<typeof import('./cpu.js'), 'fib'>(new URL('./cpu.js', import.meta.url), 'fib');
+   */
+  registerWorkerFunction<M extends object, K extends WorkerExport<M>, N extends string = K>(module: string | URL, exportName: K, name?: N): QAMServer<Registered & Record<N, M[K]>>;
+  registerWorkerFunction<E extends string, N extends string = E>(module: string | URL, exportName: E, name?: N): QAMServer<Registered & Record<N, RemoteFunction>>;
+  registerWorkerFunction(module: string | URL, exportName: string, name: string = exportName): this {
+    const href = workerModuleHref(module);
+    this.#table.registerFunction((...params: unknown[]) => this.#threads.run({ href, exportName, params }, currentCall()?.deadline), name);
+    return this;
+  }
+
   /** Counters since creation. */
   stats(): QAMServerStats {
     return { ...this.#stats, active: this.#pool.active };
@@ -147,6 +189,9 @@ export class QAMServer<Registered extends object = {}> {
       await this.#start();
     } catch (error) {
       await this.close();
+      if (amqpReplyCode(error) === 403) {
+        throw new QAMAccessRefusedException(`Server ${this.serverId} may not declare or consume its queue: ${describeError(error)}`, error);
+      }
       throw error;
     }
   }
@@ -171,6 +216,7 @@ export class QAMServer<Registered extends object = {}> {
     ]);
     clearTimeout(timer);
     if (!drained) this.#logger.warn(`server ${this.serverId} closed with ${this.#pool.active} calls still running`);
+    await this.#threads.close();
     this.#detach?.();
     if (options.deleteQueue === true) await this.#deleteTopology();
     const channels = [...consumers.map(({ channel }) => channel), await this.#replyChannel?.catch(() => undefined)];
@@ -181,14 +227,15 @@ export class QAMServer<Registered extends object = {}> {
   }
 
   async #deleteTopology(): Promise<void> {
-    try {
-      const channel = await (await this.connection.model()).createChannel();
-      const { queue, exchange } = serverNames(this.serverId);
-      await channel.deleteQueue(queue);
-      await channel.deleteExchange(exchange);
-      await channel.close();
-    } catch (error) {
-      this.#logger.warn(`server ${this.serverId} could not delete its queue and exchange: ${describeError(error)}`);
+    for (const protocol of this.#protocols) {
+      try {
+        const channel = await (await this.connection.model()).createChannel();
+        channel.on('error', () => undefined);
+        await protocol.remove(channel);
+        await channel.close().catch(() => undefined);
+      } catch (error) {
+        this.#logger.warn(`server ${this.serverId} could not delete its ${protocol.name} queue and exchange: ${describeError(error)}`);
+      }
     }
   }
 
@@ -207,7 +254,11 @@ export class QAMServer<Registered extends object = {}> {
       channel.on('error', (error: Error) => this.#logger.error(`server ${this.serverId} channel error: ${describeError(error)}`));
       channel.on('close', () => this.#channelClosed(protocol, channel));
       await channel.prefetch(this.#pool.size);
-      await protocol.declare(channel);
+      try {
+        await protocol.declare(channel);
+      } catch (error) {
+        throw topologyError(this.serverId, protocol, error);
+      }
       const { consumerTag } = await channel.consume(protocol.queue, (message) => {
         if (message === null) this.#consumerCancelled(protocol, channel);
         else this.#receive(protocol, channel, message);
@@ -215,6 +266,7 @@ export class QAMServer<Registered extends object = {}> {
       this.#consumers.set(protocol, { channel, tag: consumerTag });
       this.#logger.info(`server ${this.serverId} consumes ${protocol.queue}`);
     }
+    this.#restartAttempts = 0;
   }
 
   #restart(): void {
@@ -225,12 +277,14 @@ export class QAMServer<Registered extends object = {}> {
     });
   }
 
+  /** Retries consuming with a doubling delay (1 s up to 30 s), so a lasting fault is not a busy loop. */
   #scheduleRestart(): void {
     if (this.#state !== 'serving' || this.#restartTimer !== undefined) return;
+    const delayMs = Math.min(30_000, 1000 * 2 ** this.#restartAttempts++);
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = undefined;
       if (this.connection.connected) this.#restart();
-    }, 1000);
+    }, delayMs);
   }
 
   #forgetChannels(): void {
@@ -242,13 +296,13 @@ export class QAMServer<Registered extends object = {}> {
     if (this.#consumers.get(protocol)?.channel !== channel) return;
     this.#consumers.delete(protocol);
     if (this.#state === 'serving' && this.connection.connected) {
-      this.#logger.error(`server ${this.serverId}: its channel closed; consuming again in 1 s`);
+      this.#logger.error(`server ${this.serverId}: its channel closed; consuming again shortly`);
       this.#scheduleRestart();
     }
   }
 
   #consumerCancelled(protocol: ServerProtocol, channel: Channel): void {
-    this.#logger.error(`server ${this.serverId}: the broker cancelled the consumer of ${protocol.queue} (queue deleted?); redeclaring in 1 s`);
+    this.#logger.error(`server ${this.serverId}: the broker cancelled the consumer of ${protocol.queue} (queue deleted?); redeclaring it shortly`);
     if (this.#consumers.get(protocol)?.channel === channel) this.#consumers.delete(protocol);
     channel.close().catch(() => undefined);
     this.#scheduleRestart();
@@ -335,6 +389,19 @@ export class QAMServer<Registered extends object = {}> {
   }
 }
 
+/**
+ * Declaring a queue or exchange that exists with other flags fails with 406 PRECONDITION_FAILED
+ * (and closes the channel); the broker's text names the argument that differs.
+ */
+function topologyError(serverId: string, protocol: ServerProtocol, error: unknown): Error {
+  const replyCode = amqpReplyCode(error);
+  if (replyCode === 403) return error as Error;
+  return new QAMException(`Server ${serverId} cannot declare ${protocol.queue} for the ${protocol.name} protocol: ${describeError(error)}`, {
+    code: replyCode === 406 ? 'PRECONDITION_FAILED' : 'TOPOLOGY_FAILED',
+    cause: error,
+  });
+}
+
 function ack(channel: Channel, message: ConsumeMessage): void {
   try {
     channel.ack(message);
@@ -344,6 +411,16 @@ function ack(channel: Channel, message: ConsumeMessage): void {
 }
 
 function noop(): void {}
+
+function protocolsFor(wanted: WireProtocol | WireProtocol[], settings: ProtocolSettings): ServerProtocol[] {
+  const names = new Set(Array.isArray(wanted) ? wanted : [wanted]);
+  if (names.size === 0) throw new TypeError('protocol must name at least one of native, qam');
+  return [...names].map((name) => {
+    if (name === 'native') return nativeProtocol(settings);
+    if (name === 'qam') return qamProtocol(settings);
+    throw new TypeError(`Unknown protocol '${String(name)}': expected 'native' or 'qam'`);
+  });
+}
 
 /** The API type a server was built with by chained registration, for typing a proxy. */
 export type ServerApi<S> = S extends QAMServer<infer A> ? A : never;

@@ -1,0 +1,75 @@
+import { randomUUID } from 'node:crypto';
+import { decodeReply } from './client.js';
+import type { ErrorClass, RequestEnvelope } from './envelope.js';
+import { QAMSerializationException, describeError } from './errors.js';
+import { clientNames, serverNames } from './naming.js';
+import type { ClientProtocol } from './reply-queue-client.js';
+import type { Serializer } from './serializers.js';
+
+/** @internal */
+export interface CallmeClientSettings {
+  serverId: string;
+  /** The AMQP user the proxy logs in as; its reply names carry it, so permissions can match them. */
+  user: string;
+  serializer: Serializer;
+  maxBytes: number;
+  errorClasses: ReadonlyMap<string, ErrorClass>;
+}
+
+/**
+ * qam's own protocol with callme's reply names: replies come through the fanout exchange
+ * `client_<user>_ex_<uid>` into the queue `client_<user>_queue_<uid>`, requests go to
+ * `server_<id>_ex`. A client user needs configure and read rights on `client_<user>_.*` only, and
+ * write rights on the exchanges of the servers it may call; it never declares a server's names.
+ * @internal
+ */
+export function callmeClientProtocol(settings: CallmeClientSettings): ClientProtocol {
+  const uid = randomUUID();
+  const replies = clientNames(settings.user, uid);
+  const server = serverNames(settings.serverId);
+  const prefix = `${uid}.`;
+  let seq = 0;
+
+  return {
+    replyQueue: replies.queue,
+    repliesOutliveConnection: false,
+    async declareReplies(channel) {
+      await channel.assertExchange(replies.exchange, 'fanout', { durable: false, autoDelete: true });
+      // Exclusive as well as auto-delete: an auto-delete queue that never had a consumer (the
+      // connection dropped between declare and consume) would otherwise stay forever.
+      await channel.assertQueue(replies.queue, { durable: false, exclusive: true, autoDelete: true });
+      await channel.bindQueue(replies.queue, replies.exchange, '');
+    },
+    // The server declares its exchange; declaring it here would need the configure right on
+    // server names that this scheme denies clients.
+    async declareRequests() {},
+    async removeReplies(channel) {
+      await channel.deleteQueue(replies.queue);
+      await channel.deleteExchange(replies.exchange);
+    },
+    nextId: () => prefix + (++seq).toString(36),
+    request(id, method, params, deadline) {
+      const envelope: RequestEnvelope = { method, params, deadline };
+      let body: Buffer;
+      try {
+        body = settings.serializer.encode(envelope);
+      } catch (error) {
+        throw new QAMSerializationException(`Arguments of ${method} cannot be serialized as ${settings.serializer.name}: ${describeError(error)}`, error);
+      }
+      return {
+        exchange: server.exchange,
+        routingKey: server.routingKey,
+        body,
+        properties: { correlationId: id, replyTo: replies.exchange, contentType: settings.serializer.contentType },
+      };
+    },
+    returnedId(message) {
+      const { correlationId } = message.properties as { correlationId?: unknown };
+      return typeof correlationId === 'string' ? correlationId : undefined;
+    },
+    readReply(message) {
+      const { correlationId, contentType } = message.properties as { correlationId?: unknown; contentType?: string };
+      return { id: typeof correlationId === 'string' ? correlationId : undefined, outcome: decodeReply(message.content, contentType, settings) };
+    },
+  };
+}

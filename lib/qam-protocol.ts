@@ -1,0 +1,107 @@
+import type { ConsumeMessage } from 'amqplib';
+import { QAMBadMessageException, QAMMethodNotFoundException, QAMPayloadTooLargeException, amqpReplyCode, describeError } from './errors.js';
+import { qamServerNames } from './naming.js';
+import type { ProtocolSettings, ServerProtocol } from './protocol.js';
+import {
+  decodeQamBody,
+  encodeQamBody,
+  parseQamRequest,
+  qamNotFoundText,
+  qamProperties,
+  qamReplyBody,
+  type QamAddress,
+  type QamRequest,
+} from './qam-format.js';
+
+type Parsed = { request: QamRequest } | { problem: Error; address: QamAddress | undefined };
+
+const durableDirect = { durable: true, autoDelete: false } as const;
+
+/**
+ * Python QAM's protocol (JSON serializer): requests come through `<id>_server_exchange` into
+ * `<id>_server_queue`; replies go to `<id>_client_exchange` with the routing key the request names.
+ * Declarations carry QAM's exact flags, since a declaration with other flags fails with
+ * PRECONDITION_FAILED against a queue or exchange a Python peer declared first.
+ * @internal
+ */
+export function qamProtocol(settings: ProtocolSettings): ServerProtocol {
+  const names = qamServerNames(settings.serverId);
+  // The body is read once by read() and again by reply() for the address; deliveries are distinct objects.
+  const parsed = new WeakMap<ConsumeMessage, Parsed>();
+
+  const parse = (message: ConsumeMessage): Parsed => {
+    let result = parsed.get(message);
+    if (result === undefined) {
+      result = parseMessage(message, settings.maxBytes);
+      parsed.set(message, result);
+    }
+    return result;
+  };
+
+  return {
+    name: 'qam',
+    queue: names.queue,
+    async declare(channel) {
+      await channel.assertExchange(names.exchange, 'direct', durableDirect);
+      await channel.assertQueue(names.queue, { durable: true, exclusive: false, autoDelete: false });
+      await channel.bindQueue(names.queue, names.exchange, names.routingKey);
+      // QAM's server declares the reply exchange before it replies: a reply published to an
+      // exchange that does not exist would close the reply channel with NOT_FOUND.
+      await channel.assertExchange(names.replyExchange, 'direct', durableDirect);
+    },
+    async remove(channel) {
+      await channel.deleteQueue(names.queue);
+      await channel.deleteExchange(names.exchange);
+      // Proxies bind their reply queues to the reply exchange: it goes only once none is bound,
+      // and the broker answers a bound one with PRECONDITION_FAILED, which is no failure here.
+      await channel.deleteExchange(names.replyExchange, { ifUnused: true }).catch((error: unknown) => {
+        if (amqpReplyCode(error) !== 406) throw error;
+      });
+    },
+    read(message) {
+      const result = parse(message);
+      if ('problem' in result) return { error: result.problem };
+      const { method_name: method, params } = result.request;
+      return { call: { method, params, deadline: undefined } };
+    },
+    notFound(method) {
+      return new QAMMethodNotFoundException(qamNotFoundText(method));
+    },
+    reply(message, outcome) {
+      const result = parse(message);
+      const address = 'request' in result ? { id: result.request.id, routingKey: result.request.routing_key } : result.address;
+      if (address === undefined) return undefined;
+      const body = encodeQamBody(qamReplyBody(address.id, outcome));
+      if (body.length > settings.maxBytes) {
+        throw new QAMPayloadTooLargeException(`Reply is ${body.length} bytes, above the server's limit of ${settings.maxBytes} bytes`);
+      }
+      return { exchange: names.replyExchange, routingKey: address.routingKey, body, properties: { ...qamProperties } };
+    },
+  };
+}
+
+/**
+ * Reads a request. An oversized body is not parsed (that is what the limit spares), so it cannot
+ * be answered: QAM keeps the reply address in the body.
+ */
+function parseMessage(message: ConsumeMessage, maxBytes: number): Parsed {
+  if (message.content.length > maxBytes) {
+    return {
+      problem: new QAMPayloadTooLargeException(`Request of ${message.content.length} bytes exceeds the server's limit of ${maxBytes} bytes`),
+      address: undefined,
+    };
+  }
+  let value: unknown;
+  try {
+    value = decodeQamBody(message.content);
+  } catch (error) {
+    return { problem: error instanceof QAMBadMessageException ? error : new QAMBadMessageException(describeError(error)), address: undefined };
+  }
+  const result = parseQamRequest(value);
+  if ('problem' in result) return { problem: new QAMBadMessageException(result.problem), address: result.address };
+  const { contentType } = message.properties as { contentType?: string };
+  if (contentType !== undefined && contentType !== qamProperties.contentType) {
+    return { problem: new QAMBadMessageException(`Unsupported content type '${contentType}': QAM interop speaks JSON only`), address: { id: result.request.id, routingKey: result.request.routing_key } };
+  }
+  return result;
+}
