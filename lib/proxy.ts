@@ -106,6 +106,8 @@ function remoteProxy(client: CallTransport, settings: CallSettings, path: readon
   // util.inspect looks through proxies at their target, so the label must live on the target too.
   Object.defineProperty(target, inspect.custom, { value: describe });
   const controls = path.length === 0 ? rootControls(client, settings, label) : undefined;
+  const method = path.join('.');
+  const callable = checkMethodPath(method);
 
   return new Proxy(target, {
     get(_target, property) {
@@ -126,7 +128,7 @@ function remoteProxy(client: CallTransport, settings: CallSettings, path: readon
       return child;
     },
     apply(_target, _this, params: unknown[]) {
-      return call(client, settings, path.join('.'), params);
+      return call(client, settings, method, callable, params);
     },
     set() {
       return false;
@@ -141,16 +143,16 @@ function remoteProxy(client: CallTransport, settings: CallSettings, path: readon
 }
 
 /** Sends one call; a bad path ends the call the way any failure would, never by throwing. */
-function call(client: CallTransport, settings: CallSettings, method: string, params: unknown[]): Promise<unknown> | string {
+function call(client: CallTransport, settings: CallSettings, method: string, callable: boolean, params: unknown[]): Promise<unknown> | string {
   const callbacks = settings.callbacks;
   if (callbacks === undefined) {
-    return new Promise((resolve, reject) => send(client, settings, method, params, { kind: 'promise', resolve, reject }));
+    return new Promise((resolve, reject) => send(client, settings, method, callable, params, { kind: 'promise', resolve, reject }));
   }
-  return send(client, settings, method, params, { kind: 'callback', ok: callbacks.ok, err: callbacks.err });
+  return send(client, settings, method, callable, params, { kind: 'callback', ok: callbacks.ok, err: callbacks.err });
 }
 
-function send(client: CallTransport, settings: CallSettings, method: string, params: unknown[], completion: Completion): string {
-  if (!checkMethodPath(method)) {
+function send(client: CallTransport, settings: CallSettings, method: string, callable: boolean, params: unknown[], completion: Completion): string {
+  if (!callable) {
     return client.fail(method, completion, new QAMInvalidCallException(`'${method}' is not a callable path: call a function or instance.method`));
   }
   return client.call({ method, params, timeoutMs: settings.timeoutMs, signal: settings.signal, completion, retries: settings.retries });
@@ -176,7 +178,7 @@ function rootControls(client: CallTransport, settings: CallSettings, label: stri
       }
       return configured({ ...settings, retries: times });
     },
-    invoke: (method: unknown, ...params: unknown[]) => call(client, settings, String(method), params),
+    invoke: (method: unknown, ...params: unknown[]) => call(client, settings, String(method), checkMethodPath(method), params),
     cancel: (uid: unknown) => typeof uid === 'string' && client.cancel(uid),
     getCallbackState: (uid: unknown) => client.pending.state(String(uid)),
     getNumWaitingCallbacks: () => client.pending.waitingCallbacks,

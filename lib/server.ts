@@ -105,7 +105,8 @@ export class QAMServer<Registered extends object = {}> {
   #state: 'idle' | 'serving' | 'closing' | 'closed' = 'idle';
   #detach: (() => void) | undefined;
   readonly #consumers = new Map<ServerProtocol, { channel: Channel; tag: string }>();
-  #replyChannel: Promise<Channel> | undefined;
+  #replyChannel: Channel | undefined;
+  #replyOpening: Promise<Channel> | undefined;
   #starting: Promise<void> | undefined;
   #restartTimer: NodeJS.Timeout | undefined;
   #restartAttempts = 0;
@@ -219,7 +220,7 @@ export class QAMServer<Registered extends object = {}> {
     await this.#threads.close();
     this.#detach?.();
     if (options.deleteQueue === true) await this.#deleteTopology();
-    const channels = [...consumers.map(({ channel }) => channel), await this.#replyChannel?.catch(() => undefined)];
+    const channels = [...consumers.map(({ channel }) => channel), this.#replyChannel ?? (await this.#replyOpening?.catch(() => undefined))];
     this.#forgetChannels();
     for (const channel of channels) await channel?.close().catch(() => undefined);
     if (this.#ownsConnection) await this.connection.close();
@@ -308,21 +309,25 @@ export class QAMServer<Registered extends object = {}> {
     this.#scheduleRestart();
   }
 
-  #replies(): Promise<Channel> {
-    this.#replyChannel ??= this.connection.model().then(async (model) => {
-      const channel = await model.createChannel();
-      channel.on('error', (error: Error) => this.#logger.error(`server ${this.serverId} reply channel error: ${describeError(error)}`));
-      channel.on('close', () => {
-        if (this.#replyChannel === opened) this.#replyChannel = undefined;
+  /** The channel replies are published on, opened once and again after it closes. */
+  #openReplies(): Promise<Channel> {
+    this.#replyOpening ??= this.connection
+      .model()
+      .then(async (model) => {
+        const channel = await model.createChannel();
+        channel.on('error', (error: Error) => this.#logger.error(`server ${this.serverId} reply channel error: ${describeError(error)}`));
+        channel.on('close', () => {
+          if (this.#replyChannel === channel) this.#replyChannel = undefined;
+        });
+        this.#replyChannel = channel;
+        return channel;
+      })
+      .finally(() => {
+        this.#replyOpening = undefined;
       });
-      return channel;
-    });
-    const opened = this.#replyChannel;
-    opened.catch(() => {
-      if (this.#replyChannel === opened) this.#replyChannel = undefined;
-    });
-    return opened;
+    return this.#replyOpening;
   }
+
 
   #receive(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage): void {
     if (this.#ackOnReceipt) ack(channel, message);
@@ -381,7 +386,7 @@ export class QAMServer<Registered extends object = {}> {
       return;
     }
     try {
-      const channel = await this.#replies();
+      const channel = this.#replyChannel ?? (await this.#openReplies());
       channel.publish(reply.exchange, reply.routingKey, reply.body, reply.properties);
     } catch (error) {
       this.#logger.error(`server ${this.serverId} could not publish the reply to ${reply.exchange || reply.routingKey}: ${describeError(error)}`);
