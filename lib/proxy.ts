@@ -100,12 +100,13 @@ function toTimeoutMs(seconds: unknown): number {
  * has no non-configurable own properties to contradict.
  */
 function remoteProxy(client: CallTransport, settings: CallSettings, path: readonly string[], label: string): object {
-  const children = new Map<string, object>();
+  let children: Map<string, object> | undefined;
+  let controls: Record<string, unknown> | undefined;
   const describe = (): string => label;
   const target = (): void => undefined;
   // util.inspect looks through proxies at their target, so the label must live on the target too.
   Object.defineProperty(target, inspect.custom, { value: describe });
-  const controls = path.length === 0 ? rootControls(client, settings, label) : undefined;
+  const isRoot = path.length === 0;
   const method = path.join('.');
   const callable = checkMethodPath(method);
 
@@ -116,9 +117,13 @@ function remoteProxy(client: CallTransport, settings: CallSettings, path: readon
         if (property === Symbol.toStringTag) return 'QAMProxy';
         return undefined;
       }
-      if (controls !== undefined && controlNames.has(property)) return controls[property];
+      if (isRoot && controlNames.has(property)) {
+        controls ??= rootControls(client, settings, label);
+        return controls[property];
+      }
       if (absentNames.has(property) || property.startsWith('_') || property.startsWith('@@')) return undefined;
       if (labelNames.has(property)) return describe;
+      children ??= new Map();
       let child = children.get(property);
       if (child === undefined) {
         const childPath = [...path, property];
