@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import { QAMClosedException, QAMException, QAMSerializationException, QAMTimeoutException, describeError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { RemoteFunction } from './dispatch.js';
@@ -57,7 +57,7 @@ export class ThreadPool {
   readonly size: number;
   readonly #label: string;
   readonly #logger: Logger;
-  #piscina: Piscina<ThreadTask, ThreadOutcome> | undefined;
+  #piscina: Promise<Piscina<ThreadTask, ThreadOutcome>> | undefined;
   #closed = false;
 
   constructor(size: number, label: string, logger: Logger) {
@@ -69,7 +69,9 @@ export class ThreadPool {
 
   /** Runs `task` on a thread; resolves with its result, rejects with what it threw or why it failed. */
   async run(task: ThreadTask, deadline: number | undefined): Promise<unknown> {
-    const piscina = this.#start(task);
+    const piscina = await this.#start(task);
+    // Checked again after the wait: a pool destroyed by close() would start new threads for a late call.
+    if (this.#closed) throw this.#closedError(task);
     const stop = deadline === undefined ? undefined : abortAt(deadline);
     let outcome: ThreadOutcome;
     try {
@@ -87,20 +89,27 @@ export class ThreadPool {
   /** Stops every thread. Calls still running fail with QAMClosedException. */
   async close(): Promise<void> {
     this.#closed = true;
-    const piscina = this.#piscina;
+    const starting = this.#piscina;
     this.#piscina = undefined;
-    await piscina?.destroy();
+    await (await starting?.catch(() => undefined))?.destroy();
   }
 
-  #start(task: ThreadTask): Piscina<ThreadTask, ThreadOutcome> {
-    if (this.#closed) throw new QAMClosedException(`${this.#label} is closed; ${task.exportName} cannot run`);
-    if (this.#piscina === undefined) {
-      const piscina = new Piscina<ThreadTask, ThreadOutcome>({ filename: entry, name: 'call', minThreads: this.size, maxThreads: this.size });
+  /** Piscina is imported at the first call: servers without worker functions, and proxies, never load it. */
+  #start(task: ThreadTask): Promise<Piscina<ThreadTask, ThreadOutcome>> {
+    if (this.#closed) return Promise.reject(this.#closedError(task));
+    this.#piscina ??= import('piscina').then(({ Piscina }) => {
+      // Atomics off: an idle thread then waits in its event loop, not in Atomics.wait, so timers and
+      // promises a module leaves behind run (and fail) between calls rather than inside the next one.
+      const piscina = new Piscina<ThreadTask, ThreadOutcome>({ filename: entry, name: 'call', minThreads: this.size, maxThreads: this.size, atomics: 'disabled' });
       // Piscina emits 'error' for a thread that fails with no call on it; unheard, it would end the process.
       piscina.on('error', (error: unknown) => this.#logger.error(`${this.#label}: a worker thread failed: ${describeError(error)}`));
-      this.#piscina = piscina;
-    }
+      return piscina;
+    });
     return this.#piscina;
+  }
+
+  #closedError(task: ThreadTask): QAMClosedException {
+    return new QAMClosedException(`${this.#label} is closed; ${task.exportName} cannot run`);
   }
 
   #failure(task: ThreadTask, error: unknown, timedOut: boolean): Error {
