@@ -31,9 +31,9 @@ export interface QamAddress {
 export const qamProperties = { persistent: true, contentType: 'application/json', contentEncoding: 'utf-8' } as const;
 
 /** `internal_exception` of a reply for a name nothing is registered under. */
-export const qamMethodNotFound = 1;
+const qamMethodNotFound = 1;
 /** `internal_exception` of every other reply. */
-export const qamNoInternalException = -1;
+const qamNoInternalException = -1;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 

@@ -163,13 +163,19 @@ export class ReplyQueueClient implements CallTransport {
     this.#closed = true;
     this.pending.settleAll(new QAMClosedException(`Proxy for server ${this.#settings.serverId} was closed before the reply arrived`));
     this.#detach();
-    await this.#setup?.catch(() => undefined);
+    // While the connection is down, a setup in progress waits for the reconnect: it then shuts
+    // down what it opened itself (see #open) rather than hold up close() until the broker is back.
+    if (this.#settings.connection.connected) await this.#setup?.catch(() => undefined);
+    await this.#shutdown();
+    if (this.#settings.ownsConnection) await this.#settings.connection.close();
+  }
+
+  async #shutdown(): Promise<void> {
     const channels = [this.#publisher, this.#consumer?.channel];
     this.#publisher = undefined;
     this.#consumer = undefined;
     for (const channel of channels) await channel?.close().catch(() => undefined);
     if (this.#declared) await this.#removeReplies();
-    if (this.#settings.ownsConnection) await this.#settings.connection.close();
   }
 
   async #removeReplies(): Promise<void> {
@@ -205,7 +211,10 @@ export class ReplyQueueClient implements CallTransport {
     const model = await this.#settings.connection.model();
     if (this.#consumer === undefined) await this.#consume(model);
     const publisher = this.#publisher ?? (await this.#openPublisher(model));
-    if (this.#closed) throw new QAMClosedException(`Proxy for server ${this.#settings.serverId} is closed`);
+    if (this.#closed) {
+      await this.#shutdown();
+      throw new QAMClosedException(`Proxy for server ${this.#settings.serverId} is closed`);
+    }
     return publisher;
   }
 

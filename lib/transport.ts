@@ -16,7 +16,7 @@ import type { Serializer } from './serializers.js';
  */
 const generatedQueueExpiresMs = 60 * 60 * 1000;
 
-/** @internal What a proxy asked for, checked. */
+/** @internal What a proxy asks for; {@link createTransport} checks that it goes together. */
 export interface TransportChoice {
   serverId: string;
   connection: QAMConnection;
@@ -49,8 +49,8 @@ export function createTransport(choice: TransportChoice): CallTransport {
     return new ReplyQueueClient({ serverId, connection, ownsConnection, maxBytes, logger, protocol: qamClientProtocol({ serverId, clientId, expiresMs, maxBytes }) });
   }
   if (replies === 'callme') {
-    const protocol = callmeClientProtocol({ serverId, user: connection.username, serializer: choice.serializer, maxBytes, errorClasses: choice.errorClasses });
-    return new ReplyQueueClient({ serverId, connection, ownsConnection, maxBytes, logger, protocol });
+    const callme = callmeClientProtocol({ serverId, user: connection.username, serializer: choice.serializer, maxBytes, errorClasses: choice.errorClasses });
+    return new ReplyQueueClient({ serverId, connection, ownsConnection, maxBytes, logger, protocol: callme });
   }
   return new RpcClient({ serverId, connection, ownsConnection, serializer: choice.serializer, maxBytes, errorClasses: choice.errorClasses, logger });
 }

@@ -1,0 +1,198 @@
+/**
+ * callme's permission scheme: RabbitMQ users with exactly the `rabbitmqctl set_permissions`
+ * regexes of callme's documentation, in a vhost of this suite's own, and proxies with
+ * `replies: 'callme'`, which declare only their own `client_<user>_` names.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import * as amqp from 'amqplib';
+import { QAMConnection, QAMProxy, QAMServer, silentLogger } from '../lib/index.js';
+import { brokerUrl, createUser, createVhost, rabbitmqctl, uniqueName, type TempUser, type TempVhost } from './support/broker.js';
+
+const password = 'secret-password';
+
+/** callme's recipe for a server user: only its own names, and replies to client exchanges. */
+const serverPermissions = (serverId: string) => ({
+  configure: `server_${serverId}_.*`,
+  write: `server_${serverId}_.*|client_.*_ex_.*`,
+  read: `server_${serverId}_.*`,
+});
+
+/** callme's recipe for a client user: only its own names, and the exchanges of the servers it may call. */
+const clientPermissions = (user: string, servers: string) => ({
+  configure: `client_${user}_.*`,
+  write: `client_${user}_.*|${servers}`,
+  read: `client_${user}_.*`,
+});
+
+/** Requests the broker refuses close the channel, with the reply code as the error's `code`. */
+async function amqpRefusal(operation: (channel: amqp.Channel) => Promise<unknown>, url: string): Promise<unknown> {
+  const connection = await amqp.connect(url);
+  try {
+    const channel = await connection.createChannel();
+    channel.on('error', () => undefined);
+    return await operation(channel).then(
+      () => undefined,
+      (error: unknown) => (error as { code?: unknown }).code,
+    );
+  } finally {
+    await connection.close();
+  }
+}
+
+describe("callme's permission scheme", () => {
+  const foo = uniqueName('foo');
+  const bar = uniqueName('bar');
+  let vhost: TempVhost;
+  const users: TempUser[] = [];
+  const servers: QAMServer[] = [];
+  let carl: TempUser;
+  let olivia: TempUser;
+  let oscar: TempUser;
+  let anyone: TempUser;
+
+  const urlOf = (user: TempUser): string => brokerUrl(vhost.vhost, user.name, password);
+  const proxyFor = (user: TempUser, serverId: string, connection?: QAMConnection): QAMProxy =>
+    new QAMProxy({ serverId, replies: 'callme', timeout: 5, logger: silentLogger, ...(connection === undefined ? { url: urlOf(user) } : { connection }) });
+
+  beforeAll(async () => {
+    vhost = await createVhost('qam_perms');
+    const user = async (prefix: string, permissions: (name: string) => Parameters<typeof createUser>[3]): Promise<TempUser> => {
+      const name = uniqueName(prefix);
+      const created = await createUser(name, password, vhost.vhost, permissions(name));
+      users.push(created);
+      return created;
+    };
+    let dave: TempUser;
+    [carl, dave, olivia, oscar, anyone] = await Promise.all([
+      user('carl', () => serverPermissions(foo)),
+      user('dave', () => serverPermissions(bar)),
+      user('olivia', (name) => clientPermissions(name, `server_${foo}_ex`)),
+      user('oscar', (name) => clientPermissions(name, `server_${foo}_ex|server_${bar}_ex`)),
+      user('anyone', (name) => clientPermissions(name, 'server_.*_ex')),
+    ]);
+    for (const [serverId, owner] of [
+      [foo, carl],
+      [bar, dave],
+    ] as const) {
+      const server = new QAMServer({ serverId, url: urlOf(owner), logger: silentLogger })
+        .registerFunction((a: number, b: number) => a + b, 'add')
+        .registerFunction(async (ms: number) => new Promise((resolve) => setTimeout(resolve, ms, ms)), 'sleep');
+      servers.push(server);
+      await server.serve();
+    }
+  });
+
+  afterAll(async () => {
+    await Promise.all(servers.map((server) => server.close({ deleteQueue: true })));
+    await Promise.all(users.map((user) => user.remove()));
+    await vhost.remove();
+  });
+
+  it('lets each client call the servers it may reach, through its own auto-delete reply names', async () => {
+    const oliviaFoo = proxyFor(olivia, foo);
+    const oscarFoo = proxyFor(oscar, foo);
+    const oscarBar = proxyFor(oscar, bar);
+    try {
+      await expect(oliviaFoo.add(1, 2)).resolves.toBe(3);
+      await expect(oscarFoo.add(3, 4)).resolves.toBe(7);
+      await expect(oscarBar.add(5, 6)).resolves.toBe(11);
+
+      const queues = JSON.parse(await rabbitmqctl('list_queues', '-p', vhost.vhost, 'name', 'durable', 'auto_delete', '--formatter', 'json', '--quiet')) as Record<string, unknown>[];
+      const oliviaQueues = queues.filter((queue) => String(queue['name']).startsWith(`client_${olivia.name}_queue_`));
+      expect(oliviaQueues).toEqual([{ name: expect.any(String), durable: false, auto_delete: true }]);
+      const exchanges = JSON.parse(await rabbitmqctl('list_exchanges', '-p', vhost.vhost, 'name', 'type', 'durable', 'auto_delete', '--formatter', 'json', '--quiet')) as Record<string, unknown>[];
+      const oliviaExchanges = exchanges.filter((exchange) => String(exchange['name']).startsWith(`client_${olivia.name}_ex_`));
+      expect(oliviaExchanges).toEqual([{ name: expect.any(String), type: 'fanout', durable: false, auto_delete: true }]);
+    } finally {
+      await Promise.all([oliviaFoo.close(), oscarFoo.close(), oscarBar.close()]);
+    }
+    const left = await rabbitmqctl('list_queues', '-p', vhost.vhost, 'name', '--quiet');
+    expect(left).not.toContain(`client_${olivia.name}_`);
+    expect(left).not.toContain(`client_${oscar.name}_`);
+  });
+
+  it('fails a call to a server the user may not reach at once with ACCESS_REFUSED, leaving other calls alone', async () => {
+    const connection = new QAMConnection({ url: urlOf(olivia), logger: silentLogger });
+    const allowed = proxyFor(olivia, foo, connection);
+    const forbidden = proxyFor(olivia, bar, connection);
+    try {
+      const started = Date.now();
+      const before = Array.from({ length: 10 }, (_, i) => allowed.add(i, 1));
+      const refused = forbidden.add(1, 1);
+      const after = Array.from({ length: 10 }, (_, i) => allowed.add(i, 2));
+      await expect(refused).rejects.toMatchObject({ name: 'QAMAccessRefusedException', code: 'ACCESS_REFUSED' });
+      expect(Date.now() - started).toBeLessThan(2000);
+      await expect(Promise.all([...before, ...after])).resolves.toEqual([...Array.from({ length: 10 }, (_, i) => i + 1), ...Array.from({ length: 10 }, (_, i) => i + 2)]);
+
+      // The refused publish closed only that proxy's publish channel; the next calls open another.
+      await expect(forbidden.add(2, 2)).rejects.toMatchObject({ code: 'ACCESS_REFUSED' });
+      await expect(allowed.add(2, 2)).resolves.toBe(4);
+      expect(connection.connected).toBe(true);
+      expect(forbidden.getStats().pending).toBe(0);
+    } finally {
+      await Promise.all([allowed.close(), forbidden.close()]);
+      await connection.close();
+    }
+  });
+
+  it('keeps answering after a proxy went away before its reply (its auto-delete exchange is gone)', async () => {
+    const gone = proxyFor(olivia, foo);
+    const closed = expect(gone.sleep(300)).rejects.toMatchObject({ code: 'CLOSED' });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await gone.close();
+    await closed;
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const proxy = proxyFor(oscar, foo);
+    try {
+      await expect(Promise.all([proxy.add(1, 1), proxy.sleep(10)])).resolves.toEqual([2, 10]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('fails a call to a server whose exchange does not exist at once with NO_ROUTE', async () => {
+    const proxy = proxyFor(anyone, uniqueName('absent'));
+    try {
+      const started = Date.now();
+      await expect(proxy.add(1, 1)).rejects.toMatchObject({ code: 'NO_ROUTE' });
+      expect(Date.now() - started).toBeLessThan(2000);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('refuses direct reply-to to a client user, whose rights do not cover the default exchange', async () => {
+    const proxy = new QAMProxy({ serverId: foo, url: urlOf(olivia), timeout: 5, logger: silentLogger });
+    try {
+      await expect(proxy.add(1, 1)).rejects.toMatchObject({ code: 'ACCESS_REFUSED' });
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("keeps a client from consuming a server's request queue", async () => {
+    expect(await amqpRefusal((channel) => channel.consume(`server_${foo}_queue`, () => undefined), urlOf(olivia))).toBe(403);
+    const impostor = new QAMServer({ serverId: foo, url: urlOf(olivia), logger: silentLogger }).registerFunction(() => 0, 'add');
+    await expect(impostor.serve()).rejects.toMatchObject({ name: 'QAMAccessRefusedException', code: 'ACCESS_REFUSED' });
+  });
+
+  it('keeps a server from answering as another server', async () => {
+    const impostor = new QAMServer({ serverId: bar, url: urlOf(carl), logger: silentLogger }).registerFunction(() => 0, 'add');
+    await expect(impostor.serve()).rejects.toMatchObject({ code: 'ACCESS_REFUSED' });
+    expect(await amqpRefusal((channel) => channel.consume(`server_${bar}_queue`, () => undefined), urlOf(carl))).toBe(403);
+    // Nor can it tap bar's requests with a queue of its own bound to bar's exchange.
+    const tap = `server_${foo}_tap`;
+    expect(
+      await amqpRefusal(async (channel) => {
+        await channel.assertQueue(tap, { exclusive: true });
+        await channel.bindQueue(tap, `server_${bar}_ex`, bar);
+      }, urlOf(carl)),
+    ).toBe(403);
+    const proxy = proxyFor(oscar, bar);
+    try {
+      await expect(proxy.add(20, 22)).resolves.toBe(42);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
