@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { Duplex } from 'node:stream';
 import * as amqp from 'amqplib';
 import type { ChannelModel, Options, SocketOptions } from 'amqplib';
 import { QAMConnectionException, QAMClosedException, QAMAccessRefusedException, QAMTlsException, describeError } from './errors.js';
@@ -154,6 +155,31 @@ function explainTlsError(error: unknown, label: string, text: string): QAMTlsExc
 }
 
 /**
+ * amqplib writes every message and every ack to the socket on its own, one system call each, and
+ * with TCP_NODELAY one TCP segment each. Corking the socket for the rest of the current tick
+ * gathers everything written in it (a burst of requests, a reply and its ack) into one write.
+ * amqplib keeps the socket as `connection.stream`; without it, writes stay as they were.
+ */
+function coalesceWrites(model: ChannelModel): void {
+  const socket = (model as unknown as { connection?: { stream?: unknown } }).connection?.stream;
+  if (!(socket instanceof Duplex)) return;
+  const write = socket.write;
+  let corked = false;
+  const uncork = (): void => {
+    corked = false;
+    socket.uncork();
+  };
+  socket.write = function (this: Duplex, ...args: Parameters<Duplex['write']>): boolean {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
+    return write.apply(this, args);
+  } as Duplex['write'];
+}
+
+/**
  * One AMQP connection, shared by any number of servers and proxies, each on channels of its own.
  * It reconnects with jittered exponential backoff after a loss, and tells its users so they
  * redeclare their topology and restart their consumers before publishing again. The first
@@ -252,6 +278,7 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
   #adopt(model: ChannelModel): void {
     this.#model = model;
     this.#everConnected = true;
+    coalesceWrites(model);
     model.on('error', (error: Error) => this.logger.warn(`connection to ${this.label}: ${describeError(error)}`));
     model.on('close', (error?: Error) => this.#lost(model, error));
     this.logger.info(`connected to ${this.label}`);

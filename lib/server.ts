@@ -334,20 +334,20 @@ export class QAMServer<Registered extends object = {}> {
     const settle = this.#ackOnReceipt ? noop : () => ack(channel, message);
     const read = protocol.read(message);
     if ('error' in read) {
-      this.#refuse(protocol, message, read.error, settle);
+      this.#refuse(protocol, channel, message, read.error, settle);
       return;
     }
     const { method, params, deadline } = read.call;
     const target = checkMethodPath(method) ? this.#table.resolve(method) : undefined;
     if (target === undefined) {
-      this.#refuse(protocol, message, protocol.notFound(method), settle);
+      this.#refuse(protocol, channel, message, protocol.notFound(method), settle);
       return;
     }
     const context: CallContext = { method, redelivered: message.fields.redelivered, deadline };
-    this.#pool.run(() => this.#run(protocol, message, target, params, context, settle));
+    this.#pool.run(() => this.#run(protocol, channel, message, target, params, context, settle));
   }
 
-  async #run(protocol: ServerProtocol, message: ConsumeMessage, target: Target, params: unknown[], context: CallContext, settle: () => void): Promise<void> {
+  async #run(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage, target: Target, params: unknown[], context: CallContext, settle: () => void): Promise<void> {
     if (context.deadline !== undefined && context.deadline <= Date.now()) {
       this.#stats.expired++;
       this.#logger.debug(`server ${this.serverId} skips ${context.method}: its caller's deadline passed`);
@@ -360,17 +360,17 @@ export class QAMServer<Registered extends object = {}> {
     } catch (error) {
       outcome = { error };
     }
-    await this.#answer(protocol, message, outcome, context.method);
+    await this.#answer(protocol, channel, message, outcome, context.method);
     settle();
   }
 
-  #refuse(protocol: ServerProtocol, message: ConsumeMessage, error: Error, settle: () => void): void {
+  #refuse(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage, error: Error, settle: () => void): void {
     this.#logger.warn(`server ${this.serverId} refused a request: ${error.message}`);
-    this.#answer(protocol, message, { error }, undefined).then(settle, settle);
+    this.#answer(protocol, channel, message, { error }, undefined).then(settle, settle);
   }
 
   /** Publishes the reply; an outcome that cannot be sent becomes an error reply saying why. */
-  async #answer(protocol: ServerProtocol, message: ConsumeMessage, outcome: CallOutcome, method: string | undefined): Promise<void> {
+  async #answer(protocol: ServerProtocol, consumer: Channel, message: ConsumeMessage, outcome: CallOutcome, method: string | undefined): Promise<void> {
     let reply;
     try {
       reply = protocol.reply(message, outcome);
@@ -386,7 +386,11 @@ export class QAMServer<Registered extends object = {}> {
       return;
     }
     try {
-      const channel = this.#replyChannel ?? (await this.#openReplies());
+      // A reply through the default exchange (direct reply-to) can never close a channel, so it
+      // goes out on the channel it came in on, in one write with its ack. A reply to a named
+      // exchange may meet a 404 (its proxy is gone), which would close the consuming channel: it
+      // goes out on a channel of its own.
+      const channel = reply.exchange === '' ? consumer : (this.#replyChannel ?? (await this.#openReplies()));
       channel.publish(reply.exchange, reply.routingKey, reply.body, reply.properties);
     } catch (error) {
       this.#logger.error(`server ${this.serverId} could not publish the reply to ${reply.exchange || reply.routingKey}: ${describeError(error)}`);
