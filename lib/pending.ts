@@ -1,3 +1,4 @@
+import { Deadlines, now } from './deadlines.js';
 import { QAMAbortException, QAMException, QAMTimeoutException, describeError } from './errors.js';
 import type { Logger } from './logger.js';
 
@@ -26,9 +27,9 @@ const retryableCodes: ReadonlySet<string> = new Set(['TIMEOUT', 'CONNECTION_LOST
 interface Entry {
   readonly method: string;
   readonly timeoutMs: number;
+  /** Monotonic ms (see {@link now}). */
   deadline: number;
   readonly completion: Completion;
-  timer: NodeJS.Timeout | undefined;
   detachSignal: (() => void) | undefined;
   retries: number;
   resend: Resend | undefined;
@@ -74,14 +75,14 @@ export class PendingCalls {
     const entry: Entry = {
       method,
       timeoutMs,
-      deadline: Date.now() + timeoutMs,
+      deadline: now() + timeoutMs,
       completion,
-      timer: setTimeout(this.#expire, timeoutMs, id),
       detachSignal: undefined,
       retries: retry?.times ?? 0,
       resend: retry?.resend,
     };
     this.#entries.set(id, entry);
+    this.#deadlines.schedule(id, timeoutMs, entry.deadline);
     if (completion.kind === 'callback') this.#callbacks++;
     if (signal !== undefined) {
       if (signal.aborted) {
@@ -100,10 +101,10 @@ export class PendingCalls {
     return this.#entries.has(id);
   }
 
-  /** The method and absolute deadline (epoch ms) of a waiting call. */
-  describe(id: string): { method: string; deadline: number } | undefined {
+  /** The method of a waiting call. */
+  describe(id: string): { method: string } | undefined {
     const entry = this.#entries.get(id);
-    return entry === undefined ? undefined : { method: entry.method, deadline: entry.deadline };
+    return entry === undefined ? undefined : { method: entry.method };
   }
 
   /** QAM's state of a callback-mode call; unknown and finished ids answer `finished`. */
@@ -124,7 +125,8 @@ export class PendingCalls {
       return true;
     }
     this.#entries.delete(id);
-    clearTimeout(entry.timer);
+    if (this.#entries.size === 0) this.#deadlines.clear();
+    else this.#deadlines.finished(entry.timeoutMs);
     entry.detachSignal?.();
     const completion = entry.completion;
     if (completion.kind === 'promise') {
@@ -153,17 +155,20 @@ export class PendingCalls {
 
   #retry(id: string, entry: Entry, reason: QAMException): void {
     entry.retries--;
-    clearTimeout(entry.timer);
-    entry.deadline = Date.now() + entry.timeoutMs;
-    entry.timer = setTimeout(this.#expire, entry.timeoutMs, id);
+    entry.deadline = now() + entry.timeoutMs;
+    this.#deadlines.schedule(id, entry.timeoutMs, entry.deadline);
     this.#logger.info(`call ${id} to ${entry.method} sent again (${entry.retries} retries left) after: ${reason.message}`);
-    entry.resend?.(entry.deadline);
+    entry.resend?.(Date.now() + entry.timeoutMs);
   }
+
+  readonly #deadlines = new Deadlines(
+    (id) => this.#entries.get(id)?.deadline,
+    (id) => this.#expire(id),
+  );
 
   readonly #expire = (id: string): void => {
     const entry = this.#entries.get(id);
     if (entry === undefined) return;
-    entry.timer = undefined;
     this.settle(id, new QAMTimeoutException(`Call to ${entry.method} got no reply within ${entry.timeoutMs / 1000} s`));
   };
 

@@ -1,0 +1,73 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { Deadlines, now } from '../../lib/deadlines.js';
+
+/** A table of waiting ids with their deadlines, as PendingCalls keeps it. */
+function harness() {
+  const waiting = new Map<string, number>();
+  const expired: string[] = [];
+  const deadlines = new Deadlines(
+    (id) => waiting.get(id),
+    (id) => {
+      waiting.delete(id);
+      expired.push(id);
+    },
+  );
+  const start = (id: string, timeoutMs: number): void => {
+    const deadline = now() + timeoutMs;
+    waiting.set(id, deadline);
+    deadlines.schedule(id, timeoutMs, deadline);
+  };
+  const finish = (id: string, timeoutMs: number): void => {
+    waiting.delete(id);
+    deadlines.finished(timeoutMs);
+  };
+  return { waiting, expired, deadlines, start, finish };
+}
+
+describe('Deadlines', () => {
+  it('expires calls of different lengths in deadline order, skipping finished ones', async () => {
+    const { expired, start, finish } = harness();
+    start('long', 60);
+    start('short', 20);
+    start('done', 20);
+    start('short2', 30);
+    finish('done', 20);
+    await delay(100);
+    expect(expired).toEqual(['short', 'short2', 'long']);
+  });
+
+  it('honours a call re-scheduled with a later deadline, not its first one', async () => {
+    const { waiting, expired, deadlines } = harness();
+    const first = now() + 20;
+    waiting.set('a', first);
+    deadlines.schedule('a', 20, first);
+    await delay(10);
+    const second = now() + 20;
+    waiting.set('a', second);
+    deadlines.schedule('a', 20, second);
+    await delay(15);
+    expect(expired).toEqual([]);
+    await delay(30);
+    expect(expired).toEqual(['a']);
+  });
+
+  it('keeps memory to the waiting calls when most finish early', () => {
+    const { waiting, start, finish, deadlines } = harness();
+    for (let i = 0; i < 10_000; i++) {
+      start(`c${i}`, 60_000);
+      if (i % 10 !== 0) finish(`c${i}`, 60_000);
+    }
+    expect(waiting.size).toBe(1000);
+    expect(deadlines.queued).toBeLessThan(3 * 1024);
+    expect(deadlines.queued).toBeGreaterThanOrEqual(1000);
+    deadlines.clear();
+  });
+
+  it('clear stops every timer', async () => {
+    const { expired, start, deadlines } = harness();
+    start('a', 10);
+    deadlines.clear();
+    await delay(30);
+    expect(expired).toEqual([]);
+  });
+});
