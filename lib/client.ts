@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
 import type { QAMConnection } from './connection.js';
 import { payloadToError, parseReply, type ErrorClass, type RequestEnvelope } from './envelope.js';
@@ -66,7 +66,8 @@ export class RpcClient implements CallTransport {
   readonly pending: PendingCalls;
   readonly #settings: ClientSettings;
   readonly #queue: string;
-  readonly #prefix = `${randomUUID()}.`;
+  /** Uids are short (memory per pending call) and distinct between proxies (logs). */
+  readonly #prefix = `${randomBytes(4).toString('base64url')}.`;
   readonly #detach: () => void;
   #seq = 0;
   #channel: ConfirmChannel | undefined;

@@ -29,7 +29,10 @@ interface Entry {
   readonly timeoutMs: number;
   /** Monotonic ms (see {@link now}). */
   deadline: number;
-  readonly completion: Completion;
+  /** True for callback-mode calls: `onError` may then be absent (failures are logged). */
+  readonly callback: boolean;
+  readonly onValue: (value: any) => unknown;
+  readonly onError: ((error: Error) => unknown) | undefined;
   detachSignal: (() => void) | undefined;
   retries: number;
   resend: Resend | undefined;
@@ -76,7 +79,9 @@ export class PendingCalls {
       method,
       timeoutMs,
       deadline: now() + timeoutMs,
-      completion,
+      callback: completion.kind === 'callback',
+      onValue: completion.kind === 'callback' ? completion.ok : completion.resolve,
+      onError: completion.kind === 'callback' ? completion.err : completion.reject,
       detachSignal: undefined,
       retries: retry?.times ?? 0,
       resend: retry?.resend,
@@ -128,13 +133,12 @@ export class PendingCalls {
     if (this.#entries.size === 0) this.#deadlines.clear();
     else this.#deadlines.finished(entry.timeoutMs);
     entry.detachSignal?.();
-    const completion = entry.completion;
-    if (completion.kind === 'promise') {
-      if (outcome instanceof Error) completion.reject(outcome);
-      else completion.resolve(outcome.value);
+    if (!entry.callback) {
+      if (outcome instanceof Error) entry.onError?.(outcome);
+      else entry.onValue(outcome.value);
     } else {
       this.#callbacks--;
-      this.#runCallback(id, entry.method, completion, outcome);
+      this.#runCallback(id, entry, outcome);
     }
     return true;
   }
@@ -172,8 +176,9 @@ export class PendingCalls {
     this.settle(id, new QAMTimeoutException(`Call to ${entry.method} got no reply within ${entry.timeoutMs / 1000} s`));
   };
 
-  #runCallback(id: string, method: string, completion: Extract<Completion, { kind: 'callback' }>, outcome: Error | { value: unknown }): void {
-    const handler: ((value: any) => unknown) | undefined = outcome instanceof Error ? completion.err : completion.ok;
+  #runCallback(id: string, entry: Entry, outcome: Error | { value: unknown }): void {
+    const method = entry.method;
+    const handler: ((value: any) => unknown) | undefined = outcome instanceof Error ? entry.onError : entry.onValue;
     if (handler === undefined) {
       this.#logger.error(`callback call ${id} to ${method} failed and has no error function: ${describeError(outcome)}`);
       return;
