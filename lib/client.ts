@@ -13,6 +13,7 @@ import {
   QAMPayloadTooLargeException,
   QAMPublishException,
   QAMSerializationException,
+  amqpReplyCode,
   describeError,
 } from './errors.js';
 import type { Logger } from './logger.js';
@@ -70,6 +71,7 @@ export class RpcClient implements CallTransport {
   readonly #prefix = `${randomBytes(4).toString('base64url')}.`;
   readonly #detach: () => void;
   #seq = 0;
+  readonly #waiting = new Map<string, { body: Buffer; deadline: number }>();
   #channel: ConfirmChannel | undefined;
   #opening: Promise<ConfirmChannel> | undefined;
   #channelError: Error | undefined;
@@ -78,15 +80,11 @@ export class RpcClient implements CallTransport {
   constructor(settings: ClientSettings) {
     this.#settings = settings;
     this.#queue = serverNames(settings.serverId).queue;
-    this.pending = new PendingCalls(settings.logger);
+    this.pending = new PendingCalls(settings.logger, (id) => this.#waiting.delete(id));
     this.#detach = settings.connection.attach({
       onConnect: () => undefined,
       onDisconnect: (error) => this.#channelLost(this.#channel, error),
     });
-  }
-
-  get closed(): boolean {
-    return this.#closed;
   }
 
   /** Starts a call and returns its uid (also its AMQP correlation id). */
@@ -124,15 +122,29 @@ export class RpcClient implements CallTransport {
   }
 
   /** Publishes at once on the open channel, or once a channel (and its reply consumer) is open. */
+  /**
+   * Publishes at once on the open channel. Otherwise the request waits in {@link #waiting} until a
+   * channel (and its reply consumer) is open; a call that ends meanwhile leaves it at once, so an
+   * outage holds memory only for calls still within their timeout.
+   */
   #send(id: string, body: Buffer, deadline: number): void {
     const channel = this.#channel;
-    if (channel !== undefined) this.#publish(channel, id, body, deadline);
-    else {
-      this.#open().then(
-        (opened) => this.#publish(opened, id, body, deadline),
-        (error: unknown) => this.pending.settle(id, asConnectionError(error)),
-      );
+    if (channel !== undefined) {
+      this.#publish(channel, id, body, deadline);
+      return;
     }
+    this.#waiting.set(id, { body, deadline });
+    if (this.#waiting.size > 1) return;
+    this.#open().then(
+      (opened) => this.#flush(opened),
+      (error: unknown) => this.pending.settleEach([...this.#waiting.keys()], asConnectionError(error)),
+    );
+  }
+
+  #flush(channel: ConfirmChannel): void {
+    const waiting = [...this.#waiting];
+    this.#waiting.clear();
+    for (const [id, { body, deadline }] of waiting) this.#publish(channel, id, body, deadline);
   }
 
   #resend(id: string, method: string, params: unknown[], deadline: number): void {
@@ -152,7 +164,9 @@ export class RpcClient implements CallTransport {
     this.#closed = true;
     this.pending.settleAll(new QAMClosedException(`Proxy for server ${this.#settings.serverId} was closed before the reply arrived`));
     this.#detach();
-    const channel = this.#channel ?? (await this.#opening?.catch(() => undefined));
+    // While the broker is down, a channel being opened waits for the reconnect: do not wait.
+    const opening = this.#settings.connection.connected ? this.#opening : undefined;
+    const channel = this.#channel ?? (await opening?.catch(() => undefined));
     this.#channel = undefined;
     await channel?.close().catch(() => undefined);
     if (this.#settings.ownsConnection) await this.#settings.connection.close();
@@ -198,7 +212,7 @@ export class RpcClient implements CallTransport {
     const cause = this.#channelError ?? error;
     const text = describeError(cause);
     let reason: Error;
-    if (/ACCESS_REFUSED|403/.test(text)) {
+    if (amqpReplyCode(cause) === 403 || /ACCESS.REFUSED/.test(text)) {
       reason = new QAMAccessRefusedException(`The broker refused the request to server ${this.#settings.serverId}: ${text}`, cause);
     } else if (this.#channelError === undefined && isClosedError(error)) {
       reason = new QAMConnectionException(`The connection closed before the broker confirmed the request to server ${this.#settings.serverId}: ${text}`, error);
@@ -256,7 +270,8 @@ export class RpcClient implements CallTransport {
     );
     // The connection's own close follows its channels' in the same turn; settling after it makes
     // retries wait for the reconnect instead of reopening on the dead connection.
-    setImmediate(() => this.pending.settleAll(reason));
+    const lost = this.pending.ids();
+    setImmediate(() => this.pending.settleEach(lost, reason));
   }
 
   #returned(message: Message): void {
@@ -296,8 +311,8 @@ export function decodeReply(
   }
 }
 
-/** amqplib's error for an operation on a channel or connection that has closed. */
-function isClosedError(error: unknown): boolean {
+/** amqplib's error for an operation on a channel or connection that has closed. @internal */
+export function isClosedError(error: unknown): boolean {
   return error instanceof Error && (error.name === 'IllegalOperationError' || /^(channel|connection) closed/i.test(error.message));
 }
 

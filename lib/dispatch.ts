@@ -1,3 +1,5 @@
+import { EventEmitter } from 'node:events';
+
 /** A function the server can run. */
 export type RemoteFunction = (...params: any[]) => unknown;
 
@@ -19,6 +21,12 @@ function checkName(kind: string, name: unknown): string {
 }
 
 /**
+ * Prototypes whose methods are never remote: Object's, and EventEmitter's, which a service class
+ * often extends (its `emit` or `removeAllListeners` must not be callable by any client).
+ */
+const stopAt: ReadonlySet<object> = new Set([Object.prototype, EventEmitter.prototype]);
+
+/**
  * The methods an instance exposes: functions defined by its class chain (not by Object.prototype),
  * never `constructor`, accessors, data properties or names starting with `_`. Collected once, at
  * registration, so a request can only ever reach what is in this map.
@@ -26,7 +34,7 @@ function checkName(kind: string, name: unknown): string {
 function exposedMethods(instance: object): Map<string, RemoteFunction> {
   const methods = new Map<string, RemoteFunction>();
   const shadowed = new Set(Object.getOwnPropertyNames(instance));
-  for (let proto = Object.getPrototypeOf(instance) as object | null; proto !== null && proto !== Object.prototype; proto = Object.getPrototypeOf(proto) as object | null) {
+  for (let proto = Object.getPrototypeOf(instance) as object | null; proto !== null && !stopAt.has(proto); proto = Object.getPrototypeOf(proto) as object | null) {
     for (const name of Object.getOwnPropertyNames(proto)) {
       if (isHiddenName(name) || shadowed.has(name)) continue;
       shadowed.add(name);
@@ -60,11 +68,6 @@ export class DispatchTable {
   /** The target of `function` or `instance.method`, or undefined when nothing registered has that path. */
   resolve(method: string): Target | undefined {
     return this.#targets.get(method);
-  }
-
-  /** The registered names: functions, and `instance.method` paths. */
-  names(): string[] {
-    return [...this.#targets.keys()];
   }
 
   #claim(kind: string, name: string): void {

@@ -33,7 +33,7 @@ export interface ErrorPayload {
 export type ReplyEnvelope = { result: unknown } | { error: ErrorPayload };
 
 /** The deepest method path qam calls: `function` or `instance.method`. */
-export const maxPathDepth = 2;
+const maxPathDepth = 2;
 
 const causeDepthLimit = 4;
 

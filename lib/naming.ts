@@ -53,10 +53,15 @@ export function qamClientNames(clientId: string): { queue: string; routingKey: s
 /** RabbitMQ's direct reply-to pseudo queue. */
 export const directReplyTo = 'amq.rabbitmq.reply-to';
 
+const clientExchangePattern = /^client_.+_ex_[A-Za-z0-9-]+$/;
+
 /**
  * Where a reply to `replyTo` is published: direct reply-to names go through the default exchange,
- * anything else names the client's own reply exchange (callme's scheme).
+ * callme's client exchanges are published to. Anything else is no reply address: a request must
+ * not make a server publish into another server's exchange, or into one that does not exist
+ * (which would close the channel its other replies go out on).
  */
-export function replyRoute(replyTo: string): { exchange: string; routingKey: string } {
-  return replyTo.startsWith(directReplyTo) ? { exchange: '', routingKey: replyTo } : { exchange: replyTo, routingKey: '' };
+export function replyRoute(replyTo: string): { exchange: string; routingKey: string } | undefined {
+  if (replyTo.startsWith(directReplyTo)) return { exchange: '', routingKey: replyTo };
+  return clientExchangePattern.test(replyTo) ? { exchange: replyTo, routingKey: '' } : undefined;
 }

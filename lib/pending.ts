@@ -1,5 +1,5 @@
 import { Deadlines, now } from './deadlines.js';
-import { QAMAbortException, QAMException, QAMTimeoutException, describeError } from './errors.js';
+import { QAMAbortException, QAMException, QAMRemoteException, QAMTimeoutException, describeError } from './errors.js';
 import type { Logger } from './logger.js';
 
 /** QAM's callback states. */
@@ -41,17 +41,21 @@ interface Entry {
 /**
  * The table of calls waiting for a reply. Reply, timeout, abort, returned message, failed publish,
  * connection loss and close all end a call through {@link settle}, which removes the entry and its
- * timer, so every call ends exactly once and a finished call holds no memory.
+ * entry, so every call ends exactly once; a finished call keeps at most a slot in {@link Deadlines}
+ * until it is compacted away.
  */
 export class PendingCalls {
   readonly #entries = new Map<string, Entry>();
   readonly #running = new Set<string>();
   readonly #logger: Logger;
+  readonly #onEnded: ((id: string) => void) | undefined;
   #callbacks = 0;
   #unknownReplies = 0;
 
-  constructor(logger: Logger) {
+  /** @param onEnded told of every call that ended (not of a retry), after it left the table */
+  constructor(logger: Logger, onEnded?: (id: string) => void) {
     this.#logger = logger;
+    this.#onEnded = onEnded;
   }
 
   /** Calls waiting for their reply. */
@@ -119,13 +123,14 @@ export class PendingCalls {
   }
 
   /**
-   * Ends a call with a result or an error. Returns false when the id is not waiting (already
-   * settled, or never known); such a reply is counted by {@link noteUnknownReply} by the caller.
+   * Ends a call with a result or an error, or, for a retryable failure of a call with retries
+   * left, sends it again. Returns false when the id is not waiting (already settled, or never
+   * known); such a reply is counted by {@link noteUnknownReply} by the caller.
    */
   settle(id: string, outcome: Error | { value: unknown }): boolean {
     const entry = this.#entries.get(id);
     if (entry === undefined) return false;
-    if (entry.resend !== undefined && entry.retries > 0 && outcome instanceof QAMException && retryableCodes.has(outcome.code)) {
+    if (entry.resend !== undefined && entry.retries > 0 && isRetryable(outcome)) {
       this.#retry(id, entry, outcome);
       return true;
     }
@@ -133,6 +138,7 @@ export class PendingCalls {
     if (this.#entries.size === 0) this.#deadlines.clear();
     else this.#deadlines.finished(entry.timeoutMs);
     entry.detachSignal?.();
+    this.#onEnded?.(id);
     if (!entry.callback) {
       if (outcome instanceof Error) entry.onError?.(outcome);
       else entry.onValue(outcome.value);
@@ -149,13 +155,19 @@ export class PendingCalls {
 
   /** Ends every waiting call with `error`. */
   settleAll(error: Error): void {
-    for (const id of [...this.#entries.keys()]) this.settle(id, error);
+    this.settleEach(this.ids(), error);
   }
 
-  /** Ends the waiting calls the predicate selects. */
-  settleWhere(predicate: (id: string) => boolean, error: Error): void {
-    for (const id of [...this.#entries.keys()]) if (predicate(id)) this.settle(id, error);
+  /** The ids of the calls waiting now. */
+  ids(): string[] {
+    return [...this.#entries.keys()];
   }
+
+  /** Ends those of `ids` still waiting with `error`. */
+  settleEach(ids: readonly string[], error: Error): void {
+    for (const id of ids) this.settle(id, error);
+  }
+
 
   #retry(id: string, entry: Entry, reason: QAMException): void {
     entry.retries--;
@@ -205,6 +217,11 @@ export class PendingCalls {
     this.#running.delete(id);
     this.#logger.error(`callback of call ${id} to ${method} threw: ${describeError(error)}`);
   }
+}
+
+/** A timeout or lost connection of this call; not a remote error that happens to carry such a code. */
+function isRetryable(outcome: Error | { value: unknown }): outcome is QAMException {
+  return outcome instanceof QAMException && !(outcome instanceof QAMRemoteException) && retryableCodes.has(outcome.code);
 }
 
 function abortError(method: string, reason: unknown): QAMAbortException {

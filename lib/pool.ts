@@ -1,17 +1,21 @@
 /**
- * Runs at most `size` tasks at once; the rest wait in order. The server sizes the broker prefetch
- * to the same number, so with acknowledgement after the reply the queue here stays empty and the
- * broker holds the backlog, where other servers can take it.
+ * Runs at most `size` tasks at once; the rest wait in order. The server sets the prefetch of each
+ * consuming channel to the same number and acknowledges no request before a worker takes it, so
+ * this queue holds at most what a second protocol's channel delivered, and the broker holds the
+ * backlog, where other servers can take it.
  */
 export class WorkerPool {
   readonly size: number;
   readonly #queue: Array<() => Promise<void>> = [];
   #active = 0;
   #idleWaiters: Array<() => void> = [];
+  readonly #onError: (error: unknown) => void;
 
-  constructor(size: number) {
+  /** @param onError told of a task that failed anyway; the pool goes on */
+  constructor(size: number, onError: (error: unknown) => void) {
     if (!Number.isInteger(size) || size < 1) throw new TypeError(`workers must be a positive integer, got ${size}`);
     this.size = size;
+    this.#onError = onError;
   }
 
   /** Tasks running now. */
@@ -19,12 +23,7 @@ export class WorkerPool {
     return this.#active;
   }
 
-  /** Tasks waiting for a free worker. */
-  get queued(): number {
-    return this.#queue.length;
-  }
-
-  /** Runs `task` when a worker is free. The task must not reject; errors are its own to handle. */
+  /** Runs `task` when a worker is free. */
   run(task: () => Promise<void>): void {
     if (this.#active < this.size) this.#start(task);
     else this.#queue.push(task);
@@ -38,7 +37,13 @@ export class WorkerPool {
 
   #start(task: () => Promise<void>): void {
     this.#active++;
-    void task().finally(this.#done);
+    let running: Promise<void>;
+    try {
+      running = task();
+    } catch (error) {
+      running = Promise.reject(error);
+    }
+    running.catch((error: unknown) => this.#onError(error)).finally(this.#done);
   }
 
   readonly #done = (): void => {

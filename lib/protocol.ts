@@ -99,7 +99,8 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
     },
     reply(message, outcome) {
       const { replyTo, correlationId } = message.properties as { replyTo?: unknown; correlationId?: unknown };
-      if (typeof replyTo !== 'string' || replyTo === '') return undefined;
+      const route = typeof replyTo === 'string' ? replyRoute(replyTo) : undefined;
+      if (route === undefined) return undefined;
       const serializer = serializerOf(message) ?? settings.fallbackSerializer;
       const envelope =
         'error' in outcome
@@ -116,7 +117,7 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
       }
       const properties: Options.Publish = { contentType: serializer.contentType };
       if (typeof correlationId === 'string') properties.correlationId = correlationId;
-      return { ...replyRoute(replyTo), body, properties };
+      return { ...route, body, properties };
     },
   };
 }

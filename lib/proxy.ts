@@ -88,11 +88,14 @@ const labelNames: ReadonlySet<string> = new Set(['toJSON', 'toString', 'valueOf'
 
 const childCacheLimit = 256;
 
+/** Node timers and AMQP `expiration` take whole milliseconds below 2^31. */
+const maxTimeoutMs = 2 ** 31 - 1;
+
 function toTimeoutMs(seconds: unknown): number {
-  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds <= 0) {
-    throw new QAMInvalidCallException(`Timeout must be a positive number of seconds, got ${String(seconds)}`);
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds <= 0 || seconds * 1000 > maxTimeoutMs) {
+    throw new QAMInvalidCallException(`Timeout must be a positive number of seconds up to ${maxTimeoutMs / 1000}, got ${String(seconds)}`);
   }
-  return seconds * 1000;
+  return Math.ceil(seconds * 1000);
 }
 
 /**
@@ -200,6 +203,7 @@ export interface QAMProxyConstructor {
 class ProxyFactory {
   constructor(options: QAMProxyOptions) {
     const serverId = checkId('serverId', options.serverId);
+    const settings: CallSettings = { timeoutMs: toTimeoutMs(options.timeout ?? 30), retries: 0, signal: undefined, callbacks: undefined };
     const connection = options.connection ?? new QAMConnection(options);
     const client = createTransport({
       serverId,
@@ -213,7 +217,6 @@ class ProxyFactory {
       replies: options.replies,
       clientId: options.clientId,
     });
-    const settings: CallSettings = { timeoutMs: toTimeoutMs(options.timeout ?? 30), retries: 0, signal: undefined, callbacks: undefined };
     return remoteProxy(client, settings, [], `QAMProxy(server ${serverId})`) as ProxyFactory;
   }
 }

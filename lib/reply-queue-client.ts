@@ -1,5 +1,5 @@
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
-import type { CallRequest, CallTransport } from './client.js';
+import { isClosedError, type CallRequest, type CallTransport } from './client.js';
 import type { QAMConnection } from './connection.js';
 import {
   QAMAbortException,
@@ -285,6 +285,7 @@ export class ReplyQueueClient implements CallTransport {
       case 404:
         return new QAMNoRouteException(`Nothing serves server '${serverId}': ${text}`);
       default:
+        if (isClosedError(error)) return new QAMConnectionException(`The connection closed before the broker confirmed the request to server ${serverId}: ${text}`, error);
         return new QAMPublishException(`The broker did not accept the request to server ${serverId}: ${text}`, error);
     }
   }

@@ -21,14 +21,82 @@ export interface Serializer {
  */
 export const superjson = new SuperJSON();
 
+/*
+ * superjson's own rules for typed arrays and BigInt trust the sender: `new Float64Array(2e9)` from
+ * a 30-byte annotation, or BigInt parsing of a megabyte of digits, stalls a server. qam sends these
+ * types through custom transformers that check what they are given, and refuses messages that use
+ * the built-in annotations (see `refuseTrustingAnnotations`).
+ */
 superjson.registerCustom<Buffer, string>(
   {
     isApplicable: (value): value is Buffer => Buffer.isBuffer(value),
     serialize: (value) => value.toString('base64'),
-    deserialize: (value) => Buffer.from(value, 'base64'),
+    deserialize: (value) => Buffer.from(expectString(value, 'Buffer'), 'base64'),
   },
   'Buffer',
 );
+
+const typedArrays = {
+  Int8Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
+} as const;
+type TypedArrayName = keyof typeof typedArrays;
+type TypedArray = InstanceType<(typeof typedArrays)[TypedArrayName]>;
+
+superjson.registerCustom<TypedArray, [string, string]>(
+  {
+    isApplicable: (value): value is TypedArray => ArrayBuffer.isView(value) && !(value instanceof DataView) && !Buffer.isBuffer(value),
+    serialize: (value) => [value.constructor.name, Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')],
+    deserialize: (value) => {
+      const [name, data] = Array.isArray(value) ? (value as unknown[]) : [];
+      if (typeof name !== 'string' || !Object.prototype.hasOwnProperty.call(typedArrays, name)) throw new TypeError('Bad typed array type');
+      const Ctor = typedArrays[name as TypedArrayName];
+      const bytes = Buffer.from(expectString(data, name), 'base64');
+      if (bytes.length % Ctor.BYTES_PER_ELEMENT !== 0) throw new TypeError(`Bad ${name} length`);
+      const aligned = new ArrayBuffer(bytes.length);
+      new Uint8Array(aligned).set(bytes);
+      return new Ctor(aligned);
+    },
+  },
+  'TypedArray',
+);
+
+const maxBigIntDigits = 4096;
+
+superjson.registerCustom<bigint, string>(
+  {
+    isApplicable: (value): value is bigint => typeof value === 'bigint',
+    serialize: (value) => value.toString(),
+    deserialize: (value) => {
+      const digits = expectString(value, 'BigInt');
+      if (!/^-?\d+$/.test(digits) || digits.length > maxBigIntDigits) throw new TypeError(`BigInt must be at most ${maxBigIntDigits} digits`);
+      return BigInt(digits);
+    },
+  },
+  'BigInt',
+);
+
+function expectString(value: unknown, type: string): string {
+  if (typeof value !== 'string') throw new TypeError(`${type} must be sent as a string`);
+  return value;
+}
+
+/** Throws when a superjson message uses an annotation whose built-in rule trusts its input. */
+function refuseTrustingAnnotations(meta: unknown, depth = 0): void {
+  if (depth > 64) throw new TypeError('superjson annotations nested too deeply');
+  if (meta === 'typed-array' || meta === 'bigint') throw new TypeError(`superjson annotation '${meta}' is not accepted`);
+  if (Array.isArray(meta)) for (const item of meta) refuseTrustingAnnotations(item, depth + 1);
+  else if (typeof meta === 'object' && meta !== null) for (const item of Object.values(meta)) refuseTrustingAnnotations(item, depth + 1);
+}
 
 const json: Serializer = {
   name: 'json',
@@ -41,7 +109,11 @@ const superjsonSerializer: Serializer = {
   name: 'superjson',
   contentType: 'application/x-superjson',
   encode: (value) => Buffer.from(superjson.stringify(value)),
-  decode: (body) => superjson.parse(body.toString('utf8')),
+  decode: (body) => {
+    const parsed = JSON.parse(body.toString('utf8')) as { json?: unknown; meta?: { values?: unknown } };
+    refuseTrustingAnnotations(parsed.meta?.values);
+    return superjson.deserialize(parsed as Parameters<typeof superjson.deserialize>[0]);
+  },
 };
 
 const byName: Record<SerializerName, Serializer> = { json, superjson: superjsonSerializer };

@@ -116,7 +116,7 @@ export class QAMServer<Registered extends object = {}> {
     this.#ownsConnection = options.connection === undefined;
     this.connection = options.connection ?? new QAMConnection(options);
     this.#logger = options.logger ?? this.connection.logger;
-    this.#pool = new WorkerPool(options.workers ?? 16);
+    this.#pool = new WorkerPool(options.workers ?? 16, (error) => this.#logger.error(`server ${this.serverId}: a call failed outside its handler: ${describeError(error)}`));
     this.#threads = new ThreadPool(options.threads ?? availableParallelism(), `server ${this.serverId}`, this.#logger);
     const settings = {
       serverId: this.serverId,
@@ -219,8 +219,12 @@ export class QAMServer<Registered extends object = {}> {
     if (!drained) this.#logger.warn(`server ${this.serverId} closed with ${this.#pool.active} calls still running`);
     await this.#threads.close();
     this.#detach?.();
-    if (options.deleteQueue === true) await this.#deleteTopology();
-    const channels = [...consumers.map(({ channel }) => channel), this.#replyChannel ?? (await this.#replyOpening?.catch(() => undefined))];
+    // While the broker is down, nothing can be deleted and a reply channel being opened waits for
+    // the reconnect: close without waiting.
+    const connected = this.connection.connected;
+    if (options.deleteQueue === true && connected) await this.#deleteTopology();
+    const opening = connected ? this.#replyOpening : undefined;
+    const channels = [...consumers.map(({ channel }) => channel), this.#replyChannel ?? (await opening?.catch(() => undefined))];
     this.#forgetChannels();
     for (const channel of channels) await channel?.close().catch(() => undefined);
     if (this.#ownsConnection) await this.connection.close();
@@ -330,8 +334,7 @@ export class QAMServer<Registered extends object = {}> {
 
 
   #receive(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage): void {
-    if (this.#ackOnReceipt) ack(channel, message);
-    const settle = this.#ackOnReceipt ? noop : () => ack(channel, message);
+    const settle = (): void => ack(channel, message);
     const read = protocol.read(message);
     if ('error' in read) {
       this.#refuse(protocol, channel, message, read.error, settle);
@@ -344,7 +347,16 @@ export class QAMServer<Registered extends object = {}> {
       return;
     }
     const context: CallContext = { method, redelivered: message.fields.redelivered, deadline };
-    this.#pool.run(() => this.#run(protocol, channel, message, target, params, context, settle));
+    // With ack on receipt (QAM's way) a request is acknowledged as its worker takes it, not as it
+    // arrives: acknowledging earlier would lift the prefetch bound and pull the whole backlog in.
+    if (this.#ackOnReceipt) {
+      this.#pool.run(() => {
+        settle();
+        return this.#run(protocol, channel, message, target, params, context, noop);
+      });
+    } else {
+      this.#pool.run(() => this.#run(protocol, channel, message, target, params, context, settle));
+    }
   }
 
   async #run(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage, target: Target, params: unknown[], context: CallContext, settle: () => void): Promise<void> {
@@ -360,8 +372,11 @@ export class QAMServer<Registered extends object = {}> {
     } catch (error) {
       outcome = { error };
     }
-    await this.#answer(protocol, channel, message, outcome, context.method);
-    settle();
+    try {
+      await this.#answer(protocol, channel, message, outcome, context.method);
+    } finally {
+      settle();
+    }
   }
 
   #refuse(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage, error: Error, settle: () => void): void {

@@ -1,6 +1,7 @@
 import { callbackSample } from '../samples/callback.js';
 import { demo } from '../samples/demo.js';
 import { errorsSample } from '../samples/errors.js';
+import { qamSample } from '../samples/qam.js';
 import { timeoutSample } from '../samples/timeout.js';
 
 /** The README's examples are these samples; running them keeps the README honest. */
@@ -34,6 +35,15 @@ describe('samples', () => {
       'AccountOverdrawn: cannot withdraw 100',
       'remote Error (ENOSPC): disk full',
       'not found: METHOD_NOT_FOUND',
+    ]);
+  });
+
+  it('qam: one server for QAM-format and native proxies', async () => {
+    expect(await printed(qamSample)).toEqual([
+      'QAM format: my_instance.adder_function(2, 4) = 6',
+      'QAM format: raises -> args ["boom",42]',
+      'QAM format: nosuch -> Methodname nosuch is not registered on QAMServer',
+      'native format: add(2, 3) = 5',
     ]);
   });
 });

@@ -1,6 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { QAMProxy, QAMServer, QAMTimeoutException, silentLogger } from '../../lib/index.js';
-import { listQueues, queueMessageCount, uniqueName } from '../support/broker.js';
+import { listQueueInfo, listQueues, queueMessageCount, uniqueName } from '../support/broker.js';
 import { Servers, quietConnection, url } from './fixtures.js';
 
 class Calculator {
@@ -318,5 +318,48 @@ describe('proxy lifecycle', () => {
     await server.close({ deleteQueue: true });
     await expect(running).resolves.toBe('done');
     await proxy.close();
+  });
+});
+
+describe('acknowledgement', () => {
+  it('with ack: onReceipt, still pulls no more than its workers take from the queue', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const server = servers.create({ workers: 2, ack: 'onReceipt' });
+    server.registerFunction(() => gate, 'held');
+    await server.serve();
+    const proxy = new QAMProxy({ serverId: server.serverId, url, logger: silentLogger });
+    const calls = Promise.all(Array.from({ length: 10 }, () => proxy['held']()));
+    await delay(200);
+    const info = (await listQueueInfo()).find((queue) => queue.name === `server_${server.serverId}_queue`);
+    release();
+    expect(info?.messagesReady).toBe(6);
+    await calls;
+    await proxy.close();
+  });
+});
+
+describe('reply addresses', () => {
+  it('never publishes a reply into an exchange that is not a client reply exchange', async () => {
+    const server = servers.create();
+    server.registerFunction(() => 'pong', 'ping');
+    await server.serve();
+    const connection = quietConnection();
+    const channel = await (await connection.model()).createChannel();
+    const tap = await channel.assertQueue('', { exclusive: true });
+    await channel.bindQueue(tap.queue, 'amq.fanout', '');
+    const replies: unknown[] = [];
+    await channel.consume(tap.queue, (message) => replies.push(message?.content.toString()), { noAck: true });
+    channel.sendToQueue(`server_${server.serverId}_queue`, Buffer.from(JSON.stringify({ method: 'ping', params: [] })), {
+      replyTo: 'amq.fanout',
+      contentType: 'application/json',
+    });
+    const proxy = new QAMProxy({ serverId: server.serverId, url, logger: silentLogger });
+    await delay(200);
+    await expect(proxy['ping']()).resolves.toBe('pong');
+    expect(replies).toEqual([]);
+    expect(server.stats().served).toBe(2);
+    await proxy.close();
+    await connection.close();
   });
 });

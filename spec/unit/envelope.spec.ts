@@ -102,6 +102,21 @@ describe('serializers', () => {
     expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
   });
 
+  it('superjson keeps every typed array kind and large BigInts', () => {
+    const value = { f: new Float64Array([1.5, -2]), i: new Int16Array([-3]), b: new BigInt64Array([-5n]), n: -(10n ** 40n) };
+    expect(superjson.decode(superjson.encode(value))).toEqual(value);
+  });
+
+  it.each([
+    ['a built-in typed-array annotation', { json: { a: 2e9 }, meta: { values: { a: [['typed-array', 'Float64Array']] } } }],
+    ['a built-in bigint annotation', { json: { a: '1' }, meta: { values: { a: ['bigint'] } } }],
+    ['a Buffer given as a length', { json: { a: { length: 2e9 } }, meta: { values: { a: [['custom', 'Buffer']] } } }],
+    ['a typed array given as a length', { json: { a: 2e9 }, meta: { values: { a: [['custom', 'TypedArray']] } } }],
+    ['a BigInt of a million digits', { json: { a: '9'.repeat(1e6) }, meta: { values: { a: [['custom', 'BigInt']] } } }],
+  ])('superjson refuses %s without allocating it', (_label, message) => {
+    expect(() => superjson.decode(Buffer.from(JSON.stringify(message)))).toThrow();
+  });
+
   it('names an unknown serializer', () => {
     expect(() => serializerNamed('pickle')).toThrow(/pickle/);
   });
