@@ -1,13 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { callmeClientProtocol } from './callme-client.js';
-import { RpcClient, type CallTransport } from './client.js';
-import type { QAMConnection } from './connection.js';
-import type { ErrorClass } from './envelope.js';
-import type { Logger } from './logger.js';
+import { RpcClient, type CallTransport, type ClientSettings } from './client.js';
 import { checkId, type WireProtocol } from './naming.js';
 import { qamClientProtocol } from './qam-client.js';
 import { ReplyQueueClient } from './reply-queue-client.js';
-import type { Serializer } from './serializers.js';
 
 /**
  * How long a QAM reply queue of a generated client id may stay unused before the broker deletes
@@ -17,14 +13,7 @@ import type { Serializer } from './serializers.js';
 const generatedQueueExpiresMs = 60 * 60 * 1000;
 
 /** @internal What a proxy asks for; {@link createTransport} checks that it goes together. */
-export interface TransportChoice {
-  serverId: string;
-  connection: QAMConnection;
-  ownsConnection: boolean;
-  serializer: Serializer;
-  maxBytes: number;
-  errorClasses: ReadonlyMap<string, ErrorClass>;
-  logger: Logger;
+export interface TransportChoice extends ClientSettings {
   protocol: WireProtocol | undefined;
   replies: 'direct' | 'callme' | undefined;
   clientId: string | undefined;
