@@ -3,7 +3,6 @@ import type { ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
 import type { QAMConnection } from './connection.js';
 import { payloadToError, parseReply, type ErrorClass, type RequestEnvelope } from './envelope.js';
 import {
-  QAMAbortException,
   QAMAccessRefusedException,
   QAMBadMessageException,
   QAMClosedException,
@@ -52,7 +51,6 @@ export interface CallTransport {
   readonly pending: PendingCalls;
   call(request: CallRequest): string;
   fail(method: string, completion: Completion, error: Error): string;
-  cancel(uid: string): boolean;
   close(): Promise<void>;
 }
 
@@ -92,13 +90,13 @@ export class RpcClient implements CallTransport {
     const id = this.#prefix + (++this.#seq).toString(36);
     const { method, params, timeoutMs, completion, signal, retries } = request;
     if (this.#closed) {
-      this.#rejectNow(id, method, completion, new QAMClosedException(`Proxy for server ${this.#settings.serverId} is closed`));
+      this.pending.rejectSoon(id, method, completion, new QAMClosedException(`Proxy for server ${this.#settings.serverId} is closed`));
       return id;
     }
     const deadline = Date.now() + timeoutMs;
     const body = this.#encode(method, params, deadline);
     if (body instanceof Error) {
-      this.#rejectNow(id, method, completion, body);
+      this.pending.rejectSoon(id, method, completion, body);
       return id;
     }
     const retry = retries > 0 ? { times: retries, resend: (next: number) => this.#resend(id, method, params, next) } : undefined;
@@ -153,12 +151,6 @@ export class RpcClient implements CallTransport {
     else this.#send(id, body, deadline);
   }
 
-  /** Cancels a waiting call; false when it already ended. */
-  cancel(id: string): boolean {
-    const call = this.pending.describe(id);
-    return call !== undefined && this.pending.settle(id, new QAMAbortException(`Call ${id} to ${call.method} was cancelled`));
-  }
-
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -175,13 +167,8 @@ export class RpcClient implements CallTransport {
   /** Ends a call that cannot be sent; callbacks run on a later tick, after the uid is returned. */
   fail(method: string, completion: Completion, error: Error): string {
     const id = this.#prefix + (++this.#seq).toString(36);
-    this.#rejectNow(id, method, completion, error);
+    this.pending.rejectSoon(id, method, completion, error);
     return id;
-  }
-
-  #rejectNow(id: string, method: string, completion: Completion, error: Error): void {
-    this.pending.add(id, method, 1000, completion);
-    queueMicrotask(() => this.pending.settle(id, error));
   }
 
   #publish(channel: ConfirmChannel, id: string, body: Buffer, deadline: number): void {

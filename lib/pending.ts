@@ -110,12 +110,6 @@ export class PendingCalls {
     return this.#entries.has(id);
   }
 
-  /** The method of a waiting call. */
-  describe(id: string): { method: string } | undefined {
-    const entry = this.#entries.get(id);
-    return entry === undefined ? undefined : { method: entry.method };
-  }
-
   /** QAM's state of a callback-mode call; unknown and finished ids answer `finished`. */
   state(id: string): CallbackState {
     if (this.#running.has(id)) return CallbackState.processing;
@@ -147,6 +141,18 @@ export class PendingCalls {
       this.#runCallback(id, entry, outcome);
     }
     return true;
+  }
+
+  /** Cancels a waiting call (QAMAbortException); false when it already ended. */
+  cancel(id: string): boolean {
+    const entry = this.#entries.get(id);
+    return entry !== undefined && this.settle(id, new QAMAbortException(`Call ${id} to ${entry.method} was cancelled`));
+  }
+
+  /** Registers a call that cannot be sent and ends it on a later tick, after its uid is returned. */
+  rejectSoon(id: string, method: string, completion: Completion, error: Error): void {
+    this.add(id, method, 1000, completion);
+    queueMicrotask(() => this.settle(id, error));
   }
 
   noteUnknownReply(): void {

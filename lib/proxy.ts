@@ -187,7 +187,7 @@ function rootControls(client: CallTransport, settings: CallSettings, label: stri
       return configured({ ...settings, retries: times });
     },
     invoke: (method: unknown, ...params: unknown[]) => call(client, settings, String(method), checkMethodPath(method), params),
-    cancel: (uid: unknown) => typeof uid === 'string' && client.cancel(uid),
+    cancel: (uid: unknown) => typeof uid === 'string' && client.pending.cancel(uid),
     getCallbackState: (uid: unknown) => client.pending.state(String(uid)),
     getNumWaitingCallbacks: () => client.pending.waitingCallbacks,
     getStats: () => ({ pending: client.pending.size, droppedReplies: client.pending.unknownReplies }),

@@ -2,7 +2,6 @@ import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Op
 import { isClosedError, type CallRequest, type CallTransport } from './client.js';
 import type { QAMConnection } from './connection.js';
 import {
-  QAMAbortException,
   QAMAccessRefusedException,
   QAMClosedException,
   QAMConnectionException,
@@ -97,13 +96,13 @@ export class ReplyQueueClient implements CallTransport {
     const { method, params, timeoutMs, completion, signal, retries } = request;
     const id = this.#protocol.nextId();
     if (this.#closed) {
-      this.#rejectNow(id, method, completion, new QAMClosedException(`Proxy for server ${this.#settings.serverId} is closed`));
+      this.pending.rejectSoon(id, method, completion, new QAMClosedException(`Proxy for server ${this.#settings.serverId} is closed`));
       return id;
     }
     const deadline = Date.now() + timeoutMs;
     const outgoing = this.#encode(id, method, params, deadline);
     if (outgoing instanceof Error) {
-      this.#rejectNow(id, method, completion, outgoing);
+      this.pending.rejectSoon(id, method, completion, outgoing);
       return id;
     }
     const retry = retries > 0 ? { times: retries, resend: (next: number) => this.#resend(id, method, params, next) } : undefined;
@@ -144,16 +143,10 @@ export class ReplyQueueClient implements CallTransport {
     else this.#send(id, outgoing, deadline);
   }
 
-  /** Cancels a waiting call; false when it already ended. */
-  cancel(id: string): boolean {
-    const call = this.pending.describe(id);
-    return call !== undefined && this.pending.settle(id, new QAMAbortException(`Call ${id} to ${call.method} was cancelled`));
-  }
-
   /** Ends a call that cannot be sent; callbacks run on a later tick, after the uid is returned. */
   fail(method: string, completion: Completion, error: Error): string {
     const id = this.#protocol.nextId();
-    this.#rejectNow(id, method, completion, error);
+    this.pending.rejectSoon(id, method, completion, error);
     return id;
   }
 
@@ -192,11 +185,6 @@ export class ReplyQueueClient implements CallTransport {
     } catch (error) {
       this.#settings.logger.warn(`proxy for server ${this.#settings.serverId} could not delete its reply queue ${queue}: ${describeError(error)}`);
     }
-  }
-
-  #rejectNow(id: string, method: string, completion: Completion, error: Error): void {
-    this.pending.add(id, method, 1000, completion);
-    queueMicrotask(() => this.pending.settle(id, error));
   }
 
   /** The publish channel, once the reply queue is consumed (single flight). */
