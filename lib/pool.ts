@@ -1,4 +1,11 @@
 /**
+ * A task of the pool: it runs once a worker is free and calls `done` exactly once, when it has
+ * finished (synchronously or later). A callback rather than a promise, so a call whose function
+ * returns a plain value goes from delivery to reply without a single promise.
+ */
+export type Task = (done: () => void) => void;
+
+/**
  * Runs at most `size` tasks at once; the rest wait in order. The server sets the prefetch of each
  * consuming channel to the same number and acknowledges no request before a worker takes it, so
  * this queue holds at most what a second protocol's channel delivered, and the broker holds the
@@ -6,12 +13,14 @@
  */
 export class WorkerPool {
   readonly size: number;
-  readonly #queue: Array<() => Promise<void>> = [];
+  readonly #queue: Task[] = [];
   #active = 0;
+  /** True while {@link #done} starts waiting tasks: one that ends at once does not recurse. */
+  #starting = false;
   #idleWaiters: Array<() => void> = [];
   readonly #onError: (error: unknown) => void;
 
-  /** @param onError told of a task that failed anyway; the pool goes on */
+  /** @param onError told of a task that threw anyway; its worker is freed and the pool goes on */
   constructor(size: number, onError: (error: unknown) => void) {
     if (!Number.isInteger(size) || size < 1) throw new TypeError(`workers must be a positive integer, got ${size}`);
     this.size = size;
@@ -24,7 +33,7 @@ export class WorkerPool {
   }
 
   /** Runs `task` when a worker is free. */
-  run(task: () => Promise<void>): void {
+  run(task: Task): void {
     if (this.#active < this.size) this.#start(task);
     else this.#queue.push(task);
   }
@@ -35,25 +44,35 @@ export class WorkerPool {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  #start(task: () => Promise<void>): void {
+  #start(task: Task): void {
     this.#active++;
-    let running: Promise<void>;
+    let finished = false;
+    const done = (): void => {
+      if (finished) return;
+      finished = true;
+      this.#done();
+    };
     try {
-      running = task();
+      task(done);
     } catch (error) {
-      running = Promise.reject(error);
+      this.#onError(error);
+      done();
     }
-    running.catch((error: unknown) => this.#onError(error)).finally(this.#done);
   }
 
-  readonly #done = (): void => {
+  #done(): void {
     this.#active--;
-    const next = this.#queue.shift();
-    if (next !== undefined) this.#start(next);
-    else if (this.#active === 0) {
+    if (this.#starting) return;
+    this.#starting = true;
+    try {
+      while (this.#active < this.size && this.#queue.length > 0) this.#start(this.#queue.shift() as Task);
+    } finally {
+      this.#starting = false;
+    }
+    if (this.#active === 0 && this.#queue.length === 0) {
       const waiters = this.#idleWaiters;
       this.#idleWaiters = [];
       for (const wake of waiters) wake();
     }
-  };
+  }
 }

@@ -8,7 +8,7 @@ import { QAMAccessRefusedException, QAMClosedException, QAMException, amqpReplyC
 import type { Logger } from './logger.js';
 import { checkId, type WireProtocol } from './naming.js';
 import { WorkerPool } from './pool.js';
-import { nativeProtocol, type CallOutcome, type ProtocolSettings, type ServerProtocol } from './protocol.js';
+import { nativeProtocol, type CallOutcome, type OutgoingReply, type ProtocolSettings, type ServerProtocol } from './protocol.js';
 import { qamProtocol } from './qam-protocol.js';
 import { serializerNamed, type SerializerName } from './serializers.js';
 import { ThreadPool, workerModuleHref, type WorkerExport } from './thread-pool.js';
@@ -334,83 +334,122 @@ export class QAMServer<Registered extends object = {}> {
 
 
   #receive(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage): void {
-    const settle = (): void => ack(channel, message);
     const read = protocol.read(message);
     if ('error' in read) {
-      this.#refuse(protocol, channel, message, read.error, settle);
+      this.#refuse(protocol, channel, message, read.error);
       return;
     }
     const { method, params, deadline } = read.call;
     const target = checkMethodPath(method) ? this.#table.resolve(method) : undefined;
     if (target === undefined) {
-      this.#refuse(protocol, channel, message, protocol.notFound(method), settle);
+      this.#refuse(protocol, channel, message, protocol.notFound(method));
       return;
     }
     const context: CallContext = { method, redelivered: message.fields.redelivered, deadline };
-    // With ack on receipt (QAM's way) a request is acknowledged as its worker takes it, not as it
-    // arrives: acknowledging earlier would lift the prefetch bound and pull the whole backlog in.
-    if (this.#ackOnReceipt) {
-      this.#pool.run(() => {
-        settle();
-        return this.#run(protocol, channel, message, target, params, context, noop);
-      });
-    } else {
-      this.#pool.run(() => this.#run(protocol, channel, message, target, params, context, settle));
-    }
+    this.#pool.run((done) => this.#run(protocol, channel, message, target, params, context, done));
   }
 
-  async #run(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage, target: Target, params: unknown[], context: CallContext, settle: () => void): Promise<void> {
+  /**
+   * Runs one call on a worker. With ack on receipt (QAM's way) the request is acknowledged as its
+   * worker takes it, not as it arrives: acknowledging earlier would lift the prefetch bound and
+   * pull the whole backlog in. Otherwise it is acknowledged once its reply is out. A function
+   * that returns a plain value is answered in the same turn, without a promise.
+   */
+  #run(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage, target: Target, params: unknown[], context: CallContext, done: () => void): void {
+    const ackOnReceipt = this.#ackOnReceipt;
+    if (ackOnReceipt) ack(channel, message);
+    const finish = (): void => {
+      if (!ackOnReceipt) ack(channel, message);
+      done();
+    };
     if (context.deadline !== undefined && context.deadline <= Date.now()) {
       this.#stats.expired++;
       this.#logger.debug(`server ${this.serverId} skips ${context.method}: its caller's deadline passed`);
-      settle();
+      finish();
       return;
     }
-    let outcome: CallOutcome;
+    const answer = (outcome: CallOutcome): void => this.#answer(protocol, channel, message, outcome, context.method, finish);
     try {
-      outcome = { result: await callContext.run(context, () => target.fn.apply(target.thisArg, params)) };
+      const result = callContext.run(context, invoke, target, params);
+      if (isThenable(result)) {
+        Promise.resolve(result).then(
+          (value) => answer({ result: value }),
+          (error: unknown) => answer({ error }),
+        );
+      } else {
+        answer({ result });
+      }
     } catch (error) {
-      outcome = { error };
-    }
-    try {
-      await this.#answer(protocol, channel, message, outcome, context.method);
-    } finally {
-      settle();
+      answer({ error });
     }
   }
 
-  #refuse(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage, error: Error, settle: () => void): void {
+  #refuse(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage, error: Error): void {
     this.#logger.warn(`server ${this.serverId} refused a request: ${error.message}`);
-    this.#answer(protocol, channel, message, { error }, undefined).then(settle, settle);
+    this.#answer(protocol, channel, message, { error }, undefined, () => ack(channel, message));
   }
 
-  /** Publishes the reply; an outcome that cannot be sent becomes an error reply saying why. */
-  async #answer(protocol: ServerProtocol, consumer: Channel, message: ConsumeMessage, outcome: CallOutcome, method: string | undefined): Promise<void> {
+  /** Publishes the reply, then calls `after`; an outcome that cannot be sent becomes an error reply saying why. */
+  #answer(protocol: ServerProtocol, consumer: Channel, message: ConsumeMessage, outcome: CallOutcome, method: string | undefined, after: () => void): void {
+    const reply = this.#replyFor(protocol, message, outcome, method);
+    if (reply === undefined) {
+      after();
+      return;
+    }
+    // A reply through the default exchange (direct reply-to) can never close a channel, so it
+    // goes out on the channel it came in on, in one write with its ack. A reply to a named
+    // exchange may meet a 404 (its proxy is gone), which would close the consuming channel: it
+    // goes out on a channel of its own.
+    const channel = reply.exchange === '' ? consumer : this.#replyChannel;
+    if (channel !== undefined) {
+      this.#publishReply(channel, reply);
+      after();
+      return;
+    }
+    this.#openReplies()
+      .then(
+        (opened) => this.#publishReply(opened, reply),
+        (error: unknown) => this.#logger.error(`server ${this.serverId} could not open a channel for the reply to ${reply.exchange}: ${describeError(error)}`),
+      )
+      .finally(after);
+  }
+
+  #replyFor(protocol: ServerProtocol, message: ConsumeMessage, outcome: CallOutcome, method: string | undefined): OutgoingReply | undefined {
     let reply;
     try {
       reply = protocol.reply(message, outcome);
     } catch (problem) {
       this.#logger.warn(`server ${this.serverId}: ${method ?? 'a request'}: ${describeError(problem)}`);
       outcome = { error: problem };
-      reply = protocol.reply(message, outcome);
+      try {
+        reply = protocol.reply(message, outcome);
+      } catch (again) {
+        this.#logger.error(`server ${this.serverId}: ${method ?? 'a request'}: cannot send even an error reply: ${describeError(again)}`);
+        return undefined;
+      }
     }
     if ('error' in outcome) this.#stats.failed++;
     else this.#stats.served++;
-    if (reply === undefined) {
-      this.#logger.debug(`server ${this.serverId}: request without a reply address, reply dropped`);
-      return;
-    }
+    if (reply === undefined) this.#logger.debug(`server ${this.serverId}: request without a reply address, reply dropped`);
+    return reply;
+  }
+
+  #publishReply(channel: Channel, reply: OutgoingReply): void {
     try {
-      // A reply through the default exchange (direct reply-to) can never close a channel, so it
-      // goes out on the channel it came in on, in one write with its ack. A reply to a named
-      // exchange may meet a 404 (its proxy is gone), which would close the consuming channel: it
-      // goes out on a channel of its own.
-      const channel = reply.exchange === '' ? consumer : (this.#replyChannel ?? (await this.#openReplies()));
       channel.publish(reply.exchange, reply.routingKey, reply.body, reply.properties);
     } catch (error) {
       this.#logger.error(`server ${this.serverId} could not publish the reply to ${reply.exchange || reply.routingKey}: ${describeError(error)}`);
     }
   }
+}
+
+function invoke(target: Target, params: unknown[]): unknown {
+  return target.fn.apply(target.thisArg, params);
+}
+
+/** A value `await` would wait for. Reading `then` may throw (a hostile getter): the caller catches it. */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return ((typeof value === 'object' && value !== null) || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
 }
 
 /**
@@ -433,8 +472,6 @@ function ack(channel: Channel, message: ConsumeMessage): void {
     // The channel closed under the call: the broker redelivers the request to another consumer.
   }
 }
-
-function noop(): void {}
 
 function protocolsFor(wanted: WireProtocol | WireProtocol[], settings: ProtocolSettings): ServerProtocol[] {
   const names = new Set(Array.isArray(wanted) ? wanted : [wanted]);
