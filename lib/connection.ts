@@ -154,15 +154,40 @@ function explainTlsError(error: unknown, label: string, text: string): QAMTlsExc
   return undefined;
 }
 
+/** The parts of amqplib's connection object (its `connection` under the ChannelModel) used here. */
+interface AmqplibConnection {
+  stream?: unknown;
+  channels?: Array<{ buffer: { write(frame: Buffer): boolean } } | null>;
+  freshChannel?: (channel: unknown, options?: unknown) => number;
+}
+
 /**
- * amqplib writes every message and every ack to the socket on its own, one system call each, and
- * with TCP_NODELAY one TCP segment each. Corking the socket for the rest of the current tick
- * gathers everything written in it (a burst of requests, a reply and its ack) into one write.
- * amqplib keeps the socket as `connection.stream`; without it, writes stay as they were.
+ * Two changes to how amqplib writes, both keeping every frame in the order it was made:
+ *
+ * - Direct: amqplib queues each channel's frames in a stream of its own and moves them to the
+ *   socket from a `setImmediate` callback (its round-robin muxer), several stream operations per
+ *   message. Here each channel writes its frames to the socket as it makes them.
+ * - Coalesced: every write is its own system call, and with TCP_NODELAY its own TCP segment.
+ *   Corking the socket for the rest of the current tick gathers everything written in it (a
+ *   burst of requests, a reply and its ack) into one write.
+ *
+ * Backpressure is unchanged in effect: frames the socket cannot take yet wait in the socket's
+ * buffer instead of the channel's. Where amqplib's internals are not as expected, writes stay as
+ * they were.
  */
-function coalesceWrites(model: ChannelModel): void {
-  const socket = (model as unknown as { connection?: { stream?: unknown } }).connection?.stream;
-  if (!(socket instanceof Duplex)) return;
+function streamlineWrites(model: ChannelModel): void {
+  const connection = (model as unknown as { connection?: AmqplibConnection }).connection;
+  const socket = connection?.stream;
+  if (connection === undefined || !(socket instanceof Duplex)) return;
+  const { freshChannel } = connection;
+  if (Array.isArray(connection.channels) && typeof freshChannel === 'function') {
+    connection.freshChannel = function (this: AmqplibConnection, ...args: Parameters<typeof freshChannel>): number {
+      const number = freshChannel.apply(this, args);
+      const entry = this.channels?.[number];
+      if (entry !== null && entry !== undefined) entry.buffer.write = (frame: Buffer): boolean => socket.write(frame);
+      return number;
+    };
+  }
   const write = socket.write;
   let corked = false;
   const uncork = (): void => {
@@ -278,7 +303,7 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
   #adopt(model: ChannelModel): void {
     this.#model = model;
     this.#everConnected = true;
-    coalesceWrites(model);
+    streamlineWrites(model);
     model.on('error', (error: Error) => this.logger.warn(`connection to ${this.label}: ${describeError(error)}`));
     model.on('close', (error?: Error) => this.#lost(model, error));
     this.logger.info(`connected to ${this.label}`);
