@@ -13,7 +13,9 @@ export type Task = (done: () => void) => void;
  */
 export class WorkerPool {
   readonly size: number;
-  readonly #queue: Task[] = [];
+  /** Waiting tasks from {@link #head} on; the array is compacted as it empties. */
+  #queue: Array<Task | undefined> = [];
+  #head = 0;
   #active = 0;
   /** True while {@link #done} starts waiting tasks: one that ends at once does not recurse. */
   #starting = false;
@@ -40,7 +42,7 @@ export class WorkerPool {
 
   /** Resolves once nothing runs and nothing waits. */
   idle(): Promise<void> {
-    if (this.#active === 0 && this.#queue.length === 0) return Promise.resolve();
+    if (this.#active === 0 && this.#waiting() === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
@@ -60,16 +62,33 @@ export class WorkerPool {
     }
   }
 
+  #waiting(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  #next(): Task {
+    const task = this.#queue[this.#head] as Task;
+    this.#queue[this.#head++] = undefined;
+    if (this.#head === this.#queue.length) {
+      this.#queue = [];
+      this.#head = 0;
+    } else if (this.#head >= 1024 && this.#head * 2 >= this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+    return task;
+  }
+
   #done(): void {
     this.#active--;
     if (this.#starting) return;
     this.#starting = true;
     try {
-      while (this.#active < this.size && this.#queue.length > 0) this.#start(this.#queue.shift() as Task);
+      while (this.#active < this.size && this.#waiting() > 0) this.#start(this.#next());
     } finally {
       this.#starting = false;
     }
-    if (this.#active === 0 && this.#queue.length === 0) {
+    if (this.#active === 0 && this.#waiting() === 0) {
       const waiters = this.#idleWaiters;
       this.#idleWaiters = [];
       for (const wake of waiters) wake();
