@@ -85,7 +85,8 @@ export async function throughput(
 
 /**
  * Heap held per call in flight: gc, heapUsed, start `calls` calls to a server that holds every
- * request until released, wait until the client's event loop is quiet (every request written out),
+ * request until released, wait until the client's event loop is quiet (every request written out)
+ * and then {@link settleMs} more (the socket drains, the broker confirms what it was sent),
  * gc, heapUsed again, then release the server and check every call completes. Includes the
  * harness's own array slot per call, the same for every variant.
  */
@@ -113,6 +114,7 @@ export async function memory(
     () => (released = true),
   );
   await quiet();
+  await sleep(settleMs);
   const during = heap();
   if (released) throw new Error(`the server released its calls (after its ${holdMs} ms cap) before the memory sample`);
   await driver.call(releaseRequest);
@@ -121,6 +123,13 @@ export async function memory(
   if (failed > 0) throw new Error(`${failed} of ${calls} held calls failed`);
   return { metrics: { [`${key}.perCall`]: (during - before) / calls }, caps: [] };
 }
+
+/**
+ * A quiet event loop does not mean nothing is in transit: a burst of 10,000 requests may still sit
+ * in the socket's buffer, and a library that asks for publisher confirms holds each request's
+ * callback until the broker confirms it. Neither is memory a pending call keeps.
+ */
+const settleMs = 1000;
 
 /** Resolves once three 20 ms sleeps in a row wake on time (nothing left to send), or after 10 s. */
 async function quiet(): Promise<void> {

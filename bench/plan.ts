@@ -182,7 +182,7 @@ export function sectionsFor(plan: Plan): Section[] {
   }
   sections.push({
     title: 'Client memory per pending call',
-    description: `${memory.calls} calls in flight to a server that holds them until released: heapUsed delta after gc (once every request is out), divided by the calls.`,
+    description: `${memory.calls} calls in flight to a server that holds them until released: heapUsed delta after gc (once every request is out and 1 s more has passed), divided by the calls.`,
     unit: 'bytes',
     better: 'lower',
     columns: [{ key: 'mem.perCall', label: 'heap / pending call' }],
