@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { availableParallelism } from 'node:os';
-import type { Channel, ConsumeMessage } from 'amqplib';
+import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { QAMConnection, type ConnectionOptions } from './connection.js';
 import { DispatchTable, type RemoteFunction, type Target } from './dispatch.js';
 import { checkMethodPath } from './envelope.js';
@@ -57,7 +57,11 @@ export interface CallContext {
   readonly method: string;
   /** True when the broker delivered this request before (its previous server died mid-call). */
   readonly redelivered: boolean;
-  /** The caller's deadline in epoch milliseconds, when it sent one. */
+  /**
+   * When the caller gives up, in epoch milliseconds of this server's clock: arrival plus the
+   * request's AMQP `expiration` (the caller's remaining time, so clock skew between hosts does not
+   * matter), or else the deadline in the request's body; undefined when it sent neither.
+   */
   readonly deadline: number | undefined;
 }
 
@@ -105,8 +109,11 @@ export class QAMServer<Registered extends object = {}> {
   #state: 'idle' | 'serving' | 'closing' | 'closed' = 'idle';
   #detach: (() => void) | undefined;
   readonly #consumers = new Map<ServerProtocol, { channel: Channel; tag: string }>();
-  #replyChannel: Channel | undefined;
-  #replyOpening: Promise<Channel> | undefined;
+  #replyChannel: ConfirmChannel | undefined;
+  #replyOpening: Promise<ConfirmChannel> | undefined;
+  readonly #replyClosedBy = new WeakMap<ConfirmChannel, Error>();
+  /** Set as close() closes its channels: a reply still unconfirmed then is not published again. */
+  #channelsClosed = false;
   #starting: Promise<void> | undefined;
   #restartTimer: NodeJS.Timeout | undefined;
   #restartAttempts = 0;
@@ -225,6 +232,7 @@ export class QAMServer<Registered extends object = {}> {
     if (options.deleteQueue === true && connected) await this.#deleteTopology();
     const opening = connected ? this.#replyOpening : undefined;
     const channels = [...consumers.map(({ channel }) => channel), this.#replyChannel ?? (await opening?.catch(() => undefined))];
+    this.#channelsClosed = true;
     this.#forgetChannels();
     for (const channel of channels) await channel?.close().catch(() => undefined);
     if (this.#ownsConnection) await this.connection.close();
@@ -313,13 +321,22 @@ export class QAMServer<Registered extends object = {}> {
     this.#scheduleRestart();
   }
 
-  /** The channel replies are published on, opened once and again after it closes. */
-  #openReplies(): Promise<Channel> {
+  /**
+   * The confirm channel replies to named exchanges are published on, opened once and again after
+   * it closes. `closedBy` keeps the error the broker closed it with (amqplib reports the replies it
+   * had not confirmed only as "channel closed").
+   */
+  #openReplies(): Promise<ConfirmChannel> {
     this.#replyOpening ??= this.connection
       .model()
       .then(async (model) => {
-        const channel = await model.createChannel();
-        channel.on('error', (error: Error) => this.#logger.error(`server ${this.serverId} reply channel error: ${describeError(error)}`));
+        const channel = await model.createConfirmChannel();
+        channel.on('error', (error: Error) => {
+          // Before amqplib fails the unconfirmed replies, which are then published on a new channel.
+          if (this.#replyChannel === channel) this.#replyChannel = undefined;
+          this.#replyClosedBy.set(channel, error);
+          this.#logger.warn(`server ${this.serverId} reply channel closed by the broker: ${describeError(error)}`);
+        });
         channel.on('close', () => {
           if (this.#replyChannel === channel) this.#replyChannel = undefined;
         });
@@ -331,7 +348,6 @@ export class QAMServer<Registered extends object = {}> {
       });
     return this.#replyOpening;
   }
-
 
   #receive(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage): void {
     const read = protocol.read(message);
@@ -345,7 +361,7 @@ export class QAMServer<Registered extends object = {}> {
       this.#refuse(protocol, channel, message, protocol.notFound(method));
       return;
     }
-    const context: CallContext = { method, redelivered: message.fields.redelivered, deadline };
+    const context: CallContext = { method, redelivered: message.fields.redelivered, deadline: callerDeadline(message, deadline) };
     this.#pool.run((done) => this.#run(protocol, channel, message, target, params, context, done));
   }
 
@@ -397,21 +413,55 @@ export class QAMServer<Registered extends object = {}> {
       return;
     }
     // A reply through the default exchange (direct reply-to) can never close a channel, so it
-    // goes out on the channel it came in on, in one write with its ack. A reply to a named
-    // exchange may meet a 404 (its proxy is gone), which would close the consuming channel: it
-    // goes out on a channel of its own.
-    const channel = reply.exchange === '' ? consumer : this.#replyChannel;
-    if (channel !== undefined) {
-      this.#publishReply(channel, reply);
+    // goes out on the channel it came in on, in one write with its ack.
+    if (reply.exchange === '') {
+      this.#publishReply(consumer, reply);
       after();
+    } else {
+      this.#replyToExchange(reply, after, 1);
+    }
+  }
+
+  /**
+   * A reply to a named exchange (callme's client exchange) may meet a 404: its proxy is gone and
+   * the exchange auto-deleted. That closes the channel, and the broker drops every reply published
+   * on it after the one that failed. So these replies go out on a confirm channel of their own,
+   * the request is acknowledged once its reply is confirmed, and a reply lost with a channel the
+   * broker closed is published again on a new one, unless its own exchange is the one that is gone.
+   * A reply lost with the connection is not: its request is delivered again after the reconnect.
+   */
+  #replyToExchange(reply: OutgoingReply, after: () => void, attempt: number): void {
+    const failed = (channel: ConfirmChannel, error: unknown): void => {
+      const closedBy = this.#replyClosedBy.get(channel);
+      if (closedBy !== undefined && amqpReplyCode(closedBy) === 404 && describeError(closedBy).includes(`'${reply.exchange}'`)) {
+        this.#logger.debug(`server ${this.serverId}: reply to ${reply.exchange} dropped: its exchange is gone`);
+        after();
+      } else if (closedBy !== undefined && attempt < maxReplyAttempts && !this.#channelsClosed) {
+        this.#replyToExchange(reply, after, attempt + 1);
+      } else {
+        this.#logger.error(`server ${this.serverId} could not publish the reply to ${reply.exchange}: ${describeError(closedBy ?? error)}`);
+        after();
+      }
+    };
+    const publish = (channel: ConfirmChannel): void => {
+      try {
+        channel.publish(reply.exchange, reply.routingKey, reply.body, reply.properties, (error: unknown) => {
+          if (error === null || error === undefined) after();
+          else failed(channel, error);
+        });
+      } catch (error) {
+        failed(channel, error);
+      }
+    };
+    const channel = this.#replyChannel;
+    if (channel !== undefined) {
+      publish(channel);
       return;
     }
-    this.#openReplies()
-      .then(
-        (opened) => this.#publishReply(opened, reply),
-        (error: unknown) => this.#logger.error(`server ${this.serverId} could not open a channel for the reply to ${reply.exchange}: ${describeError(error)}`),
-      )
-      .finally(after);
+    this.#openReplies().then(publish, (error: unknown) => {
+      this.#logger.error(`server ${this.serverId} could not open a channel for the reply to ${reply.exchange}: ${describeError(error)}`);
+      after();
+    });
   }
 
   #replyFor(protocol: ServerProtocol, message: ConsumeMessage, outcome: CallOutcome, method: string | undefined): OutgoingReply | undefined {
@@ -442,6 +492,22 @@ export class QAMServer<Registered extends object = {}> {
     }
   }
 }
+
+/**
+ * The caller's deadline in this server's clock. A qam request carries its caller's remaining time
+ * as its AMQP `expiration`, and the broker delivers it only before that runs out, so arrival plus
+ * the expiration is never earlier than the real deadline, whatever the two hosts' clocks say (a
+ * server whose clock runs ahead must not skip calls their callers still wait for). The deadline in
+ * the body, in the caller's clock, serves requests without an expiration.
+ */
+function callerDeadline(message: ConsumeMessage, bodyDeadline: number | undefined): number | undefined {
+  const expiration: unknown = message.properties.expiration;
+  const remaining = typeof expiration === 'string' && /^\d{1,10}$/.test(expiration) ? Number(expiration) : undefined;
+  return remaining === undefined ? bodyDeadline : Date.now() + remaining;
+}
+
+/** Publishes of one reply to a named exchange, before it is given up (each on a new channel). */
+const maxReplyAttempts = 3;
 
 function invoke(target: Target, params: unknown[]): unknown {
   return target.fn.apply(target.thisArg, params);
