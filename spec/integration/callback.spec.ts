@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
-import { QAMProxy, QAMTimeoutException, silentLogger, type QAMServer } from '../../lib/index.js';
+import { QAMProxy, QAMTimeoutException, currentCall, silentLogger, type QAMServer } from '../../lib/index.js';
 import { uniqueName } from '../support/broker.js';
 import { Servers, quietConnection, recordingLogger, url } from './fixtures.js';
 
@@ -176,6 +176,31 @@ describe('deadlines', () => {
     await delay(300);
     expect(ran).toBe(0);
     expect(late.stats().expired).toBe(1);
+    await connection.close();
+  });
+
+  it("a caller whose clock is an hour behind the server's is still answered: the expiration counts, not the clocks", async () => {
+    const server = servers.create();
+    server.registerFunction(() => currentCall()?.deadline, 'deadline');
+    await server.serve();
+    const connection = quietConnection();
+    const channel = await (await connection.model()).createChannel();
+    const replies: unknown[] = [];
+    await channel.consume('amq.rabbitmq.reply-to', (message) => message !== null && replies.push(JSON.parse(message.content.toString())), { noAck: true });
+    const sent = Date.now();
+    const body = { method: 'deadline', params: [], deadline: sent - 3_600_000 + 5000 };
+    channel.sendToQueue(`server_${server.serverId}_queue`, Buffer.from(JSON.stringify(body)), {
+      contentType: 'application/json',
+      replyTo: 'amq.rabbitmq.reply-to',
+      correlationId: 'skewed',
+      expiration: '5000',
+    });
+    while (replies.length === 0 && Date.now() - sent < 3000) await delay(10);
+    expect(replies).toHaveLength(1);
+    const deadline = (replies[0] as { result: number }).result;
+    expect(deadline).toBeGreaterThanOrEqual(sent + 5000);
+    expect(deadline).toBeLessThanOrEqual(Date.now() + 5000);
+    expect(server.stats().expired).toBe(0);
     await connection.close();
   });
 });
