@@ -1,6 +1,7 @@
 import { Deadlines, now } from './deadlines.js';
 import { QAMAbortException, QAMException, QAMRemoteException, QAMTimeoutException, describeError } from './errors.js';
 import type { Logger } from './logger.js';
+import { isThenable } from './thenable.js';
 
 /** QAM's callback states. */
 export const CallbackState = { waiting: 0, processing: 1, finished: 2 } as const;
@@ -174,7 +175,6 @@ export class PendingCalls {
     for (const id of ids) this.settle(id, error);
   }
 
-
   #retry(id: string, entry: Entry, reason: QAMException): void {
     entry.retries--;
     entry.deadline = now() + entry.timeoutMs;
@@ -232,8 +232,4 @@ function isRetryable(outcome: Error | { value: unknown }): outcome is QAMExcepti
 
 function abortError(method: string, reason: unknown): QAMAbortException {
   return new QAMAbortException(`Call to ${method} was aborted`, reason);
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }

@@ -11,6 +11,7 @@ import { WorkerPool } from './pool.js';
 import { nativeProtocol, type CallOutcome, type OutgoingReply, type ProtocolSettings, type ServerProtocol } from './protocol.js';
 import { qamProtocol } from './qam-protocol.js';
 import { serializerNamed, type SerializerName } from './serializers.js';
+import { isThenable } from './thenable.js';
 import { ThreadPool, workerModuleHref, type WorkerExport } from './thread-pool.js';
 
 /** Options of a {@link QAMServer}. Connection options apply when no `connection` is given. */
@@ -511,11 +512,6 @@ const maxReplyAttempts = 3;
 
 function invoke(target: Target, params: unknown[]): unknown {
   return target.fn.apply(target.thisArg, params);
-}
-
-/** A value `await` would wait for. Reading `then` may throw (a hostile getter): the caller catches it. */
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return ((typeof value === 'object' && value !== null) || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
 }
 
 /**
