@@ -55,13 +55,72 @@ export interface CallTransport {
 }
 
 /**
+ * The steps of a call every transport shares: a uid; a closed transport or arguments that cannot
+ * be encoded end the call on a later tick, after its uid is returned; otherwise the call enters
+ * {@link pending} with its retries and is sent. A retry is encoded again with its new deadline and
+ * goes out under the same uid, so any reply to any attempt answers the call.
+ * @internal
+ */
+export abstract class CallPipeline<Outgoing> implements CallTransport {
+  abstract readonly pending: PendingCalls;
+  readonly #serverId: string;
+
+  constructor(serverId: string) {
+    this.#serverId = serverId;
+  }
+
+  abstract close(): Promise<void>;
+  /** The uid of a new call. */
+  protected abstract nextId(): string;
+  /** True once {@link close} began. */
+  protected abstract get closed(): boolean;
+  /** The request on the wire, or the error that keeps it from being sent. */
+  protected abstract encode(id: string, method: string, params: unknown[], deadline: number): Outgoing | Error;
+  /** Publishes an encoded request of a call in {@link pending}. */
+  protected abstract send(id: string, outgoing: Outgoing, deadline: number): void;
+
+  /** Starts a call and returns its uid. */
+  call(request: CallRequest): string {
+    const { method, params, timeoutMs, completion, signal, retries } = request;
+    const id = this.nextId();
+    if (this.closed) {
+      this.pending.rejectSoon(id, method, completion, new QAMClosedException(`Proxy for server ${this.#serverId} is closed`));
+      return id;
+    }
+    const deadline = Date.now() + timeoutMs;
+    const outgoing = this.encode(id, method, params, deadline);
+    if (outgoing instanceof Error) {
+      this.pending.rejectSoon(id, method, completion, outgoing);
+      return id;
+    }
+    const retry = retries > 0 ? { times: retries, resend: (next: number) => this.#resend(id, method, params, next) } : undefined;
+    this.pending.add(id, method, timeoutMs, completion, signal, retry);
+    this.send(id, outgoing, deadline);
+    return id;
+  }
+
+  /** Ends a call that cannot be sent; callbacks run on a later tick, after the uid is returned. */
+  fail(method: string, completion: Completion, error: Error): string {
+    const id = this.nextId();
+    this.pending.rejectSoon(id, method, completion, error);
+    return id;
+  }
+
+  #resend(id: string, method: string, params: unknown[], deadline: number): void {
+    const outgoing = this.encode(id, method, params, deadline);
+    if (outgoing instanceof Error) this.pending.settle(id, outgoing);
+    else this.send(id, outgoing, deadline);
+  }
+}
+
+/**
  * The AMQP side of a proxy: one confirm channel that publishes requests and consumes their replies
  * through RabbitMQ's direct reply-to (which requires both on one channel). Requests are published
  * with `mandatory`, so a server id no queue serves comes back at once as NO_ROUTE, and with an
  * `expiration` equal to the caller's remaining time, so the broker drops requests nobody waits for.
  * @internal
  */
-export class RpcClient implements CallTransport {
+export class RpcClient extends CallPipeline<Buffer> {
   readonly pending: PendingCalls;
   readonly #settings: ClientSettings;
   readonly #queue: string;
@@ -76,6 +135,7 @@ export class RpcClient implements CallTransport {
   #closed = false;
 
   constructor(settings: ClientSettings) {
+    super(settings.serverId);
     this.#settings = settings;
     this.#queue = serverNames(settings.serverId).queue;
     this.pending = new PendingCalls(settings.logger, (id) => this.#waiting.delete(id));
@@ -85,27 +145,15 @@ export class RpcClient implements CallTransport {
     });
   }
 
-  /** Starts a call and returns its uid (also its AMQP correlation id). */
-  call(request: CallRequest): string {
-    const id = this.#prefix + (++this.#seq).toString(36);
-    const { method, params, timeoutMs, completion, signal, retries } = request;
-    if (this.#closed) {
-      this.pending.rejectSoon(id, method, completion, new QAMClosedException(`Proxy for server ${this.#settings.serverId} is closed`));
-      return id;
-    }
-    const deadline = Date.now() + timeoutMs;
-    const body = this.#encode(method, params, deadline);
-    if (body instanceof Error) {
-      this.pending.rejectSoon(id, method, completion, body);
-      return id;
-    }
-    const retry = retries > 0 ? { times: retries, resend: (next: number) => this.#resend(id, method, params, next) } : undefined;
-    this.pending.add(id, method, timeoutMs, completion, signal, retry);
-    this.#send(id, body, deadline);
-    return id;
+  protected nextId(): string {
+    return this.#prefix + (++this.#seq).toString(36);
   }
 
-  #encode(method: string, params: unknown[], deadline: number): Buffer | Error {
+  protected get closed(): boolean {
+    return this.#closed;
+  }
+
+  protected encode(_id: string, method: string, params: unknown[], deadline: number): Buffer | Error {
     const envelope: RequestEnvelope = { method, params, deadline };
     let body: Buffer;
     try {
@@ -119,13 +167,12 @@ export class RpcClient implements CallTransport {
     return body;
   }
 
-  /** Publishes at once on the open channel, or once a channel (and its reply consumer) is open. */
   /**
    * Publishes at once on the open channel. Otherwise the request waits in {@link #waiting} until a
    * channel (and its reply consumer) is open; a call that ends meanwhile leaves it at once, so an
    * outage holds memory only for calls still within their timeout.
    */
-  #send(id: string, body: Buffer, deadline: number): void {
+  protected send(id: string, body: Buffer, deadline: number): void {
     const channel = this.#channel;
     if (channel !== undefined) {
       this.#publish(channel, id, body, deadline);
@@ -145,12 +192,6 @@ export class RpcClient implements CallTransport {
     for (const [id, { body, deadline }] of waiting) this.#publish(channel, id, body, deadline);
   }
 
-  #resend(id: string, method: string, params: unknown[], deadline: number): void {
-    const body = this.#encode(method, params, deadline);
-    if (body instanceof Error) this.pending.settle(id, body);
-    else this.#send(id, body, deadline);
-  }
-
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -162,13 +203,6 @@ export class RpcClient implements CallTransport {
     this.#channel = undefined;
     await channel?.close().catch(() => undefined);
     if (this.#settings.ownsConnection) await this.#settings.connection.close();
-  }
-
-  /** Ends a call that cannot be sent; callbacks run on a later tick, after the uid is returned. */
-  fail(method: string, completion: Completion, error: Error): string {
-    const id = this.#prefix + (++this.#seq).toString(36);
-    this.pending.rejectSoon(id, method, completion, error);
-    return id;
   }
 
   #publish(channel: ConfirmChannel, id: string, body: Buffer, deadline: number): void {

@@ -1,5 +1,5 @@
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
-import { isClosedError, type CallRequest, type CallTransport } from './client.js';
+import { CallPipeline, isClosedError } from './client.js';
 import type { QAMConnection } from './connection.js';
 import {
   QAMAccessRefusedException,
@@ -13,7 +13,7 @@ import {
   describeError,
 } from './errors.js';
 import type { Logger } from './logger.js';
-import { PendingCalls, type Completion } from './pending.js';
+import { PendingCalls } from './pending.js';
 
 /** A request ready to publish. @internal */
 export interface OutgoingRequest {
@@ -69,7 +69,7 @@ export interface ReplyQueueClientSettings {
  * drops requests nobody waits for.
  * @internal
  */
-export class ReplyQueueClient implements CallTransport {
+export class ReplyQueueClient extends CallPipeline<OutgoingRequest> {
   readonly pending: PendingCalls;
   readonly #settings: ReplyQueueClientSettings;
   readonly #protocol: ClientProtocol;
@@ -82,6 +82,7 @@ export class ReplyQueueClient implements CallTransport {
   #closed = false;
 
   constructor(settings: ReplyQueueClientSettings) {
+    super(settings.serverId);
     this.#settings = settings;
     this.#protocol = settings.protocol;
     this.pending = new PendingCalls(settings.logger);
@@ -91,27 +92,16 @@ export class ReplyQueueClient implements CallTransport {
     });
   }
 
-  /** Starts a call and returns its uid (its id on the wire). */
-  call(request: CallRequest): string {
-    const { method, params, timeoutMs, completion, signal, retries } = request;
-    const id = this.#protocol.nextId();
-    if (this.#closed) {
-      this.pending.rejectSoon(id, method, completion, new QAMClosedException(`Proxy for server ${this.#settings.serverId} is closed`));
-      return id;
-    }
-    const deadline = Date.now() + timeoutMs;
-    const outgoing = this.#encode(id, method, params, deadline);
-    if (outgoing instanceof Error) {
-      this.pending.rejectSoon(id, method, completion, outgoing);
-      return id;
-    }
-    const retry = retries > 0 ? { times: retries, resend: (next: number) => this.#resend(id, method, params, next) } : undefined;
-    this.pending.add(id, method, timeoutMs, completion, signal, retry);
-    this.#send(id, outgoing, deadline);
-    return id;
+  /** A call's uid is its id on the wire. */
+  protected nextId(): string {
+    return this.#protocol.nextId();
   }
 
-  #encode(id: string, method: string, params: unknown[], deadline: number): OutgoingRequest | Error {
+  protected get closed(): boolean {
+    return this.#closed;
+  }
+
+  protected encode(id: string, method: string, params: unknown[], deadline: number): OutgoingRequest | Error {
     let outgoing: OutgoingRequest;
     try {
       outgoing = this.#protocol.request(id, method, params, deadline);
@@ -125,7 +115,7 @@ export class ReplyQueueClient implements CallTransport {
   }
 
   /** Publishes at once when the reply queue is consumed and a publish channel open, else once they are. */
-  #send(id: string, outgoing: OutgoingRequest, deadline: number): void {
+  protected send(id: string, outgoing: OutgoingRequest, deadline: number): void {
     const publisher = this.#publisher;
     if (publisher !== undefined && this.#consumer !== undefined) this.#publish(publisher, id, outgoing, deadline);
     else {
@@ -134,20 +124,6 @@ export class ReplyQueueClient implements CallTransport {
         (error: unknown) => this.pending.settle(id, this.#explain(error)),
       );
     }
-  }
-
-  /** A retry goes out under the same id: any reply to any attempt answers the call. */
-  #resend(id: string, method: string, params: unknown[], deadline: number): void {
-    const outgoing = this.#encode(id, method, params, deadline);
-    if (outgoing instanceof Error) this.pending.settle(id, outgoing);
-    else this.#send(id, outgoing, deadline);
-  }
-
-  /** Ends a call that cannot be sent; callbacks run on a later tick, after the uid is returned. */
-  fail(method: string, completion: Completion, error: Error): string {
-    const id = this.#protocol.nextId();
-    this.pending.rejectSoon(id, method, completion, error);
-    return id;
   }
 
   /** Rejects waiting calls, closes the channels and deletes the reply queue (and the connection, when owned). */
