@@ -1,6 +1,6 @@
-export { QAMServer, currentCall, type QAMServerOptions, type QAMServerStats, type CallContext, type ServerApi } from './server.js';
-export { QAMProxy, type QAMProxyOptions, type QAMProxyConstructor } from './proxy.js';
-export { QAMConnection, type ConnectionOptions, type QAMConnectionEvents, type TlsOptions } from './connection.js';
+export { QAMServer, currentCall, type QAMServerOptions, type QAMServerStats, type CallContext, type ServerApi } from './server/server.js';
+export { QAMProxy, type QAMProxyOptions, type QAMProxyConstructor } from './proxy/proxy.js';
+export { QAMConnection, type ConnectionOptions, type QAMConnectionEvents, type TlsOptions } from './amqp/connection.js';
 export {
   QAMException,
   QAMMethodNotFoundException,
@@ -18,10 +18,10 @@ export {
   QAMSerializationException,
   QAMRemoteException,
 } from './errors.js';
-export { CallbackState, type ResultCallback, type ErrorCallback } from './pending.js';
-export type { CallMode, ControlName, MethodPath, ProxyControls, QAMProxyStats, RemoteApi, UntypedApi } from './remote.js';
-export type { ErrorClass } from './envelope.js';
-export type { WireProtocol } from './naming.js';
-export type { WorkerExport } from './thread-pool.js';
+export { CallbackState, type ResultCallback, type ErrorCallback } from './proxy/pending.js';
+export type { CallMode, ControlName, MethodPath, ProxyControls, QAMProxyStats, RemoteApi, UntypedApi } from './proxy/types.js';
+export type { ErrorClass } from './protocols/native/format.js';
+export type { WireProtocol } from './protocols/naming.js';
+export type { WorkerExport } from './server/thread-pool.js';
 export { superjson, type SerializerName } from './serializers.js';
 export { consoleLogger, silentLogger, type Logger } from './logger.js';

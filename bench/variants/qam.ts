@@ -7,7 +7,7 @@
 
 import { QAMProxy, QAMServer } from '../../lib/index.js';
 import type { QAMProxyOptions, QAMServerOptions, SerializerName } from '../../lib/index.js';
-import { qamClientNames, qamServerNames, serverNames } from '../../lib/naming.js';
+import { qamClientNames, qamServerNames, serverNames } from '../../lib/protocols/naming.js';
 import type { BrokerNames, ClientDriver, ServerHandle, Variant } from './types.js';
 
 export interface QamSettings {

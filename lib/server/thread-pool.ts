@@ -2,8 +2,8 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Piscina } from 'piscina';
-import { QAMClosedException, QAMException, QAMSerializationException, QAMTimeoutException, describeError } from './errors.js';
-import type { Logger } from './logger.js';
+import { QAMClosedException, QAMException, QAMSerializationException, QAMTimeoutException, describeError } from '../errors.js';
+import type { Logger } from '../logger.js';
 import type { RemoteFunction } from './dispatch.js';
 
 /** The exports of a module type `M` a server can run on its worker threads: its functions. */

@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 import { jest } from '@jest/globals';
-import { QAMConnection, QAMProxy, silentLogger } from '../../lib/index.js';
+import { QAMConnection, QAMProxy, silentLogger } from '../../../lib/index.js';
 
 /** A proxy on a connection that is never opened: any remote call would have to call model(). */
 function offlineProxy() {

@@ -1,6 +1,6 @@
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
 import { CallPipeline, isClosedError } from './client.js';
-import type { QAMConnection } from './connection.js';
+import type { QAMConnection } from '../amqp/connection.js';
 import {
   QAMAccessRefusedException,
   QAMClosedException,
@@ -11,8 +11,8 @@ import {
   QAMPublishException,
   amqpReplyCode,
   describeError,
-} from './errors.js';
-import type { Logger } from './logger.js';
+} from '../errors.js';
+import type { Logger } from '../logger.js';
 import { PendingCalls } from './pending.js';
 
 /** A request ready to publish. @internal */

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { decodeReply } from './client.js';
-import type { ErrorClass, RequestEnvelope } from './envelope.js';
-import { QAMSerializationException, describeError } from './errors.js';
-import { clientNames, serverNames } from './naming.js';
-import type { ClientProtocol } from './reply-queue-client.js';
-import type { Serializer } from './serializers.js';
+import { decodeReply } from '../../proxy/client.js';
+import type { ErrorClass, RequestEnvelope } from '../native/format.js';
+import { QAMSerializationException, describeError } from '../../errors.js';
+import { clientNames, serverNames } from '../naming.js';
+import type { ClientProtocol } from '../../proxy/reply-queue-client.js';
+import type { Serializer } from '../../serializers.js';
 
 /** @internal */
 export interface CallmeClientSettings {

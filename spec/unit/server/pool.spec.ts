@@ -1,4 +1,4 @@
-import { WorkerPool } from '../../lib/pool.js';
+import { WorkerPool } from '../../../lib/server/pool.js';
 
 describe('WorkerPool', () => {
   it('runs at most size tasks at once and starts waiting ones in order as workers free up', async () => {

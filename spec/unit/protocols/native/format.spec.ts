@@ -1,6 +1,6 @@
-import { errorToPayload, parseReply, parseRequest, payloadToError } from '../../lib/envelope.js';
-import { QAMMethodNotFoundException, QAMRemoteException } from '../../lib/errors.js';
-import { serializerNamed } from '../../lib/serializers.js';
+import { errorToPayload, parseReply, parseRequest, payloadToError } from '../../../../lib/protocols/native/format.js';
+import { QAMMethodNotFoundException, QAMRemoteException } from '../../../../lib/errors.js';
+import { serializerNamed } from '../../../../lib/serializers.js';
 
 class OutOfStock extends Error {
   override name = 'OutOfStock';

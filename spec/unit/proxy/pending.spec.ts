@@ -1,6 +1,6 @@
 import { jest } from '@jest/globals';
-import { CallbackState, PendingCalls } from '../../lib/pending.js';
-import { silentLogger, type Logger } from '../../lib/logger.js';
+import { CallbackState, PendingCalls } from '../../../lib/proxy/pending.js';
+import { silentLogger, type Logger } from '../../../lib/logger.js';
 
 function promiseCall(table: PendingCalls, id: string, timeoutMs = 1000, signal?: AbortSignal): Promise<unknown> {
   return new Promise((resolve, reject) => table.add(id, 'add', timeoutMs, { kind: 'promise', resolve, reject }, signal));

@@ -1,4 +1,4 @@
-import { QAMBadMessageException, QAMMethodNotFoundException, QAMRemoteException, QAMSerializationException, describeError } from './errors.js';
+import { QAMBadMessageException, QAMMethodNotFoundException, QAMRemoteException, QAMSerializationException, describeError } from '../../errors.js';
 
 /**
  * Python QAM's JSON wire format (see qam-wire-format.md). Everything that routes and correlates is

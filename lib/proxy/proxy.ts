@@ -1,12 +1,12 @@
 import { inspect } from 'node:util';
 import type { CallTransport } from './client.js';
-import { QAMConnection, type ConnectionOptions } from './connection.js';
-import { checkMethodPath, type ErrorClass } from './envelope.js';
-import { QAMInvalidCallException } from './errors.js';
-import { checkId, type WireProtocol } from './naming.js';
+import { QAMConnection, type ConnectionOptions } from '../amqp/connection.js';
+import { checkMethodPath, type ErrorClass } from '../protocols/native/format.js';
+import { QAMInvalidCallException } from '../errors.js';
+import { checkId, type WireProtocol } from '../protocols/naming.js';
 import type { Completion, ErrorCallback, ResultCallback } from './pending.js';
-import type { CallMode, ControlName, QAMProxy as QAMProxyType, UntypedApi } from './remote.js';
-import { serializerNamed, type SerializerName } from './serializers.js';
+import type { CallMode, ControlName, QAMProxy as QAMProxyType, UntypedApi } from './types.js';
+import { serializerNamed, type SerializerName } from '../serializers.js';
 import { createTransport } from './transport.js';
 
 /** Options of a {@link QAMProxy}. Connection options apply when no `connection` is given. */

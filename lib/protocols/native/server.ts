@@ -1,8 +1,8 @@
 import type { Channel, ConsumeMessage, Options } from 'amqplib';
-import { errorToPayload, parseRequest } from './envelope.js';
-import { QAMBadMessageException, QAMMethodNotFoundException, QAMPayloadTooLargeException, QAMSerializationException, describeError } from './errors.js';
-import { replyRoute, serverNames } from './naming.js';
-import { serializerForContentType, type Serializer } from './serializers.js';
+import { errorToPayload, parseRequest } from './format.js';
+import { QAMBadMessageException, QAMMethodNotFoundException, QAMPayloadTooLargeException, QAMSerializationException, describeError } from '../../errors.js';
+import { replyRoute, serverNames } from '../naming.js';
+import { serializerForContentType, type Serializer } from '../../serializers.js';
 
 /** A request read off the wire. */
 export interface IncomingCall {

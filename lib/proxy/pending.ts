@@ -1,7 +1,7 @@
 import { Deadlines, now } from './deadlines.js';
-import { QAMAbortException, QAMException, QAMRemoteException, QAMTimeoutException, describeError } from './errors.js';
-import type { Logger } from './logger.js';
-import { isThenable } from './thenable.js';
+import { QAMAbortException, QAMException, QAMRemoteException, QAMTimeoutException, describeError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { isThenable } from '../util/thenable.js';
 
 /** QAM's callback states. */
 export const CallbackState = { waiting: 0, processing: 1, finished: 2 } as const;

@@ -1,7 +1,7 @@
 import type { ConsumeMessage } from 'amqplib';
-import { QAMBadMessageException, QAMMethodNotFoundException, QAMPayloadTooLargeException, amqpReplyCode, describeError } from './errors.js';
-import { qamServerNames } from './naming.js';
-import type { ProtocolSettings, ServerProtocol } from './protocol.js';
+import { QAMBadMessageException, QAMMethodNotFoundException, QAMPayloadTooLargeException, amqpReplyCode, describeError } from '../../errors.js';
+import { qamServerNames } from '../naming.js';
+import type { ProtocolSettings, ServerProtocol } from '../native/server.js';
 import {
   decodeQamBody,
   encodeQamBody,
@@ -11,7 +11,7 @@ import {
   qamReplyBody,
   type QamAddress,
   type QamRequest,
-} from './qam-format.js';
+} from './format.js';
 
 type Parsed = { request: QamRequest } | { problem: Error; address: QamAddress | undefined };
 

@@ -1,17 +1,17 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { availableParallelism } from 'node:os';
 import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
-import { QAMConnection, type ConnectionOptions } from './connection.js';
+import { QAMConnection, type ConnectionOptions } from '../amqp/connection.js';
 import { DispatchTable, type RemoteFunction, type Target } from './dispatch.js';
-import { checkMethodPath } from './envelope.js';
-import { QAMAccessRefusedException, QAMClosedException, QAMException, amqpReplyCode, describeError } from './errors.js';
-import type { Logger } from './logger.js';
-import { checkId, type WireProtocol } from './naming.js';
+import { checkMethodPath } from '../protocols/native/format.js';
+import { QAMAccessRefusedException, QAMClosedException, QAMException, amqpReplyCode, describeError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { checkId, type WireProtocol } from '../protocols/naming.js';
 import { WorkerPool } from './pool.js';
-import { nativeProtocol, type CallOutcome, type OutgoingReply, type ProtocolSettings, type ServerProtocol } from './protocol.js';
-import { qamProtocol } from './qam-protocol.js';
-import { serializerNamed, type SerializerName } from './serializers.js';
-import { isThenable } from './thenable.js';
+import { nativeProtocol, type CallOutcome, type OutgoingReply, type ProtocolSettings, type ServerProtocol } from '../protocols/native/server.js';
+import { qamProtocol } from '../protocols/qam/server.js';
+import { serializerNamed, type SerializerName } from '../serializers.js';
+import { isThenable } from '../util/thenable.js';
 import { ThreadPool, workerModuleHref, type WorkerExport } from './thread-pool.js';
 
 /** Options of a {@link QAMServer}. Connection options apply when no `connection` is given. */

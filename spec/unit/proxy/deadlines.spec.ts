@@ -1,5 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { Deadlines, now } from '../../lib/deadlines.js';
+import { Deadlines, now } from '../../../lib/proxy/deadlines.js';
 
 /** A table of waiting ids with their deadlines, as PendingCalls keeps it. */
 function harness() {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { QAMMethodNotFoundException, QAMRemoteException } from '../../lib/errors.js';
+import { QAMMethodNotFoundException, QAMRemoteException } from '../../../../lib/errors.js';
 import {
   decodeQamBody,
   encodeQamBody,
@@ -9,7 +9,7 @@ import {
   qamNotFoundText,
   qamReplyBody,
   qamReplyError,
-} from '../../lib/qam-format.js';
+} from '../../../../lib/protocols/qam/format.js';
 
 describe("QAM's JSON format", () => {
   it('reads a request, and names the address of a malformed one when it has a usable one', () => {

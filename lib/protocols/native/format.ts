@@ -6,7 +6,7 @@ import {
   QAMRemoteException,
   QAMSerializationException,
   serverErrorCodes,
-} from './errors.js';
+} from '../../errors.js';
 
 /**
  * qam's own wire format. Routing and correlation travel in AMQP properties (`correlation_id`,

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { callmeClientProtocol } from './callme-client.js';
+import { callmeClientProtocol } from '../protocols/callme/client.js';
 import { RpcClient, type CallTransport, type ClientSettings } from './client.js';
-import { checkId, type WireProtocol } from './naming.js';
-import { qamClientProtocol } from './qam-client.js';
+import { checkId, type WireProtocol } from '../protocols/naming.js';
+import { qamClientProtocol } from '../protocols/qam/client.js';
 import { ReplyQueueClient } from './reply-queue-client.js';
 
 /**

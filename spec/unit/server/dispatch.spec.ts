@@ -1,4 +1,4 @@
-import { DispatchTable } from '../../lib/dispatch.js';
+import { DispatchTable } from '../../../lib/server/dispatch.js';
 
 class Base {
   inherited(): string {

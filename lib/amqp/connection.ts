@@ -2,8 +2,8 @@ import { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
 import * as amqp from 'amqplib';
 import type { ChannelModel, Options, SocketOptions } from 'amqplib';
-import { QAMConnectionException, QAMClosedException, QAMAccessRefusedException, QAMTlsException, describeError } from './errors.js';
-import { consoleLogger, type Logger } from './logger.js';
+import { QAMConnectionException, QAMClosedException, QAMAccessRefusedException, QAMTlsException, describeError } from '../errors.js';
+import { consoleLogger, type Logger } from '../logger.js';
 
 /** TLS material for `amqps://` connections (QAM's and callme's `ssl`). */
 export interface TlsOptions {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
-import type { QAMConnection } from './connection.js';
-import { payloadToError, parseReply, type ErrorClass, type RequestEnvelope } from './envelope.js';
+import type { QAMConnection } from '../amqp/connection.js';
+import { payloadToError, parseReply, type ErrorClass, type RequestEnvelope } from '../protocols/native/format.js';
 import {
   QAMAccessRefusedException,
   QAMBadMessageException,
@@ -14,11 +14,11 @@ import {
   QAMSerializationException,
   amqpReplyCode,
   describeError,
-} from './errors.js';
-import type { Logger } from './logger.js';
-import { directReplyTo, serverNames } from './naming.js';
+} from '../errors.js';
+import type { Logger } from '../logger.js';
+import { directReplyTo, serverNames } from '../protocols/naming.js';
 import { PendingCalls, type Completion } from './pending.js';
-import { serializerForContentType, type Serializer } from './serializers.js';
+import { serializerForContentType, type Serializer } from '../serializers.js';
 
 /** @internal */
 export interface ClientSettings {

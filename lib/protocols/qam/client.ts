@@ -1,7 +1,7 @@
-import { QAMBadMessageException, QAMPayloadTooLargeException, describeError } from './errors.js';
-import { qamClientNames, qamServerNames } from './naming.js';
-import { decodeQamBody, encodeQamBody, parseQamReply, qamIdOf, qamProperties, qamReplyError } from './qam-format.js';
-import type { ClientProtocol } from './reply-queue-client.js';
+import { QAMBadMessageException, QAMPayloadTooLargeException, describeError } from '../../errors.js';
+import { qamClientNames, qamServerNames } from '../naming.js';
+import { decodeQamBody, encodeQamBody, parseQamReply, qamIdOf, qamProperties, qamReplyError } from './format.js';
+import type { ClientProtocol } from '../../proxy/reply-queue-client.js';
 
 /** @internal */
 export interface QamClientSettings {
