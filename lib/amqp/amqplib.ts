@@ -1,7 +1,7 @@
 import * as amqp from 'amqplib';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
 import type { Duplex } from 'node:stream';
-import { socketOf, streamlineWrites } from './amqplib-internals.js';
+import { amqplibVersion, socketOf, streamlineWrites, testedAmqplibVersions, writeCapacityBytes } from './amqplib-internals.js';
 import {
   PortError,
   type AmqpChannel,
@@ -32,9 +32,16 @@ export const amqplibPort: AmqpPort = {
     } catch (error) {
       throw connectFailure(error);
     }
-    return new AmqplibConnection(model, target.username);
+    const connection = new AmqplibConnection(model, target.username);
+    if (!connection.streamlined && !notedPlainWrites) {
+      notedPlainWrites = true;
+      target.logger.debug(`amqplib ${amqplibVersion} is not one qam's write path was tested with (${testedAmqplibVersions.join(', ')}): writes go through amqplib's own path`);
+    }
+    return connection;
   },
 };
+
+let notedPlainWrites = false;
 
 function socketOptions(target: ConnectTarget): Record<string, unknown> {
   const options: Record<string, unknown> = { noDelay: true, timeout: target.connectTimeoutMs, ...target.tls };
@@ -50,7 +57,8 @@ function withHeartbeat(url: string, heartbeat: number): string {
 /** How long a close waits for the broker's answer before it drops the socket (the broker may have stopped reading it). */
 const closeTimeoutMs = 1000;
 
-class AmqplibConnection implements AmqpConnection {
+/** @internal Exported for tests of the write path. */
+export class AmqplibConnection implements AmqpConnection {
   readonly username: string;
   readonly #model: ChannelModel;
   readonly #socket: Duplex | undefined;
@@ -91,9 +99,14 @@ class AmqplibConnection implements AmqpConnection {
     return this.#blocked;
   }
 
+  /** True when writes take the streamlined path (see streamlineWrites). */
+  get streamlined(): boolean {
+    return this.#socket !== undefined;
+  }
+
   /** True while writes should wait: the broker blocks the connection, or the socket holds too much. */
   get congested(): boolean {
-    return this.#blocked || (this.#socket !== undefined && this.#socket.writableNeedDrain && this.#socket.writableLength >= 1024 * 1024);
+    return this.#blocked || (this.#socket !== undefined && this.#socket.writableLength >= writeCapacityBytes);
   }
 
   /** Resolves once writes need not wait (see {@link congested}), or the connection closed. */

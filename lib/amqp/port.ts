@@ -9,6 +9,8 @@
  * @internal
  */
 
+import type { Logger } from '../logger.js';
+
 /** Exchange types qam declares. */
 export type ExchangeType = 'direct' | 'fanout' | 'topic' | 'headers';
 
@@ -162,6 +164,8 @@ export interface ConnectTarget {
   readonly connectionName: string | undefined;
   /** TLS material for `amqps:`. */
   readonly tls: Readonly<Record<string, unknown>> | undefined;
+  /** Where the adapter logs what the user should know of (at debug level: nothing goes wrong). */
+  readonly logger: Logger;
 }
 
 /** A way to reach brokers: amqplib over the network, or the embedded broker. */
