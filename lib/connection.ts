@@ -4,6 +4,7 @@ import * as amqp from 'amqplib';
 import type { ChannelModel, Options, SocketOptions } from 'amqplib';
 import { QAMConnectionException, QAMClosedException, QAMAccessRefusedException, QAMTlsException, describeError } from './errors.js';
 import { consoleLogger, type Logger } from './logger.js';
+import { anyString, boolean, checkOptions, integerBetween, nested, nonEmptyString, rule, seconds, type Rules } from './options.js';
 
 /** TLS material for `amqps://` connections (QAM's and callme's `ssl`). */
 export interface TlsOptions {
@@ -73,6 +74,55 @@ export interface ConnectionUser {
   onDisconnect(error: Error): void;
 }
 
+const pem = (value: unknown): boolean => typeof value === 'string' || Buffer.isBuffer(value);
+
+const tlsRules: Rules<TlsOptions> = {
+  ca: rule('PEM text, a Buffer, or an array of them', (value) => pem(value) || (Array.isArray(value) && value.every(pem))),
+  cert: rule('PEM text or a Buffer', pem),
+  key: rule('PEM text or a Buffer', pem),
+  passphrase: anyString,
+  servername: nonEmptyString,
+  rejectUnauthorized: boolean,
+};
+const tlsOptions = nested(tlsRules);
+
+const reconnectDelayRules: Rules<{ min: number; max: number }> = { min: seconds, max: seconds };
+
+const loggerMethods = ['debug', 'info', 'warn', 'error'] as const;
+
+/** @internal The rules of {@link ConnectionOptions}. */
+export const connectionRules: Rules<ConnectionOptions> = {
+  url: nonEmptyString,
+  hostname: nonEmptyString,
+  port: integerBetween(1, 65535),
+  username: anyString,
+  password: anyString,
+  vhost: anyString,
+  ssl: (value, at) => {
+    if (typeof value !== 'boolean') tlsOptions(value, at);
+  },
+  heartbeat: integerBetween(0, 65535),
+  connectTimeout: seconds,
+  connectionName: anyString,
+  reconnectDelay: (value, at) => {
+    checkOptions(at.owner, value, reconnectDelayRules, at.path);
+    if (value.min === undefined || value.max === undefined || value.min > value.max) {
+      throw new TypeError(`Option '${at.path}' of ${at.owner} must have a min and a max, min at most max`);
+    }
+  },
+  logger: rule(
+    'an object with debug, info, warn and error methods',
+    (value) => typeof value === 'object' && value !== null && loggerMethods.every((method) => typeof (value as Record<string, unknown>)[method] === 'function'),
+  ),
+};
+
+const connectionKeys = Object.keys(connectionRules) as Array<keyof ConnectionOptions>;
+
+/** Shows a URL that may not parse without its password. */
+function maskPassword(url: string): string {
+  return url.replace(/^([^:/?#]+:\/\/[^:@/]*:).*@/, '$1***@');
+}
+
 /** Resolves the options into an amqplib URL and socket options. @internal */
 export function resolveConnection(options: ConnectionOptions): { url: string | Options.Connect; socket: SocketOptions; label: string; username: string } {
   const socket: SocketOptions = { noDelay: true, timeout: (options.connectTimeout ?? 10) * 1000 };
@@ -82,14 +132,21 @@ export function resolveConnection(options: ConnectionOptions): { url: string | O
   const discrete = ['hostname', 'port', 'username', 'password', 'vhost'].some(
     (key) => options[key as keyof ConnectionOptions] !== undefined,
   );
-  const url = options.url ?? (discrete ? undefined : process.env['QAM_URL']);
+  const fromEnvironment = options.url === undefined && !discrete ? process.env['QAM_URL'] : undefined;
+  const url = options.url ?? fromEnvironment;
   if (url !== undefined) {
-    const parsed = new URL(url);
+    const source = options.url === undefined ? 'The QAM_URL environment variable' : "The option 'url'";
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new TypeError(`${source} is not a broker URL such as amqp://user:password@host:5672/vhost: ${JSON.stringify(maskPassword(url))}`);
+    }
     if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') {
-      throw new TypeError(`Broker URL must start with amqp:// or amqps://, got ${parsed.protocol}//`);
+      throw new TypeError(`${source} must start with amqp:// or amqps://, got ${parsed.protocol}//`);
     }
     if (parsed.protocol === 'amqp:' && options.ssl !== undefined && options.ssl !== false) {
-      throw new TypeError('The ssl option is set but the broker URL starts with amqp://: use amqps:// for TLS');
+      throw new TypeError(`The ssl option is set but ${source.replace(/^The/, 'the')} starts with amqp://: use amqps:// for TLS`);
     }
     const username = parsed.username === '' ? 'guest' : decodeURIComponent(parsed.username);
     if (parsed.password !== '') parsed.password = '***';
@@ -233,6 +290,7 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
 
   constructor(options: ConnectionOptions = {}) {
     super();
+    checkOptions('QAMConnection', options, connectionRules);
     const resolved = resolveConnection(options);
     this.label = resolved.label;
     this.username = resolved.username;
@@ -342,4 +400,24 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
       this.#wakeBackoff = wake;
     });
   }
+}
+
+/** @internal The rules of the options of every server and proxy: connection options or a shared connection. */
+export const connectionUserRules: Rules<ConnectionOptions & { connection?: QAMConnection }> = {
+  ...connectionRules,
+  connection: rule('a QAMConnection', (value) => value instanceof QAMConnection),
+};
+
+/**
+ * The connection of a server or proxy: the shared one it was given, or a new one made from its
+ * connection options. Beside a shared connection those options would be ignored, so they are
+ * refused; only `logger` applies, to the server or proxy alone.
+ * @internal
+ */
+export function connectionFor(owner: string, options: ConnectionOptions & { connection?: QAMConnection }): QAMConnection {
+  const given = connectionKeys.filter((key) => options[key] !== undefined);
+  if (options.connection === undefined) return new QAMConnection(Object.fromEntries(given.map((key) => [key, options[key]])));
+  const ignored = given.find((key) => key !== 'logger');
+  if (ignored !== undefined) throw new TypeError(`Option '${ignored}' of ${owner} has no effect beside 'connection': set it on the QAMConnection`);
+  return options.connection;
 }

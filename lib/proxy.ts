@@ -1,9 +1,10 @@
 import { inspect } from 'node:util';
 import type { CallTransport } from './client.js';
-import { QAMConnection, type ConnectionOptions } from './connection.js';
+import { connectionFor, connectionUserRules, type ConnectionOptions, type QAMConnection } from './connection.js';
 import { checkMethodPath, type ErrorClass } from './envelope.js';
 import { QAMInvalidCallException } from './errors.js';
 import { checkId, type WireProtocol } from './naming.js';
+import { anyString, arrayOf, checkOptions, oneOf, positiveInteger, rule, seconds, type Rules } from './options.js';
 import type { Completion, ErrorCallback, ResultCallback } from './pending.js';
 import type { CallMode, ControlName, QAMProxy as QAMProxyType, UntypedApi } from './remote.js';
 import { serializerNamed, type SerializerName } from './serializers.js';
@@ -200,11 +201,24 @@ export interface QAMProxyConstructor {
   new <Api = UntypedApi>(options: QAMProxyOptions): QAMProxyType<Api, 'promise'>;
 }
 
+const proxyRules: Rules<QAMProxyOptions> = {
+  ...connectionUserRules,
+  serverId: anyString,
+  serializer: oneOf('json', 'superjson'),
+  timeout: seconds,
+  maxMessageBytes: positiveInteger,
+  errors: arrayOf(rule('an Error class', (value) => typeof value === 'function'), 'an array of Error classes'),
+  protocol: oneOf('native', 'qam'),
+  clientId: anyString,
+  replies: oneOf('direct', 'callme'),
+};
+
 class ProxyFactory {
   constructor(options: QAMProxyOptions) {
+    checkOptions('QAMProxy', options, proxyRules);
     const serverId = checkId('serverId', options.serverId);
     const settings: CallSettings = { timeoutMs: toTimeoutMs(options.timeout ?? 30), retries: 0, signal: undefined, callbacks: undefined };
-    const connection = options.connection ?? new QAMConnection(options);
+    const connection = connectionFor('QAMProxy', options);
     const client = createTransport({
       serverId,
       connection,
