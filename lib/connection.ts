@@ -36,7 +36,10 @@ export interface TlsOptions {
 /**
  * How to reach the broker. Precedence: `url`; else the discrete fields when any is given
  * (QAM's `hostname`, `port`, `username`, `password`, `vhost`, `ssl`); else the `QAM_URL`
- * environment variable; else `amqp://guest:guest@localhost:5672/`.
+ * environment variable; else `amqp://guest:guest@localhost:5672/`. An unknown option, a value of
+ * the wrong type, or a `url` or `QAM_URL` that is not an `amqp://` or `amqps://` URL is a TypeError
+ * that names it, thrown by the constructor. A broker that cannot be reached fails the first
+ * `serve()` or call with {@link QAMConnectFailedException}.
  */
 export interface ConnectionOptions {
   /** @example 'amqp://user:pass@host:5672/vhost' or 'amqps://…' */
@@ -118,7 +121,7 @@ export const connectionRules: Rules<ConnectionOptions> = {
   reconnectDelay: (value, at) => {
     checkOptions(at.owner, value, reconnectDelayRules, at.path);
     if (value.min === undefined || value.max === undefined || value.min > value.max) {
-      throw new TypeError(`Option '${at.path}' of ${at.owner} must have a min and a max, min at most max`);
+      throw new TypeError(`Option '${at.path}' of ${at.owner} must give both min and max, min at most max`);
     }
   },
   logger: rule(
@@ -309,7 +312,8 @@ function explainConnectError(error: unknown, captured: BrokerClose | undefined, 
     }
     return new QAMConnectFailedException(`Broker at ${label} refused the connection: ${words}`, 'handshake', error);
   }
-  const reason = text === 'Error: connect ETIMEDOUT' ? 'timeout' : networkReasons[networkCode(error) ?? ''];
+  // amqplib's own connectTimeout error has a message and no code.
+  const reason = error instanceof Error && error.message === 'connect ETIMEDOUT' ? 'timeout' : networkReasons[networkCode(error) ?? ''];
   switch (reason) {
     case 'refused':
       return new QAMConnectFailedException(`Cannot connect to the broker at ${label}: nothing accepts connections there (is the broker running, on this port?): ${text}`, reason, error);
@@ -318,7 +322,7 @@ function explainConnectError(error: unknown, captured: BrokerClose | undefined, 
     case 'unreachable':
       return new QAMConnectFailedException(`Cannot connect to the broker at ${label}: its host or network is unreachable: ${text}`, reason, error);
     case 'timeout':
-      return new QAMConnectFailedException(`Cannot connect to the broker at ${label}: no connection and handshake within connectTimeout (${timeoutSeconds} s): ${text}`, reason, error);
+      return new QAMConnectFailedException(`Cannot connect to the broker at ${label}: the connection and AMQP handshake did not complete within connectTimeout (${timeoutSeconds} s): ${text}`, reason, error);
     default:
       if (/ConnectionOpenOk; got <ConnectionClose/.test(text)) {
         return new QAMConnectFailedException(

@@ -10,7 +10,10 @@ import type { CallMode, ControlName, QAMProxy as QAMProxyType, UntypedApi } from
 import { serializerNamed, type SerializerName } from './serializers.js';
 import { createTransport } from './transport.js';
 
-/** Options of a {@link QAMProxy}. Connection options apply when no `connection` is given. */
+/**
+ * Options of a {@link QAMProxy}. Connection options apply when no `connection` is given; beside one
+ * they are a TypeError, except `logger`. Unknown options are a TypeError.
+ */
 export interface QAMProxyOptions extends ConnectionOptions {
   /** The id of the server to call. */
   serverId: string;

@@ -15,7 +15,10 @@ import { serializerNamed, type SerializerName } from './serializers.js';
 import { isThenable } from './thenable.js';
 import { ThreadPool, workerModuleHref, type WorkerExport } from './thread-pool.js';
 
-/** Options of a {@link QAMServer}. Connection options apply when no `connection` is given. */
+/**
+ * Options of a {@link QAMServer}. Connection options apply when no `connection` is given; beside one
+ * they are a TypeError, except `logger`. Unknown options are a TypeError.
+ */
 export interface QAMServerOptions extends ConnectionOptions {
   /** The id proxies call; names the queue `server_<id>_queue` and exchange `server_<id>_ex`. */
   serverId: string;
