@@ -168,3 +168,35 @@ export function describeError(error: unknown): string {
   if (error instanceof Error) return `${error.name}: ${error.message}`;
   return String(error);
 }
+
+/**
+ * Why no connection to the broker could be made (see {@link QAMConnectFailedException}):
+ *
+ * - `'refused'`: nothing listens at that host and port (the broker is down or on another port);
+ * - `'unknown-host'`: the host name does not resolve;
+ * - `'unreachable'`: no route to the host or its network;
+ * - `'timeout'`: no TCP connection, or no AMQP handshake, within `connectTimeout`;
+ * - `'unknown-vhost'`: the broker has no such virtual host (RabbitMQ's `530 NOT_ALLOWED - vhost … not found`);
+ * - `'handshake'`: the TCP connection opened but the AMQP handshake did not complete: the peer closed
+ *   or reset it, does not speak AMQP 0-9-1, or the broker refused to open the vhost for another
+ *   reason (a connection limit, a vhost that is down).
+ *
+ * Where the broker gave a reason, the message quotes it.
+ */
+export type ConnectFailedReason = 'refused' | 'unknown-host' | 'unreachable' | 'timeout' | 'unknown-vhost' | 'handshake';
+
+/**
+ * No connection to the broker could be made, so nothing was sent (code `'CONNECT_FAILED'`), as
+ * opposed to {@link QAMConnectionException} (`'CONNECTION_LOST'`), a connection that existed and was
+ * lost. A refused login or vhost permission is {@link QAMAccessRefusedException}, a failed TLS
+ * handshake {@link QAMTlsException}. `cause` is the network or amqplib error.
+ */
+export class QAMConnectFailedException extends QAMException {
+  override name = 'QAMConnectFailedException';
+  /** What went wrong, for programs to act on; the message says it for people. */
+  readonly reason: ConnectFailedReason;
+  constructor(message: string, reason: ConnectFailedReason, cause?: unknown) {
+    super(message, { code: 'CONNECT_FAILED', cause });
+    this.reason = reason;
+  }
+}

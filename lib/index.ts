@@ -10,6 +10,7 @@ export {
   QAMNoRouteException,
   QAMAccessRefusedException,
   QAMTlsException,
+  QAMConnectFailedException,
   QAMPublishException,
   QAMAbortException,
   QAMInvalidCallException,
@@ -18,6 +19,7 @@ export {
   QAMSerializationException,
   QAMRemoteException,
 } from './errors.js';
+export type { ConnectFailedReason } from './errors.js';
 export { CallbackState, type ResultCallback, type ErrorCallback } from './proxy/pending.js';
 export type { CallMode, ControlName, MethodPath, ProxyControls, QAMProxyStats, RemoteApi, UntypedApi } from './proxy/types.js';
 export type { ErrorClass } from './protocols/native/format.js';

@@ -8,10 +8,13 @@ export interface Logger {
 
 const ignore = (): void => undefined;
 
+/** `QAM_DEBUG=1` or `QAM_DEBUG=true` (any case); `0`, `false`, empty or anything else leaves debugging off. */
+const debugging = /^(1|true)$/i.test(process.env['QAM_DEBUG'] ?? '');
+
 /** The default: warnings and errors on the console, prefixed `qam:`; debug and info only with `QAM_DEBUG=1`. */
 export const consoleLogger: Logger = {
-  debug: process.env['QAM_DEBUG'] ? (message, ...details) => console.debug(`qam: ${message}`, ...details) : ignore,
-  info: process.env['QAM_DEBUG'] ? (message, ...details) => console.info(`qam: ${message}`, ...details) : ignore,
+  debug: debugging ? (message, ...details) => console.debug(`qam: ${message}`, ...details) : ignore,
+  info: debugging ? (message, ...details) => console.info(`qam: ${message}`, ...details) : ignore,
   warn: (message, ...details) => console.warn(`qam: ${message}`, ...details),
   error: (message, ...details) => console.error(`qam: ${message}`, ...details),
 };

@@ -89,6 +89,11 @@ describe('TLS', () => {
     expect(error).toMatchObject({ name: 'QAMTlsException', code: 'TLS_FAILED' });
   });
 
+  it('reports a vhost the broker does not have as CONNECT_FAILED, not as a lost connection', async () => {
+    const error = await refusal({ url: tls.urlFor(uniqueName('qam_absent')), ssl: { ca: tls.ca, cert: tls.cert, key: tls.key } });
+    expect(error).toMatchObject({ name: 'QAMConnectFailedException', code: 'CONNECT_FAILED' });
+  });
+
   it('refuses ssl with an amqp:// URL instead of connecting in plain text', () => {
     expect(() => new QAMProxy({ serverId: 'x', url: tls.url.replace('amqps:', 'amqp:'), ssl: { ca: tls.ca } })).toThrow(TypeError);
   });

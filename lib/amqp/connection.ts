@@ -1,9 +1,21 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import * as amqp from 'amqplib';
 import type { ChannelModel, Options, SocketOptions } from 'amqplib';
-import { QAMConnectionException, QAMClosedException, QAMAccessRefusedException, QAMTlsException, describeError } from '../errors.js';
+import {
+  QAMConnectionException,
+  QAMClosedException,
+  QAMAccessRefusedException,
+  QAMConnectFailedException,
+  QAMTlsException,
+  describeError,
+  type ConnectFailedReason,
+  type QAMException,
+} from '../errors.js';
 import { consoleLogger, type Logger } from '../logger.js';
+import { anyString, boolean, checkOptions, integerBetween, nested, nonEmptyString, rule, seconds, type Rules } from '../options.js';
 
 /** TLS material for `amqps://` connections (QAM's and callme's `ssl`). */
 export interface TlsOptions {
@@ -24,7 +36,10 @@ export interface TlsOptions {
 /**
  * How to reach the broker. Precedence: `url`; else the discrete fields when any is given
  * (QAM's `hostname`, `port`, `username`, `password`, `vhost`, `ssl`); else the `QAM_URL`
- * environment variable; else `amqp://guest:guest@localhost:5672/`.
+ * environment variable; else `amqp://guest:guest@localhost:5672/`. An unknown option, a value of
+ * the wrong type, or a `url` or `QAM_URL` that is not an `amqp://` or `amqps://` URL is a TypeError
+ * that names it, thrown by the constructor. A broker that cannot be reached fails the first
+ * `serve()` or call with {@link QAMConnectFailedException}.
  */
 export interface ConnectionOptions {
   /** @example 'amqp://user:pass@host:5672/vhost' or 'amqps://…' */
@@ -73,6 +88,55 @@ export interface ConnectionUser {
   onDisconnect(error: Error): void;
 }
 
+const pem = (value: unknown): boolean => typeof value === 'string' || Buffer.isBuffer(value);
+
+const tlsRules: Rules<TlsOptions> = {
+  ca: rule('PEM text, a Buffer, or an array of them', (value) => pem(value) || (Array.isArray(value) && value.every(pem))),
+  cert: rule('PEM text or a Buffer', pem),
+  key: rule('PEM text or a Buffer', pem),
+  passphrase: anyString,
+  servername: nonEmptyString,
+  rejectUnauthorized: boolean,
+};
+const tlsOptions = nested(tlsRules);
+
+const reconnectDelayRules: Rules<{ min: number; max: number }> = { min: seconds, max: seconds };
+
+const loggerMethods = ['debug', 'info', 'warn', 'error'] as const;
+
+/** @internal The rules of {@link ConnectionOptions}. */
+export const connectionRules: Rules<ConnectionOptions> = {
+  url: nonEmptyString,
+  hostname: nonEmptyString,
+  port: integerBetween(1, 65535),
+  username: anyString,
+  password: anyString,
+  vhost: anyString,
+  ssl: (value, at) => {
+    if (typeof value !== 'boolean') tlsOptions(value, at);
+  },
+  heartbeat: integerBetween(0, 65535),
+  connectTimeout: seconds,
+  connectionName: anyString,
+  reconnectDelay: (value, at) => {
+    checkOptions(at.owner, value, reconnectDelayRules, at.path);
+    if (value.min === undefined || value.max === undefined || value.min > value.max) {
+      throw new TypeError(`Option '${at.path}' of ${at.owner} must give both min and max, min at most max`);
+    }
+  },
+  logger: rule(
+    'an object with debug, info, warn and error methods',
+    (value) => typeof value === 'object' && value !== null && loggerMethods.every((method) => typeof (value as Record<string, unknown>)[method] === 'function'),
+  ),
+};
+
+const connectionKeys = Object.keys(connectionRules) as Array<keyof ConnectionOptions>;
+
+/** Shows a URL that may not parse without its password. */
+function maskPassword(url: string): string {
+  return url.replace(/^([^:/?#]+:\/\/[^:@/]*:).*@/, '$1***@');
+}
+
 /** Resolves the options into an amqplib URL and socket options. @internal */
 export function resolveConnection(options: ConnectionOptions): { url: string | Options.Connect; socket: SocketOptions; label: string; username: string } {
   const socket: SocketOptions = { noDelay: true, timeout: (options.connectTimeout ?? 10) * 1000 };
@@ -82,14 +146,21 @@ export function resolveConnection(options: ConnectionOptions): { url: string | O
   const discrete = ['hostname', 'port', 'username', 'password', 'vhost'].some(
     (key) => options[key as keyof ConnectionOptions] !== undefined,
   );
-  const url = options.url ?? (discrete ? undefined : process.env['QAM_URL']);
+  const fromEnvironment = options.url === undefined && !discrete ? process.env['QAM_URL'] : undefined;
+  const url = options.url ?? fromEnvironment;
   if (url !== undefined) {
-    const parsed = new URL(url);
+    const source = options.url === undefined ? 'The QAM_URL environment variable' : "The option 'url'";
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new TypeError(`${source} is not a broker URL such as amqp://user:password@host:5672/vhost: ${JSON.stringify(maskPassword(url))}`);
+    }
     if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') {
-      throw new TypeError(`Broker URL must start with amqp:// or amqps://, got ${parsed.protocol}//`);
+      throw new TypeError(`${source} must start with amqp:// or amqps://, got ${parsed.protocol}//`);
     }
     if (parsed.protocol === 'amqp:' && options.ssl !== undefined && options.ssl !== false) {
-      throw new TypeError('The ssl option is set but the broker URL starts with amqp://: use amqps:// for TLS');
+      throw new TypeError(`The ssl option is set but ${source.replace(/^The/, 'the')} starts with amqp://: use amqps:// for TLS`);
     }
     const username = parsed.username === '' ? 'guest' : decodeURIComponent(parsed.username);
     if (parsed.password !== '') parsed.password = '***';
@@ -114,15 +185,154 @@ function withHeartbeat(url: string, heartbeat: number): string {
   return `${url}${url.includes('?') ? '&' : '?'}heartbeat=${heartbeat}`;
 }
 
+/** The reply code and text of the connection.close the broker ended a handshake with. */
+interface BrokerClose {
+  replyCode: number;
+  replyText: string;
+}
+
+const handshakeCaptureBytes = 64 * 1024;
+
+/**
+ * Connects through amqplib, keeping the broker's reason when it refuses the handshake. amqplib
+ * reports a broker that answers connection.open by closing the connection (RabbitMQ's
+ * `530 NOT_ALLOWED - vhost x not found`) only as "Expected ConnectionOpenOk; got <ConnectionClose
+ * channel:0>", without the reply code and text, so what amqplib reads during the handshake is
+ * copied and the close is read back from it. amqplib makes its socket inside `connect`; `net.connect`
+ * announces every socket it makes, synchronously, on the `net.client.socket` diagnostics channel.
+ * TLS sockets are not announced there: over TLS only what amqplib reports is known. Resolves with
+ * the error that explains a failure.
+ */
+async function openModel(url: string | Options.Connect, socketOptions: SocketOptions, label: string): Promise<ChannelModel | QAMException> {
+  let socket: Socket | undefined;
+  const announced = (message: unknown): void => {
+    socket ??= (message as { socket?: Socket }).socket;
+  };
+  subscribe('net.client.socket', announced);
+  let connecting: Promise<ChannelModel>;
+  try {
+    connecting = amqp.connect(url, socketOptions);
+  } finally {
+    unsubscribe('net.client.socket', announced);
+  }
+  const received = socket === undefined ? undefined : copyReads(socket);
+  try {
+    const model = await connecting;
+    received?.stop();
+    return model;
+  } catch (error) {
+    return explainConnectError(error, received?.close(), label, (socketOptions.timeout ?? 0) / 1000);
+  }
+}
+
+/** Copies the first bytes read from `socket` until `stop()`. */
+function copyReads(socket: Socket): { stop(): void; close(): BrokerClose | undefined } {
+  const read = socket.read;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  socket.read = function (this: Socket, ...args: Parameters<Socket['read']>): unknown {
+    const chunk: unknown = read.apply(this, args);
+    if (Buffer.isBuffer(chunk) && size < handshakeCaptureBytes) {
+      chunks.push(chunk);
+      size += chunk.length;
+    }
+    return chunk;
+  };
+  return {
+    stop: () => {
+      socket.read = read;
+      chunks.length = 0;
+    },
+    close: () => findClose(Buffer.concat(chunks)),
+  };
+}
+
+/** The connection.close (class 10, method 50) among the AMQP frames at the start of `bytes`. */
+function findClose(bytes: Buffer): BrokerClose | undefined {
+  // A frame: type (1 byte), channel (2), payload size (4), payload, frame end (1).
+  for (let offset = 0; offset + 7 <= bytes.length; ) {
+    const type = bytes.readUInt8(offset);
+    const size = bytes.readUInt32BE(offset + 3);
+    const payload = offset + 7;
+    if (payload + size + 1 > bytes.length) return undefined;
+    if (type === 1 && size >= 7 && bytes.readUInt16BE(payload) === 10 && bytes.readUInt16BE(payload + 2) === 50) {
+      const textEnd = Math.min(payload + 7 + bytes.readUInt8(payload + 6), payload + size);
+      return { replyCode: bytes.readUInt16BE(payload + 4), replyText: bytes.toString('utf8', payload + 7, textEnd) };
+    }
+    offset = payload + size + 1;
+  }
+  return undefined;
+}
+
+/** amqplib quotes a close in answer to the login: `Handshake terminated by server: 403 (ACCESS-REFUSED) with message "…"`. */
+function closeInMessage(text: string): BrokerClose | undefined {
+  const match = /terminated by server: (\d+) \([^)]*\) with message "(.*)"/s.exec(text);
+  return match === null ? undefined : { replyCode: Number(match[1]), replyText: match[2] ?? '' };
+}
+
+/** Node's codes for the network failures that keep a connection from being made. */
+const networkReasons: Readonly<Record<string, ConnectFailedReason>> = {
+  ECONNREFUSED: 'refused',
+  ENOTFOUND: 'unknown-host',
+  EAI_AGAIN: 'unknown-host',
+  EAI_NONAME: 'unknown-host',
+  EAI_FAIL: 'unknown-host',
+  EAI_NODATA: 'unknown-host',
+  EHOSTUNREACH: 'unreachable',
+  ENETUNREACH: 'unreachable',
+  EHOSTDOWN: 'unreachable',
+  ENETDOWN: 'unreachable',
+  ETIMEDOUT: 'timeout',
+};
+
+/** The error code of a network failure; Node reports a host with several addresses as an AggregateError. */
+function networkCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { code, errors } = error as { code?: unknown; errors?: unknown };
+  if (typeof code === 'string') return code;
+  return Array.isArray(errors) ? networkCode(errors[0]) : undefined;
+}
+
 /** Describes a failure to connect in terms a user can act on. */
-function explainConnectError(error: unknown, label: string): Error {
+function explainConnectError(error: unknown, captured: BrokerClose | undefined, label: string, timeoutSeconds: number): QAMException {
   const text = describeError(error);
   const tls = explainTlsError(error, label, text);
   if (tls !== undefined) return tls;
-  if (/ACCESS_REFUSED|403/.test(text)) {
-    return new QAMAccessRefusedException(`Broker at ${label} refused the login or vhost: ${text}`, error);
+  const close = captured ?? closeInMessage(text);
+  if (close !== undefined) {
+    const words = `${close.replyCode} ${close.replyText}`;
+    // RabbitMQ refuses a login with 403 ACCESS_REFUSED, and a vhost with 530 NOT_ALLOWED: `vhost x
+    // not found`, `access to vhost 'x' refused for user 'u'` (permissions), the same followed by
+    // `: connection limit (n) is reached`, or `vhost x is down`.
+    if (close.replyCode === 403 || (close.replyCode === 530 && /refused for user '[^']*'$/.test(close.replyText))) {
+      return new QAMAccessRefusedException(`Broker at ${label} refused the login or vhost: ${words}`, error);
+    }
+    if (close.replyCode === 530 && /vhost .* not found/i.test(close.replyText)) {
+      return new QAMConnectFailedException(`Broker at ${label} has no such vhost: ${words}`, 'unknown-vhost', error);
+    }
+    return new QAMConnectFailedException(`Broker at ${label} refused the connection: ${words}`, 'handshake', error);
   }
-  return new QAMConnectionException(`Cannot connect to the broker at ${label}: ${text}`, error);
+  // amqplib's own connectTimeout error has a message and no code.
+  const reason = error instanceof Error && error.message === 'connect ETIMEDOUT' ? 'timeout' : networkReasons[networkCode(error) ?? ''];
+  switch (reason) {
+    case 'refused':
+      return new QAMConnectFailedException(`Cannot connect to the broker at ${label}: nothing accepts connections there (is the broker running, on this port?): ${text}`, reason, error);
+    case 'unknown-host':
+      return new QAMConnectFailedException(`Cannot connect to the broker at ${label}: its host name does not resolve: ${text}`, reason, error);
+    case 'unreachable':
+      return new QAMConnectFailedException(`Cannot connect to the broker at ${label}: its host or network is unreachable: ${text}`, reason, error);
+    case 'timeout':
+      return new QAMConnectFailedException(`Cannot connect to the broker at ${label}: the connection and AMQP handshake did not complete within connectTimeout (${timeoutSeconds} s): ${text}`, reason, error);
+    default:
+      if (/ConnectionOpenOk; got <ConnectionClose/.test(text)) {
+        return new QAMConnectFailedException(
+          `Broker at ${label} refused to open the vhost, for a reason amqplib does not pass on over TLS (does the vhost exist, may the user use it?): ${text}`,
+          'handshake',
+          error,
+        );
+      }
+      return new QAMConnectFailedException(`Cannot connect to the broker at ${label}: the connection ended before the AMQP handshake completed (is this an AMQP 0-9-1 port?): ${text}`, 'handshake', error);
+  }
 }
 
 /**
@@ -233,6 +443,7 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
 
   constructor(options: ConnectionOptions = {}) {
     super();
+    checkOptions('QAMConnection', options, connectionRules);
     const resolved = resolveConnection(options);
     this.label = resolved.label;
     this.username = resolved.username;
@@ -280,23 +491,20 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
 
   async #connect(): Promise<ChannelModel> {
     for (let attempt = 1; ; attempt++) {
-      try {
-        const model = await amqp.connect(this.#url, this.#socket);
-        if (this.#closed) {
-          await model.close().catch(() => undefined);
-          throw new QAMClosedException(`Connection to ${this.label} is closed`);
-        }
-        this.#adopt(model);
-        return model;
-      } catch (error) {
-        if (this.#closed) throw error instanceof QAMClosedException ? error : new QAMClosedException(`Connection to ${this.label} is closed`);
-        const explained = explainConnectError(error, this.label);
-        if (!this.#everConnected) throw explained;
-        const delayMs = this.#nextDelay(attempt);
-        this.logger.warn(`reconnect attempt ${attempt} to ${this.label} failed, next in ${delayMs} ms: ${explained.message}`);
-        this.emit('reconnect-failed', explained, attempt, delayMs);
-        await this.#sleep(delayMs);
+      const opened = await openModel(this.#url, this.#socket, this.label);
+      if (this.#closed) {
+        if (!(opened instanceof Error)) await opened.close().catch(() => undefined);
+        throw new QAMClosedException(`Connection to ${this.label} is closed`);
       }
+      if (!(opened instanceof Error)) {
+        this.#adopt(opened);
+        return opened;
+      }
+      if (!this.#everConnected) throw opened;
+      const delayMs = this.#nextDelay(attempt);
+      this.logger.warn(`reconnect attempt ${attempt} to ${this.label} failed, next in ${delayMs} ms: ${opened.message}`);
+      this.emit('reconnect-failed', opened, attempt, delayMs);
+      await this.#sleep(delayMs);
     }
   }
 
@@ -342,4 +550,24 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
       this.#wakeBackoff = wake;
     });
   }
+}
+
+/** @internal The rules of the options of every server and proxy: connection options or a shared connection. */
+export const connectionUserRules: Rules<ConnectionOptions & { connection?: QAMConnection }> = {
+  ...connectionRules,
+  connection: rule('a QAMConnection', (value) => value instanceof QAMConnection),
+};
+
+/**
+ * The connection of a server or proxy: the shared one it was given, or a new one made from its
+ * connection options. Beside a shared connection those options would be ignored, so they are
+ * refused; only `logger` applies, to the server or proxy alone.
+ * @internal
+ */
+export function connectionFor(owner: string, options: ConnectionOptions & { connection?: QAMConnection }): QAMConnection {
+  const given = connectionKeys.filter((key) => options[key] !== undefined);
+  if (options.connection === undefined) return new QAMConnection(Object.fromEntries(given.map((key) => [key, options[key]])));
+  const ignored = given.find((key) => key !== 'logger');
+  if (ignored !== undefined) throw new TypeError(`Option '${ignored}' of ${owner} has no effect beside 'connection': set it on the QAMConnection`);
+  return options.connection;
 }

@@ -1,15 +1,19 @@
 import { inspect } from 'node:util';
 import type { CallTransport } from './client.js';
-import { QAMConnection, type ConnectionOptions } from '../amqp/connection.js';
+import { connectionFor, connectionUserRules, type ConnectionOptions, type QAMConnection } from '../amqp/connection.js';
 import { checkMethodPath, type ErrorClass } from '../protocols/native/format.js';
 import { QAMInvalidCallException } from '../errors.js';
 import { checkId, type WireProtocol } from '../protocols/naming.js';
+import { anyString, arrayOf, checkOptions, oneOf, positiveInteger, rule, seconds, type Rules } from '../options.js';
 import type { Completion, ErrorCallback, ResultCallback } from './pending.js';
 import type { CallMode, ControlName, QAMProxy as QAMProxyType, UntypedApi } from './types.js';
 import { serializerNamed, type SerializerName } from '../serializers.js';
 import { createTransport } from './transport.js';
 
-/** Options of a {@link QAMProxy}. Connection options apply when no `connection` is given. */
+/**
+ * Options of a {@link QAMProxy}. Connection options apply when no `connection` is given; beside one
+ * they are a TypeError, except `logger`. Unknown options are a TypeError.
+ */
 export interface QAMProxyOptions extends ConnectionOptions {
   /** The id of the server to call. */
   serverId: string;
@@ -200,11 +204,24 @@ export interface QAMProxyConstructor {
   new <Api = UntypedApi>(options: QAMProxyOptions): QAMProxyType<Api, 'promise'>;
 }
 
+const proxyRules: Rules<QAMProxyOptions> = {
+  ...connectionUserRules,
+  serverId: anyString,
+  serializer: oneOf('json', 'superjson'),
+  timeout: seconds,
+  maxMessageBytes: positiveInteger,
+  errors: arrayOf(rule('an Error class', (value) => typeof value === 'function'), 'an array of Error classes'),
+  protocol: oneOf('native', 'qam'),
+  clientId: anyString,
+  replies: oneOf('direct', 'callme'),
+};
+
 class ProxyFactory {
   constructor(options: QAMProxyOptions) {
+    checkOptions('QAMProxy', options, proxyRules);
     const serverId = checkId('serverId', options.serverId);
     const settings: CallSettings = { timeoutMs: toTimeoutMs(options.timeout ?? 30), retries: 0, signal: undefined, callbacks: undefined };
-    const connection = options.connection ?? new QAMConnection(options);
+    const connection = connectionFor('QAMProxy', options);
     const client = createTransport({
       serverId,
       connection,

@@ -1,12 +1,13 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { availableParallelism } from 'node:os';
 import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
-import { QAMConnection, type ConnectionOptions } from '../amqp/connection.js';
+import { connectionFor, connectionUserRules, type ConnectionOptions, type QAMConnection } from '../amqp/connection.js';
 import { DispatchTable, type RemoteFunction, type Target } from './dispatch.js';
 import { checkMethodPath } from '../protocols/native/format.js';
 import { QAMAccessRefusedException, QAMClosedException, QAMException, amqpReplyCode, describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { checkId, type WireProtocol } from '../protocols/naming.js';
+import { anyString, arrayOf, boolean, checkOptions, oneOf, positiveInteger, secondsOrZero, type Rules } from '../options.js';
 import { WorkerPool } from './pool.js';
 import { nativeProtocol, type CallOutcome, type OutgoingReply, type ProtocolSettings, type ServerProtocol } from '../protocols/native/server.js';
 import { qamProtocol } from '../protocols/qam/server.js';
@@ -14,7 +15,10 @@ import { serializerNamed, type SerializerName } from '../serializers.js';
 import { isThenable } from '../util/thenable.js';
 import { ThreadPool, workerModuleHref, type WorkerExport } from './thread-pool.js';
 
-/** Options of a {@link QAMServer}. Connection options apply when no `connection` is given. */
+/**
+ * Options of a {@link QAMServer}. Connection options apply when no `connection` is given; beside one
+ * they are a TypeError, except `logger`. Unknown options are a TypeError.
+ */
 export interface QAMServerOptions extends ConnectionOptions {
   /** The id proxies call; names the queue `server_<id>_queue` and exchange `server_<id>_ex`. */
   serverId: string;
@@ -85,6 +89,24 @@ export interface QAMServerStats {
   active: number;
 }
 
+const protocolName = oneOf('native', 'qam');
+const protocolNames = arrayOf(protocolName, "an array of 'native' and 'qam'");
+
+const serverRules: Rules<QAMServerOptions> = {
+  ...connectionUserRules,
+  serverId: anyString,
+  workers: positiveInteger,
+  maxMessageBytes: positiveInteger,
+  exposeStack: boolean,
+  ack: oneOf('afterReply', 'onReceipt'),
+  serializer: oneOf('json', 'superjson'),
+  drainTimeout: secondsOrZero,
+  threads: positiveInteger,
+  protocol: (value, at) => (Array.isArray(value) ? protocolNames : protocolName)(value, at),
+};
+
+const closeRules: Rules<{ deleteQueue?: boolean }> = { deleteQueue: boolean };
+
 /**
  * Serves registered functions and instances to QAMProxy callers.
  *
@@ -120,9 +142,10 @@ export class QAMServer<Registered extends object = {}> {
   #restartAttempts = 0;
 
   constructor(options: QAMServerOptions) {
+    checkOptions('QAMServer', options, serverRules);
     this.serverId = checkId('serverId', options.serverId);
     this.#ownsConnection = options.connection === undefined;
-    this.connection = options.connection ?? new QAMConnection(options);
+    this.connection = connectionFor('QAMServer', options);
     this.#logger = options.logger ?? this.connection.logger;
     this.#pool = new WorkerPool(options.workers ?? 16, (error) => this.#logger.error(`server ${this.serverId}: a call failed outside its handler: ${describeError(error)}`));
     this.#threads = new ThreadPool(options.threads ?? availableParallelism(), `server ${this.serverId}`, this.#logger);
@@ -212,6 +235,7 @@ export class QAMServer<Registered extends object = {}> {
    * servers, demos and tests; requests still queued are lost).
    */
   async close(options: { deleteQueue?: boolean } = {}): Promise<void> {
+    checkOptions('QAMServer.close', options, closeRules);
     if (this.#state === 'closing' || this.#state === 'closed') return;
     this.#state = 'closing';
     clearTimeout(this.#restartTimer);

@@ -170,7 +170,7 @@ describe('first connection', () => {
     tcp.refuse(true);
     const unreachable = new QAMProxy({ serverId: 'x', url: tcp.url(), logger: silentLogger, timeout: 5 });
     const started = Date.now();
-    await expect(unreachable['ping']()).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
+    await expect(unreachable['ping']()).rejects.toMatchObject({ code: 'CONNECT_FAILED' });
     expect(Date.now() - started).toBeLessThan(2000);
     await unreachable.close();
   });
