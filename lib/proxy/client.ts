@@ -95,7 +95,8 @@ export abstract class CallPipeline<Outgoing> implements CallTransport {
     }
     const retry = retries > 0 ? { times: retries, resend: (next: number) => this.#resend(id, method, params, next) } : undefined;
     this.pending.add(id, method, timeoutMs, completion, signal, retry);
-    this.send(id, outgoing, deadline);
+    // An already aborted signal ended the call in add(): nothing to send, no channel to open.
+    if (this.pending.has(id)) this.send(id, outgoing, deadline);
     return id;
   }
 
@@ -170,7 +171,8 @@ export class RpcClient extends CallPipeline<Buffer> {
   /**
    * Publishes at once on the open channel. Otherwise the request waits in {@link #waiting} until a
    * channel (and its reply consumer) is open; a call that ends meanwhile leaves it at once, so an
-   * outage holds memory only for calls still within their timeout.
+   * outage holds memory only for calls still within their timeout. When the channel cannot be
+   * opened, the waiting calls leave before they fail, so those that retry start a new open.
    */
   protected send(id: string, body: Buffer, deadline: number): void {
     const channel = this.#channel;
@@ -179,17 +181,19 @@ export class RpcClient extends CallPipeline<Buffer> {
       return;
     }
     this.#waiting.set(id, { body, deadline });
-    if (this.#waiting.size > 1) return;
+    if (this.#opening !== undefined) return;
     this.#open().then(
-      (opened) => this.#flush(opened),
-      (error: unknown) => this.pending.settleEach([...this.#waiting.keys()], asConnectionError(error)),
+      (opened) => {
+        for (const [waitingId, request] of this.#takeWaiting()) this.#publish(opened, waitingId, request.body, request.deadline);
+      },
+      (error: unknown) => this.pending.settleEach([...this.#takeWaiting().keys()], asConnectionError(error)),
     );
   }
 
-  #flush(channel: ConfirmChannel): void {
-    const waiting = [...this.#waiting];
+  #takeWaiting(): Map<string, { body: Buffer; deadline: number }> {
+    const waiting = new Map(this.#waiting);
     this.#waiting.clear();
-    for (const [id, { body, deadline }] of waiting) this.#publish(channel, id, body, deadline);
+    return waiting;
   }
 
   async close(): Promise<void> {

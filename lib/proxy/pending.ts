@@ -194,34 +194,50 @@ export class PendingCalls {
     this.settle(id, new QAMTimeoutException(`Call to ${entry.method} got no reply within ${entry.timeoutMs / 1000} s`));
   };
 
+  /**
+   * Runs `ok` or `err`. Whatever it does (throw any value, return a thenable whose `then` throws or
+   * never settles) ends in a log line, never in an exception out of here: settle() runs inside
+   * amqplib's consumer and the timeout timer, where one would close the channel of every other
+   * call, or stop other calls from timing out and kill the process.
+   */
   #runCallback(id: string, entry: Entry, outcome: Error | { value: unknown }): void {
     const method = entry.method;
     const handler: ((value: any) => unknown) | undefined = outcome instanceof Error ? entry.onError : entry.onValue;
     if (handler === undefined) {
-      this.#logger.error(`callback call ${id} to ${method} failed and has no error function: ${describeError(outcome)}`);
+      this.#logger.error(`callback call ${id} to ${method} failed and has no error function: ${describeSafely(outcome)}`);
       return;
     }
     this.#running.add(id);
-    let returned: unknown;
     try {
-      returned = handler(outcome instanceof Error ? outcome : outcome.value);
+      const returned = handler(outcome instanceof Error ? outcome : outcome.value);
+      if (isThenable(returned)) {
+        // Resolving a promise with the thenable calls its `then` on a later tick and turns anything
+        // it throws into a rejection, once.
+        new Promise((resolve) => resolve(returned)).then(
+          () => this.#running.delete(id),
+          (error: unknown) => this.#callbackFailed(id, method, error),
+        );
+        return;
+      }
     } catch (error) {
       this.#callbackFailed(id, method, error);
       return;
     }
-    if (isThenable(returned)) {
-      returned.then(
-        () => this.#running.delete(id),
-        (error: unknown) => this.#callbackFailed(id, method, error),
-      );
-    } else {
-      this.#running.delete(id);
-    }
+    this.#running.delete(id);
   }
 
   #callbackFailed(id: string, method: string, error: unknown): void {
     this.#running.delete(id);
-    this.#logger.error(`callback of call ${id} to ${method} threw: ${describeError(error)}`);
+    this.#logger.error(`callback of call ${id} to ${method} threw: ${describeSafely(error)}`);
+  }
+}
+
+/** {@link describeError}, or a placeholder for a value that throws when looked at (a Proxy whose traps throw). */
+function describeSafely(error: unknown): string {
+  try {
+    return describeError(error);
+  } catch {
+    return `a ${typeof error} that cannot be described`;
   }
 }
 

@@ -39,7 +39,7 @@ export interface ClientProtocol {
   declareRequests(channel: Channel): Promise<void>;
   /** Deletes what {@link declareReplies} made. */
   removeReplies(channel: Channel): Promise<void>;
-  /** A new call id; never one a reply may still come for. */
+  /** A new call id: never one a reply may still come for, and none that another party can guess (it could forge the reply). */
   nextId(): string;
   /** The request of a call. Throws QAMSerializationException when its params cannot be encoded. */
   request(id: string, method: string, params: unknown[], deadline: number): OutgoingRequest;

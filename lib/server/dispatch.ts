@@ -1,4 +1,10 @@
-import { EventEmitter } from 'node:events';
+import { AsyncResource } from 'node:async_hooks';
+import { EventEmitter, EventEmitterAsyncResource } from 'node:events';
+import { Blob } from 'node:buffer';
+import { Duplex, PassThrough, Readable, Stream, Transform, Writable } from 'node:stream';
+import { ReadableStream, TransformStream, WritableStream } from 'node:stream/web';
+import { URL, URLSearchParams } from 'node:url';
+import { TextDecoder, TextEncoder } from 'node:util';
 
 /** A function the server can run. */
 export type RemoteFunction = (...params: any[]) => unknown;
@@ -20,26 +26,68 @@ function checkName(kind: string, name: unknown): string {
   return name;
 }
 
-/**
- * Prototypes whose methods are never remote: Object's, and EventEmitter's, which a service class
- * often extends (its `emit` or `removeAllListeners` must not be callable by any client).
- */
-const stopAt: ReadonlySet<object> = new Set([Object.prototype, EventEmitter.prototype]);
+/** True for a function whose body is not JavaScript source: the engine's or Node's C++, or a bound function. */
+function isNativeFunction(value: unknown): boolean {
+  return typeof value === 'function' && /\{\s*\[native code\]\s*\}\s*$/.test(Function.prototype.toString.call(value));
+}
 
 /**
- * The methods an instance exposes: functions defined by its class chain (not by Object.prototype),
- * never `constructor`, accessors, data properties or names starting with `_`. Collected once, at
- * registration, so a request can only ever reach what is in this map.
+ * Prototypes of the classes Node writes in JavaScript (so their constructors are not native code)
+ * that a service class may extend. Other classes of Node's modules (a net.Socket) are not listed:
+ * a class extending one exposes that class's methods too.
+ */
+const nodeClasses: ReadonlySet<object> = new Set<object>(
+  [
+    EventEmitter,
+    EventEmitterAsyncResource,
+    AsyncResource,
+    Stream,
+    Readable,
+    Writable,
+    Duplex,
+    Transform,
+    PassThrough,
+    ReadableStream,
+    WritableStream,
+    TransformStream,
+    EventTarget,
+    Event,
+    AbortController,
+    AbortSignal,
+    URL,
+    URLSearchParams,
+    Blob,
+    TextEncoder,
+    TextDecoder,
+  ].map((constructor) => constructor.prototype as object),
+);
+
+/**
+ * A prototype the language or Node defines, where an instance's own class chain ends: one whose
+ * `constructor` is native code (Object, Map, Set, Array, Promise, Error, Date, typed arrays, …)
+ * or one of {@link nodeClasses}. Its methods (a Map's `clear`, an EventEmitter's `emit`) work on
+ * the instance's internals and are never remote.
+ */
+function isBuiltIn(proto: object): boolean {
+  if (nodeClasses.has(proto)) return true;
+  return isNativeFunction(Object.getOwnPropertyDescriptor(proto, 'constructor')?.value);
+}
+
+/**
+ * The methods an instance exposes: functions its own class chain defines, up to the first
+ * built-in prototype (see {@link isBuiltIn}); never native functions (a built-in's method copied
+ * onto a class, an iterator's `next`), `constructor`, accessors, data properties or names starting
+ * with `_`. Collected once, at registration, so a request can only ever reach what is in this map.
  */
 function exposedMethods(instance: object): Map<string, RemoteFunction> {
   const methods = new Map<string, RemoteFunction>();
   const shadowed = new Set(Object.getOwnPropertyNames(instance));
-  for (let proto = Object.getPrototypeOf(instance) as object | null; proto !== null && !stopAt.has(proto); proto = Object.getPrototypeOf(proto) as object | null) {
+  for (let proto = Object.getPrototypeOf(instance) as object | null; proto !== null && !isBuiltIn(proto); proto = Object.getPrototypeOf(proto) as object | null) {
     for (const name of Object.getOwnPropertyNames(proto)) {
       if (isHiddenName(name) || shadowed.has(name)) continue;
       shadowed.add(name);
       const descriptor = Object.getOwnPropertyDescriptor(proto, name);
-      if (descriptor !== undefined && typeof descriptor.value === 'function') {
+      if (descriptor !== undefined && typeof descriptor.value === 'function' && !isNativeFunction(descriptor.value)) {
         methods.set(name, descriptor.value as RemoteFunction);
       }
     }

@@ -173,8 +173,10 @@ export class QAMServer<Registered extends object = {}> {
 
   /**
    * Registers an instance under `name`: its class's methods become callable as `name.method`.
-   * Only methods of the class chain are exposed; never `constructor`, `Object.prototype` members,
-   * accessors, data properties (including arrow-function class fields) or names starting with `_`.
+   * Only methods the instance's own class chain defines are exposed, up to the first built-in
+   * prototype (Object, Map, Set, Array, Promise, Error, EventEmitter, streams, …, whose methods are
+   * never remote); never `constructor`, accessors, data properties (including arrow-function class
+   * fields) or names starting with `_`.
    */
   registerClass<T extends object, N extends string>(instance: T, name: N): QAMServer<Registered & Record<N, T>> {
     this.#table.registerInstance(instance, name);

@@ -119,6 +119,24 @@ describe('callback mode', () => {
     await logged.close();
   });
 
+  it('logs callbacks returning a thenable whose then() throws, on the reply and the timeout path, disturbing no other call', async () => {
+    const logger = recordingLogger();
+    const own = new QAMProxy({ serverId: server.serverId, url, logger });
+    const hostile = (): PromiseLike<void> => ({
+      then: () => {
+        throw new Error('then broke');
+      },
+    });
+    const inFlight = own['slow'](300, 'still here');
+    own.callback(hostile)['add'](1, 2);
+    own.callback(() => undefined, hostile).setTimeout(0.05)['slow'](500, 'late');
+    await expect(inFlight).resolves.toBe('still here');
+    while (own.getNumWaitingCallbacks() > 0) await delay(10);
+    expect(logger.lines.filter((line) => line.includes('then broke'))).toHaveLength(2);
+    await expect(own['add'](2, 3)).resolves.toBe(5);
+    await own.close();
+  });
+
   it('can be cancelled by uid, err receiving the abort', async () => {
     const call = outcome();
     const uid = proxy.callback(call.ok, call.err)['slow'](1000, 'never');

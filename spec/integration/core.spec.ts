@@ -242,6 +242,25 @@ describe('hostile input', () => {
     await expect(lax['size']('small')).resolves.toBe(5);
     await Promise.all([strict.close(), lax.close()]);
   });
+
+  it('answers the Map methods of a registered Map subclass with method-not-found, leaving the store intact', async () => {
+    class Store extends Map<string, number> {
+      total(): number {
+        return [...this.values()].reduce((sum, value) => sum + value, 0);
+      }
+    }
+    const store = new Store([['a', 1], ['b', 2]]);
+    const server = servers.create();
+    server.registerClass(store, 'store');
+    await server.serve();
+    const proxy = new QAMProxy({ serverId: server.serverId, url, logger: silentLogger });
+    await expect(proxy['store']['clear']()).rejects.toMatchObject({ code: 'METHOD_NOT_FOUND' });
+    await expect(proxy['store']['set']('c', 3)).rejects.toMatchObject({ code: 'METHOD_NOT_FOUND' });
+    await expect(proxy['store']['delete']('a')).rejects.toMatchObject({ code: 'METHOD_NOT_FOUND' });
+    expect([...store]).toEqual([['a', 1], ['b', 2]]);
+    await expect(proxy['store']['total']()).resolves.toBe(3);
+    await proxy.close();
+  });
 });
 
 describe('proxy lifecycle', () => {

@@ -1,5 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { QAMConnection, QAMProxy, QAMServer, silentLogger } from '../../lib/index.js';
+import { QAMConnection, QAMException, QAMProxy, QAMServer, silentLogger } from '../../lib/index.js';
 import { deleteQueues, uniqueName, waitUntil } from '../support/broker.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { Servers, quietConnection, url } from './fixtures.js';
@@ -173,5 +173,34 @@ describe('first connection', () => {
     await expect(unreachable['ping']()).rejects.toMatchObject({ code: 'CONNECT_FAILED' });
     expect(Date.now() - started).toBeLessThan(2000);
     await unreachable.close();
+  });
+});
+
+describe('stuck states', () => {
+  it('sends again once the broker is back after a first call with an already aborted signal failed to connect', async () => {
+    const server = await slowServer();
+    tcp.refuse(true);
+    const proxy = new QAMProxy({ serverId: server.serverId, url: tcp.url(), logger: silentLogger, timeout: 5 });
+    const controller = new AbortController();
+    controller.abort();
+    await expect(proxy.withSignal(controller.signal)['slow'](0, 'aborted')).rejects.toMatchObject({ code: 'ABORTED' });
+    await expect(proxy['slow'](0, 'refused')).rejects.toBeInstanceOf(QAMException);
+    tcp.refuse(false);
+    await expect(proxy['slow'](0, 'back')).resolves.toBe('back');
+    expect(proxy.getStats().pending).toBe(0);
+    await proxy.close();
+  });
+
+  it('tries to connect again for calls that retry after the first connection failed, instead of leaving them to time out', async () => {
+    const server = await slowServer();
+    tcp.refuse(true);
+    const proxy = new QAMProxy({ serverId: server.serverId, url: tcp.url(), logger: silentLogger, timeout: 10 });
+    const retried = [proxy.retry(1)['slow'](0, 1), proxy.retry(1)['slow'](0, 2)];
+    const outcomes = await Promise.allSettled(retried);
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'rejected']);
+    expect(outcomes.map((outcome) => (outcome.status === 'rejected' ? (outcome.reason as QAMException).code : undefined))).not.toContain('TIMEOUT');
+    tcp.refuse(false);
+    await expect(proxy['slow'](0, 'back')).resolves.toBe('back');
+    await proxy.close();
   });
 });

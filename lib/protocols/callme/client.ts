@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { decodeReply } from '../../proxy/client.js';
 import type { ErrorClass, RequestEnvelope } from '../native/format.js';
 import { QAMSerializationException, describeError } from '../../errors.js';
@@ -24,10 +24,12 @@ export interface CallmeClientSettings {
  * @internal
  */
 export function callmeClientProtocol(settings: CallmeClientSettings): ClientProtocol {
-  const uid = randomUUID();
-  const replies = clientNames(settings.user, uid);
+  const replies = clientNames(settings.user, randomUUID());
   const server = serverNames(settings.serverId);
-  const prefix = `${uid}.`;
+  // Every server user may write to every client's reply exchange, and its name is no secret (the
+  // broker lists it): call ids start with a secret of their own, so no one can forge a reply that
+  // matches one of this proxy's calls.
+  const prefix = `${randomBytes(16).toString('base64url')}.`;
   let seq = 0;
 
   return {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { QAMBadMessageException, QAMPayloadTooLargeException, describeError } from '../../errors.js';
 import { qamClientNames, qamServerNames } from '../naming.js';
 import { decodeQamBody, encodeQamBody, parseQamReply, qamIdOf, qamProperties, qamReplyError } from './format.js';
@@ -15,18 +16,29 @@ export interface QamClientSettings {
 const durableDirect = { durable: true, autoDelete: false } as const;
 
 /**
+ * A random point among the integers below 2^52 (52 random bits), so that the ids counted up from
+ * it stay below 2^53-1, the largest integer QAM's JSON and a JavaScript number agree on, however
+ * many calls a proxy makes.
+ */
+function randomStartId(): number {
+  return Number(randomBytes(8).readBigUInt64BE() >> 12n);
+}
+
+/**
  * Python QAM's proxy side: requests to `<server>_server_exchange`, replies bound from
  * `<server>_client_exchange` into `<client>_client_queue`, with QAM's flags (a declaration with
  * other flags fails with PRECONDITION_FAILED against one a Python peer made first). The body id is
- * the only correlation, so ids only ever increase, and start from the clock in microseconds: a
- * late reply to a timed-out call, even one left in the queue by an earlier process with the same
- * client id, never matches a newer call. Microseconds since 1970 stay below 2^53 until the year 2255.
+ * the only correlation, and any client that may publish to the server can have it reply to this
+ * proxy's routing key with an id of its choosing: so ids start at a random point no other party
+ * can guess and only ever increase from there. A late reply to a timed-out call never matches a
+ * newer call, and one left in the queue by an earlier process with the same client id would have
+ * to fall among the few ids of this proxy out of 2^52.
  * @internal
  */
 export function qamClientProtocol(settings: QamClientSettings): ClientProtocol {
   const server = qamServerNames(settings.serverId);
   const client = qamClientNames(settings.clientId);
-  let lastId = 0;
+  let lastId = randomStartId();
 
   return {
     replyQueue: client.queue,
@@ -48,7 +60,7 @@ export function qamClientProtocol(settings: QamClientSettings): ClientProtocol {
       await channel.deleteQueue(client.queue);
     },
     nextId() {
-      lastId = Math.max(lastId + 1, Date.now() * 1000);
+      lastId += 1;
       return String(lastId);
     },
     request(id, method, params) {

@@ -74,3 +74,86 @@ describe('PendingCalls', () => {
     expect(table.size).toBe(0);
   });
 });
+
+/** A value that throws whenever it is looked at: every trap of its Proxy throws. */
+function hostileValue(): object {
+  const trap = (): never => {
+    throw new Error('trap');
+  };
+  return new Proxy({}, { get: trap, getPrototypeOf: trap, has: trap, ownKeys: trap, getOwnPropertyDescriptor: trap, apply: trap });
+}
+
+/** What an `ok` or `err` may do to the caller, each of which is logged and ends its call. */
+const hostileCallbacks: [string, () => unknown][] = [
+  ['throws an Error', () => {
+    throw new Error('callback broke');
+  }],
+  ['throws a Proxy whose traps throw', () => {
+    throw hostileValue();
+  }],
+  ['returns a thenable whose then() throws', () => ({
+    then: () => {
+      throw new Error('then broke');
+    },
+  })],
+  ['returns a thenable whose then() throws a Proxy whose traps throw', () => ({
+    then: () => {
+      throw hostileValue();
+    },
+  })],
+  ['returns a thenable whose then getter throws', () => ({
+    get then(): never {
+      throw new Error('then getter broke');
+    },
+  })],
+  ['returns a rejected promise of a Proxy whose traps throw', () => Promise.reject(hostileValue())],
+  ['returns a Proxy whose traps throw', () => hostileValue()],
+];
+
+describe('PendingCalls with hostile callbacks', () => {
+  afterEach(() => {
+    jest.useRealTimers();
+  });
+
+  it.each(hostileCallbacks)('logs an ok that %s on the reply path, throwing nothing at the caller', async (_name, ok) => {
+    const errors: string[] = [];
+    const table = new PendingCalls({ ...silentLogger, error: (message) => errors.push(message) });
+    table.add('a', 'add', 1000, { kind: 'callback', ok, err: undefined });
+    const other = promiseCall(table, 'b');
+    expect(() => table.settle('a', { value: 1 })).not.toThrow();
+    expect(table.settle('b', { value: 2 })).toBe(true);
+    await expect(other).resolves.toBe(2);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(errors).toEqual([expect.stringContaining('callback of call a to add threw')]);
+    expect(table.waitingCallbacks).toBe(0);
+    expect(table.state('a')).toBe(CallbackState.finished);
+  });
+
+  it.each(hostileCallbacks)('logs an err that %s on the timeout path, and the other calls still time out', async (_name, err) => {
+    jest.useFakeTimers();
+    const errors: string[] = [];
+    const table = new PendingCalls({ ...silentLogger, error: (message) => errors.push(message) });
+    table.add('a', 'add', 100, { kind: 'callback', ok: () => undefined, err });
+    const others = [promiseCall(table, 'b', 100), promiseCall(table, 'c', 100)];
+    expect(() => jest.advanceTimersByTime(200)).not.toThrow();
+    await expect(Promise.allSettled(others)).resolves.toEqual([
+      { status: 'rejected', reason: expect.objectContaining({ code: 'TIMEOUT' }) },
+      { status: 'rejected', reason: expect.objectContaining({ code: 'TIMEOUT' }) },
+    ]);
+    await jest.runAllTimersAsync();
+    expect(errors).toEqual([expect.stringContaining('callback of call a to add threw')]);
+    expect(table.size).toBe(0);
+    expect(table.waitingCallbacks).toBe(0);
+  });
+
+  it('keeps a callback whose thenable never settles processing, disturbing no other call', async () => {
+    const table = new PendingCalls(silentLogger);
+    table.add('a', 'add', 1000, { kind: 'callback', ok: () => ({ then: () => undefined }), err: undefined });
+    table.settle('a', { value: 1 });
+    const other = promiseCall(table, 'b');
+    table.settle('b', { value: 2 });
+    await expect(other).resolves.toBe(2);
+    expect(table.state('a')).toBe(CallbackState.processing);
+    expect(table.size).toBe(0);
+  });
+});

@@ -1,3 +1,8 @@
+import { AsyncResource } from 'node:async_hooks';
+import { Blob } from 'node:buffer';
+import { EventEmitter, EventEmitterAsyncResource } from 'node:events';
+import { Duplex, PassThrough, Readable, Stream, Transform, Writable } from 'node:stream';
+import { ReadableStream, TransformStream, WritableStream } from 'node:stream/web';
 import { DispatchTable } from '../../../lib/server/dispatch.js';
 
 class Base {
@@ -50,5 +55,91 @@ describe('DispatchTable', () => {
     expect(() => table.registerFunction(() => 1, 'add')).toThrow(/already registered/);
     expect(() => table.registerInstance(new Service(), 'add')).toThrow(/already registered/);
     expect(() => table.registerFunction(() => 1, '')).toThrow(TypeError);
+  });
+});
+
+/** `registerClass` of an instance of `Base` subclassed twice: both subclasses' methods, nothing of Base. */
+function exposedOfSubclass(Base: new (...args: any[]) => object, args: unknown[] = []): { table: DispatchTable; builtIns: string[] } {
+  class Mine extends Base {
+    own(): string {
+      return 'own';
+    }
+  }
+  class Leaf extends Mine {
+    leaf(): string {
+      return 'leaf';
+    }
+  }
+  const table = new DispatchTable();
+  table.registerInstance(new Leaf(...args), 'store');
+  const builtIns = new Set<string>();
+  for (let proto: object | null = Base.prototype; proto !== null; proto = Object.getPrototypeOf(proto) as object | null) {
+    for (const name of Object.getOwnPropertyNames(proto)) builtIns.add(name);
+  }
+  return { table, builtIns: [...builtIns] };
+}
+
+describe('DispatchTable with a class extending a built-in', () => {
+  it.each<[string, new (...args: any[]) => object, unknown[]]>([
+    ['Map', Map, []],
+    ['Set', Set, []],
+    ['WeakMap', WeakMap, []],
+    ['Array', Array, []],
+    ['Promise', Promise, [() => undefined]],
+    ['Error', Error, []],
+    ['TypeError', TypeError, []],
+    ['Date', Date, []],
+    ['RegExp', RegExp, ['x']],
+    ['Uint8Array', Uint8Array, [4]],
+    ['ArrayBuffer', ArrayBuffer, [4]],
+    ['EventEmitter', EventEmitter, []],
+    ['EventTarget', EventTarget, []],
+    ['AbortController', AbortController, []],
+    ['URL', URL, ['http://x']],
+    ['URLSearchParams', URLSearchParams, []],
+    ['Event', Event, ['x']],
+    ['Blob', Blob, [[]]],
+    ['TextEncoder', TextEncoder, []],
+    ['TextDecoder', TextDecoder, []],
+    ['ReadableStream', ReadableStream, []],
+    ['WritableStream', WritableStream, []],
+    ['TransformStream', TransformStream, []],
+    ['Stream', Stream, []],
+    ['Writable', Writable, []],
+    ['Duplex', Duplex, []],
+    ['PassThrough', PassThrough, []],
+    ['EventEmitterAsyncResource', EventEmitterAsyncResource, [{ name: 'spec' }]],
+    ['Readable', Readable, []],
+    ['Transform', Transform, []],
+    ['AsyncResource', AsyncResource, ['spec']],
+  ])('exposes the methods of a %s subclass chain and none of the built-in ones', (_name, Base, args) => {
+    const { table, builtIns } = exposedOfSubclass(Base, args);
+    expect(table.resolve('store.own')).toBeDefined();
+    expect(table.resolve('store.leaf')).toBeDefined();
+    expect(builtIns.length).toBeGreaterThan(1);
+    expect(builtIns.filter((name) => table.resolve(`store.${name}`) !== undefined)).toEqual([]);
+  });
+
+  it('never exposes clear, set or delete of a Map subclass, nor a native method copied onto a class', () => {
+    class Store extends Map<string, number> {
+      total(): number {
+        return [...this.values()].reduce((sum, value) => sum + value, 0);
+      }
+    }
+    Object.defineProperty(Store.prototype, 'wipe', { value: Map.prototype.clear, writable: true, configurable: true });
+    const table = new DispatchTable();
+    table.registerInstance(new Store(), 'store');
+    for (const name of ['clear', 'set', 'delete', 'get', 'has', 'forEach', 'entries', 'wipe']) expect(table.resolve(`store.${name}`)).toBeUndefined();
+    expect(table.resolve('store.total')).toBeDefined();
+  });
+
+  it('exposes methods of a plain prototype object, and not those of a generator object', () => {
+    const table = new DispatchTable();
+    table.registerInstance(Object.create({ hello: () => 'hi' }) as object, 'plain');
+    table.registerInstance((function* numbers() {
+      yield 1;
+    })(), 'numbers');
+    expect(table.resolve('plain.hello')).toBeDefined();
+    for (const name of ['next', 'return', 'throw']) expect(table.resolve(`numbers.${name}`)).toBeUndefined();
   });
 });
