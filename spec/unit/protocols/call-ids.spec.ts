@@ -1,6 +1,6 @@
-import { callmeClientProtocol } from '../../lib/callme-client.js';
-import { qamClientProtocol } from '../../lib/qam-client.js';
-import { serializerNamed } from '../../lib/serializers.js';
+import { callmeClientProtocol } from '../../../lib/protocols/callme/client.js';
+import { qamClientProtocol } from '../../../lib/protocols/qam/client.js';
+import { serializerNamed } from '../../../lib/serializers.js';
 
 const qam = (): ReturnType<typeof qamClientProtocol> => qamClientProtocol({ serverId: 's', clientId: 'c', expiresMs: undefined, maxBytes: 1024 });
 
