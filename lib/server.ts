@@ -5,11 +5,13 @@ import { QAMConnection, type ConnectionOptions } from './connection.js';
 import { DispatchTable, type RemoteFunction, type Target } from './dispatch.js';
 import { checkMethodPath } from './envelope.js';
 import { QAMAccessRefusedException, QAMClosedException, QAMException, amqpReplyCode, describeError } from './errors.js';
+import { RateLimitedLog, clip, escapingLogger, quote } from './log-guard.js';
 import type { Logger } from './logger.js';
 import { checkId, type WireProtocol } from './naming.js';
 import { WorkerPool } from './pool.js';
 import { nativeProtocol, type CallOutcome, type OutgoingReply, type ProtocolSettings, type ServerProtocol } from './protocol.js';
 import { qamProtocol } from './qam-protocol.js';
+import { BoundedSet, requestFingerprint } from './reply-guard.js';
 import { serializerNamed, type SerializerName } from './serializers.js';
 import { isThenable } from './thenable.js';
 import { ThreadPool, workerModuleHref, type WorkerExport } from './thread-pool.js';
@@ -112,18 +114,34 @@ export class QAMServer<Registered extends object = {}> {
   readonly #consumers = new Map<ServerProtocol, { channel: Channel; tag: string }>();
   #replyChannel: ConfirmChannel | undefined;
   #replyOpening: Promise<ConfirmChannel> | undefined;
-  readonly #replyClosedBy = new WeakMap<ConfirmChannel, Error>();
+  readonly #replyClosedBy = new WeakMap<ConfirmChannel, ReplyChannelClosed>();
+  /** Reply channels whose failed reply has been found: the replies that failed after it are innocent. */
+  readonly #culpritFound = new WeakSet<ConfirmChannel>();
+  /** Direct reply-to addresses the broker confirmed a reply to: later replies to them take {@link #directChannel}. */
+  readonly #acceptedReplyTo = new BoundedSet(10_000);
+  /** Fingerprints of requests whose reply made the broker close the connection: not run again when redelivered. */
+  readonly #poisoned = new BoundedSet(1_000);
+  #directChannel: Channel | undefined;
+  #directOpening = false;
   /** Set as close() closes its channels: a reply still unconfirmed then is not published again. */
   #channelsClosed = false;
   #starting: Promise<void> | undefined;
   #restartTimer: NodeJS.Timeout | undefined;
   #restartAttempts = 0;
+  /** Refused and dropped requests: at most {@link refusalLines} lines a minute, then one line counting the rest. */
+  readonly #refusals: RateLimitedLog;
 
   constructor(options: QAMServerOptions) {
     this.serverId = checkId('serverId', options.serverId);
     this.#ownsConnection = options.connection === undefined;
     this.connection = options.connection ?? new QAMConnection(options);
-    this.#logger = options.logger ?? this.connection.logger;
+    this.#logger = escapingLogger(options.logger ?? this.connection.logger);
+    this.#refusals = new RateLimitedLog(
+      this.#logger,
+      (suppressed, seconds) => `server ${this.serverId}: ${suppressed} more refused or dropped requests in the last ${seconds} s were not logged`,
+      refusalLines,
+      refusalIntervalMs,
+    );
     this.#pool = new WorkerPool(options.workers ?? 16, (error) => this.#logger.error(`server ${this.serverId}: a call failed outside its handler: ${describeError(error)}`));
     this.#threads = new ThreadPool(options.threads ?? availableParallelism(), `server ${this.serverId}`, this.#logger);
     const settings = {
@@ -232,10 +250,11 @@ export class QAMServer<Registered extends object = {}> {
     const connected = this.connection.connected;
     if (options.deleteQueue === true && connected) await this.#deleteTopology();
     const opening = connected ? this.#replyOpening : undefined;
-    const channels = [...consumers.map(({ channel }) => channel), this.#replyChannel ?? (await opening?.catch(() => undefined))];
+    const channels = [...consumers.map(({ channel }) => channel), this.#replyChannel ?? (await opening?.catch(() => undefined)), this.#directChannel];
     this.#channelsClosed = true;
     this.#forgetChannels();
     for (const channel of channels) await channel?.close().catch(() => undefined);
+    this.#refusals.flush();
     if (this.#ownsConnection) await this.connection.close();
     this.#state = 'closed';
   }
@@ -304,6 +323,7 @@ export class QAMServer<Registered extends object = {}> {
   #forgetChannels(): void {
     this.#consumers.clear();
     this.#replyChannel = undefined;
+    this.#directChannel = undefined;
   }
 
   #channelClosed(protocol: ServerProtocol, channel: Channel): void {
@@ -323,22 +343,30 @@ export class QAMServer<Registered extends object = {}> {
   }
 
   /**
-   * The confirm channel replies to named exchanges are published on, opened once and again after
-   * it closes. `closedBy` keeps the error the broker closed it with (amqplib reports the replies it
-   * had not confirmed only as "channel closed").
+   * The confirm channel replies are published on (but for direct replies to addresses the broker
+   * accepted before), opened once and again after it closes. `closedBy` keeps what closed it, the
+   * channel or the whole connection (amqplib reports the replies it had not confirmed only as
+   * "channel closed"): a broker that cannot decode a direct reply-to address closes the connection
+   * (RabbitMQ 3.10: 541 INTERNAL_ERROR), and the connection's error comes before the channel's
+   * unconfirmed replies fail.
    */
   #openReplies(): Promise<ConfirmChannel> {
     this.#replyOpening ??= this.connection
       .model()
       .then(async (model) => {
         const channel = await model.createConfirmChannel();
+        const connectionClosed = (error: Error): void => {
+          this.#replyClosedBy.set(channel, { error, connection: true });
+        };
+        model.on('error', connectionClosed);
         channel.on('error', (error: Error) => {
           // Before amqplib fails the unconfirmed replies, which are then published on a new channel.
           if (this.#replyChannel === channel) this.#replyChannel = undefined;
-          this.#replyClosedBy.set(channel, error);
+          this.#replyClosedBy.set(channel, { error, connection: false });
           this.#logger.warn(`server ${this.serverId} reply channel closed by the broker: ${describeError(error)}`);
         });
         channel.on('close', () => {
+          model.off('error', connectionClosed);
           if (this.#replyChannel === channel) this.#replyChannel = undefined;
         });
         this.#replyChannel = channel;
@@ -350,7 +378,41 @@ export class QAMServer<Registered extends object = {}> {
     return this.#replyOpening;
   }
 
+  /**
+   * The plain channel direct replies to accepted addresses go out on, acknowledged at once: an
+   * address the broker took once it takes again, so these need no confirm. Only a change of the
+   * server's rights can make it refuse one; then every address must be accepted anew.
+   */
+  #openDirect(): void {
+    if (this.#directChannel !== undefined || this.#directOpening || this.#state !== 'serving') return;
+    this.#directOpening = true;
+    this.connection
+      .model()
+      .then(async (model) => {
+        const channel = await model.createChannel();
+        channel.on('error', (error: Error) => {
+          this.#acceptedReplyTo.clear();
+          this.#logger.warn(`server ${this.serverId} direct reply channel closed by the broker: ${describeError(error)}`);
+        });
+        channel.on('close', () => {
+          if (this.#directChannel === channel) this.#directChannel = undefined;
+        });
+        if (this.#state === 'serving') this.#directChannel = channel;
+        else await channel.close();
+      })
+      .catch((error: unknown) => this.#logger.debug(`server ${this.serverId} could not open its direct reply channel: ${describeError(error)}`))
+      .finally(() => {
+        this.#directOpening = false;
+      });
+  }
+
   #receive(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage): void {
+    if (message.fields.redelivered && this.#poisoned.size > 0 && this.#poisoned.has(requestFingerprint(message))) {
+      const replyTo = quote(String((message.properties as { replyTo?: unknown }).replyTo), 100);
+      this.#refusals.warn(`server ${this.serverId} dropped a redelivered request without running it again: its reply to ${replyTo} made the broker close the connection`);
+      ack(channel, message);
+      return;
+    }
     const read = protocol.read(message);
     if ('error' in read) {
       this.#refuse(protocol, channel, message, read.error);
@@ -385,7 +447,7 @@ export class QAMServer<Registered extends object = {}> {
       finish();
       return;
     }
-    const answer = (outcome: CallOutcome): void => this.#answer(protocol, channel, message, outcome, context.method, finish);
+    const answer = (outcome: CallOutcome): void => this.#answer(protocol, message, outcome, context.method, finish);
     try {
       const result = callContext.run(context, invoke, target, params);
       if (isThenable(result)) {
@@ -402,53 +464,76 @@ export class QAMServer<Registered extends object = {}> {
   }
 
   #refuse(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage, error: Error): void {
-    this.#logger.warn(`server ${this.serverId} refused a request: ${error.message}`);
-    this.#answer(protocol, channel, message, { error }, undefined, () => ack(channel, message));
+    this.#refusals.warn(`server ${this.serverId} refused a request: ${clip(error.message, 512)}`);
+    this.#answer(protocol, message, { error }, undefined, () => ack(channel, message));
   }
 
-  /** Publishes the reply, then calls `after`; an outcome that cannot be sent becomes an error reply saying why. */
-  #answer(protocol: ServerProtocol, consumer: Channel, message: ConsumeMessage, outcome: CallOutcome, method: string | undefined, after: () => void): void {
+  /**
+   * Publishes the reply, then calls `after`; an outcome that cannot be sent becomes an error reply
+   * saying why. A reply never goes out on the channel its request came in on: a reply the broker
+   * refuses closes the channel it was published on, and the consumer must not be the one to go.
+   */
+  #answer(protocol: ServerProtocol, message: ConsumeMessage, outcome: CallOutcome, method: string | undefined, after: () => void): void {
     const reply = this.#replyFor(protocol, message, outcome, method);
     if (reply === undefined) {
       after();
       return;
     }
-    // A reply through the default exchange (direct reply-to) can never close a channel, so it
-    // goes out on the channel it came in on, in one write with its ack.
-    if (reply.exchange === '') {
-      this.#publishReply(consumer, reply);
+    const direct = this.#directChannel;
+    if (direct !== undefined && reply.exchange === '' && this.#acceptedReplyTo.has(reply.routingKey)) {
+      this.#publishDirect(direct, reply);
       after();
     } else {
-      this.#replyToExchange(reply, after, 1);
+      this.#publishConfirmed(message, reply, after, 1);
     }
   }
 
   /**
-   * A reply to a named exchange (callme's client exchange) may meet a 404: its proxy is gone and
-   * the exchange auto-deleted. That closes the channel, and the broker drops every reply published
-   * on it after the one that failed. So these replies go out on a confirm channel of their own,
-   * the request is acknowledged once its reply is confirmed, and a reply lost with a channel the
-   * broker closed is published again on a new one, unless its own exchange is the one that is gone.
-   * A reply lost with the connection is not: its request is delivered again after the reconnect.
+   * Publishes a reply on the confirm channel; its request is acknowledged once the broker confirms
+   * it. When the broker closes the channel, or the connection, the replies it had not confirmed
+   * fail in the order they were published, and the first of them is the one it refused (the
+   * broker confirms what it took before acting on the next publish). That reply is never
+   * published again: a 404 for its exchange means its proxy is gone; anything else (403, 541 on a
+   * direct reply-to address the broker cannot decode) is remembered, so that its request, when
+   * the broker redelivers it after the connection it closed, is dropped instead of run again. The
+   * replies after it are innocent: published again on a new channel, or, when the connection went
+   * with them, left to their requests' redelivery. Nothing the broker refuses is blamed on a
+   * direct address it accepted before, nor is a connection it closed for some other reason (320
+   * CONNECTION_FORCED, a lost socket).
    */
-  #replyToExchange(reply: OutgoingReply, after: () => void, attempt: number): void {
+  #publishConfirmed(message: ConsumeMessage, reply: OutgoingReply, after: () => void, attempt: number): void {
     const failed = (channel: ConfirmChannel, error: unknown): void => {
-      const closedBy = this.#replyClosedBy.get(channel);
-      if (closedBy !== undefined && amqpReplyCode(closedBy) === 404 && describeError(closedBy).includes(`'${reply.exchange}'`)) {
+      const closed = this.#replyClosedBy.get(channel);
+      const code = amqpReplyCode(closed?.error);
+      const culprit =
+        code !== undefined && code !== connectionForced && !this.#culpritFound.has(channel) && !(reply.exchange === '' && this.#acceptedReplyTo.has(reply.routingKey));
+      if (culprit) this.#culpritFound.add(channel);
+      if (closed !== undefined && code === 404 && reply.exchange !== '' && describeError(closed.error).includes(`'${reply.exchange}'`)) {
         this.#logger.debug(`server ${this.serverId}: reply to ${reply.exchange} dropped: its exchange is gone`);
         after();
-      } else if (closedBy !== undefined && attempt < maxReplyAttempts && !this.#channelsClosed) {
-        this.#replyToExchange(reply, after, attempt + 1);
+      } else if (culprit && closed !== undefined) {
+        this.#poisoned.add(requestFingerprint(message));
+        this.#refusals.error(
+          `server ${this.serverId}: the broker closed its ${closed.connection ? 'connection' : 'reply channel'} on the reply to ${quote(reply.exchange || reply.routingKey, 100)} ` +
+            `(${describeError(closed.error)}); the request is dropped and will not run again here`,
+        );
+        after();
+      } else if (closed !== undefined && !closed.connection && attempt < maxReplyAttempts && !this.#channelsClosed) {
+        this.#publishConfirmed(message, reply, after, attempt + 1);
       } else {
-        this.#logger.error(`server ${this.serverId} could not publish the reply to ${reply.exchange}: ${describeError(closedBy ?? error)}`);
+        this.#logger.error(`server ${this.serverId} could not publish the reply to ${quote(reply.exchange || reply.routingKey, 100)}: ${describeError(closed?.error ?? error)}`);
         after();
       }
     };
     const publish = (channel: ConfirmChannel): void => {
       try {
         channel.publish(reply.exchange, reply.routingKey, reply.body, reply.properties, (error: unknown) => {
-          if (error === null || error === undefined) after();
-          else failed(channel, error);
+          if (error !== null && error !== undefined) {
+            failed(channel, error);
+            return;
+          }
+          if (reply.exchange === '') this.#accepted(reply.routingKey);
+          after();
         });
       } catch (error) {
         failed(channel, error);
@@ -460,9 +545,15 @@ export class QAMServer<Registered extends object = {}> {
       return;
     }
     this.#openReplies().then(publish, (error: unknown) => {
-      this.#logger.error(`server ${this.serverId} could not open a channel for the reply to ${reply.exchange}: ${describeError(error)}`);
+      this.#logger.error(`server ${this.serverId} could not open a channel for the reply to ${quote(reply.exchange || reply.routingKey, 100)}: ${describeError(error)}`);
       after();
     });
+  }
+
+  /** The broker took a direct reply to `replyTo`: later ones go out without waiting for a confirm. */
+  #accepted(replyTo: string): void {
+    this.#acceptedReplyTo.add(replyTo);
+    this.#openDirect();
   }
 
   #replyFor(protocol: ServerProtocol, message: ConsumeMessage, outcome: CallOutcome, method: string | undefined): OutgoingReply | undefined {
@@ -485,11 +576,11 @@ export class QAMServer<Registered extends object = {}> {
     return reply;
   }
 
-  #publishReply(channel: Channel, reply: OutgoingReply): void {
+  #publishDirect(channel: Channel, reply: OutgoingReply): void {
     try {
       channel.publish(reply.exchange, reply.routingKey, reply.body, reply.properties);
     } catch (error) {
-      this.#logger.error(`server ${this.serverId} could not publish the reply to ${reply.exchange || reply.routingKey}: ${describeError(error)}`);
+      this.#logger.error(`server ${this.serverId} could not publish the reply to ${quote(reply.routingKey, 100)}: ${describeError(error)}`);
     }
   }
 }
@@ -507,8 +598,21 @@ function callerDeadline(message: ConsumeMessage, bodyDeadline: number | undefine
   return remaining === undefined ? bodyDeadline : Date.now() + remaining;
 }
 
-/** Publishes of one reply to a named exchange, before it is given up (each on a new channel). */
+/** Publishes of one reply, before it is given up (each on a new channel). */
 const maxReplyAttempts = 3;
+
+/** AMQP 320: an operator or a broker shutting down closed the connection, not anything it was sent. */
+const connectionForced = 320;
+
+/** What closed a reply channel: the broker's error, and whether it closed the whole connection. */
+interface ReplyChannelClosed {
+  error: Error;
+  connection: boolean;
+}
+
+/** Refusal lines a server writes in {@link refusalIntervalMs} before it only counts them. */
+const refusalLines = 10;
+const refusalIntervalMs = 60_000;
 
 function invoke(target: Target, params: unknown[]): unknown {
   return target.fn.apply(target.thisArg, params);
