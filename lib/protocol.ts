@@ -33,6 +33,8 @@ export interface ServerProtocol {
   readonly name: string;
   /** The queue this protocol consumes. */
   readonly queue: string;
+  /** The exchanges {@link declare} makes, which the server checks are still there. */
+  readonly exchanges: readonly string[];
   /** Declares the exchanges, queue and bindings (the flags are part of the protocol). */
   declare(channel: Channel): Promise<void>;
   /** Deletes what {@link declare} made that belongs to this server alone. A refusal closes the channel. */
@@ -71,6 +73,7 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
   return {
     name: 'native',
     queue,
+    exchanges: [exchange],
     async declare(channel) {
       await channel.assertExchange(exchange, 'direct', { durable: true, autoDelete: false });
       await channel.assertQueue(queue, { durable: true, exclusive: false, autoDelete: false });

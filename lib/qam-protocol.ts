@@ -42,6 +42,7 @@ export function qamProtocol(settings: ProtocolSettings): ServerProtocol {
   return {
     name: 'qam',
     queue: names.queue,
+    exchanges: [names.exchange, names.replyExchange],
     async declare(channel) {
       await channel.assertExchange(names.exchange, 'direct', durableDirect);
       await channel.assertQueue(names.queue, { durable: true, exclusive: false, autoDelete: false });

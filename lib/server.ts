@@ -128,6 +128,10 @@ export class QAMServer<Registered extends object = {}> {
   #starting: Promise<void> | undefined;
   #restartTimer: NodeJS.Timeout | undefined;
   #restartAttempts = 0;
+  #topologyTimer: NodeJS.Timeout | undefined;
+  #topologyCheck: Promise<void> | undefined;
+  #topologyChannel: Promise<Channel> | undefined;
+  #topologyFailures = 0;
   /** Refused and dropped requests: at most {@link refusalLines} lines a minute, then one line counting the rest. */
   readonly #refusals: RateLimitedLog;
 
@@ -221,6 +225,7 @@ export class QAMServer<Registered extends object = {}> {
       }
       throw error;
     }
+    this.#scheduleTopologyCheck(topologyCheckMs);
   }
 
   /**
@@ -233,6 +238,7 @@ export class QAMServer<Registered extends object = {}> {
     if (this.#state === 'closing' || this.#state === 'closed') return;
     this.#state = 'closing';
     clearTimeout(this.#restartTimer);
+    clearTimeout(this.#topologyTimer);
     await this.#starting?.catch(() => undefined);
     const consumers = [...this.#consumers.values()];
     for (const { channel, tag } of consumers) await channel.cancel(tag).catch(() => undefined);
@@ -248,9 +254,14 @@ export class QAMServer<Registered extends object = {}> {
     // While the broker is down, nothing can be deleted and a reply channel being opened waits for
     // the reconnect: close without waiting.
     const connected = this.connection.connected;
-    if (options.deleteQueue === true && connected) await this.#deleteTopology();
+    if (options.deleteQueue === true && connected) {
+      // A check under way may be declaring an exchange again: it must not do so after the delete.
+      await this.#topologyCheck;
+      await this.#deleteTopology();
+    }
     const opening = connected ? this.#replyOpening : undefined;
-    const channels = [...consumers.map(({ channel }) => channel), this.#replyChannel ?? (await opening?.catch(() => undefined)), this.#directChannel];
+    const topology = connected ? this.#topologyChannel?.catch(() => undefined) : undefined;
+    const channels = [...consumers.map(({ channel }) => channel), this.#replyChannel ?? (await opening?.catch(() => undefined)), this.#directChannel, await topology];
     this.#channelsClosed = true;
     this.#forgetChannels();
     for (const channel of channels) await channel?.close().catch(() => undefined);
@@ -324,6 +335,79 @@ export class QAMServer<Registered extends object = {}> {
     this.#consumers.clear();
     this.#replyChannel = undefined;
     this.#directChannel = undefined;
+    this.#topologyChannel = undefined;
+  }
+
+  /**
+   * Nothing tells a server that its exchange was deleted (by an operator, a script, a policy): its
+   * queue and consumer stay, but every request is unroutable and proxies get NO_ROUTE. So every
+   * {@link topologyCheckMs} it asks the broker, passively, whether its exchanges are there, and
+   * declares them again (with the binding) when one is gone. One cheap request per exchange per
+   * interval; after a failure the interval doubles, up to a few minutes.
+   */
+  #scheduleTopologyCheck(delayMs: number): void {
+    if (this.#state !== 'serving') return;
+    this.#topologyTimer = setTimeout(() => {
+      this.#topologyTimer = undefined;
+      this.#topologyCheck = this.#checkTopology().finally(() => {
+        this.#topologyCheck = undefined;
+      });
+    }, delayMs);
+    this.#topologyTimer.unref();
+  }
+
+  async #checkTopology(): Promise<void> {
+    let delayMs = topologyCheckMs;
+    if (this.connection.connected && this.#starting === undefined) {
+      try {
+        await this.#redeclareMissingExchanges();
+        this.#topologyFailures = 0;
+      } catch (error) {
+        if (this.#state !== 'serving') return;
+        delayMs = Math.min(maxTopologyCheckMs, topologyCheckMs * 2 ** ++this.#topologyFailures);
+        this.#logger.error(`server ${this.serverId} could not check or declare its exchanges, trying again in ${Math.round(delayMs / 1000)} s: ${describeError(error)}`);
+      }
+    }
+    this.#scheduleTopologyCheck(delayMs);
+  }
+
+  async #redeclareMissingExchanges(): Promise<void> {
+    for (const protocol of this.#protocols) {
+      for (const exchange of protocol.exchanges) {
+        try {
+          await (await this.#openTopologyChannel()).checkExchange(exchange);
+        } catch (error) {
+          if (amqpReplyCode(error) !== 404 || this.#state !== 'serving') throw error;
+          this.#logger.warn(`server ${this.serverId}: its exchange ${exchange} is gone (deleted?); declaring it again`);
+          // The 404 closed the channel the check ran on.
+          this.#topologyChannel = undefined;
+          await protocol.declare(await this.#openTopologyChannel());
+          break;
+        }
+      }
+    }
+  }
+
+  /** The channel topology checks run on; a failed check closes it, and the next one opens another. */
+  #openTopologyChannel(): Promise<Channel> {
+    if (this.#topologyChannel === undefined) {
+      const forget = (): void => {
+        if (this.#topologyChannel === opening) this.#topologyChannel = undefined;
+      };
+      const opening: Promise<Channel> = this.connection.model().then(async (model) => {
+        const channel = await model.createChannel();
+        channel.on('error', () => undefined);
+        channel.on('close', forget);
+        if (this.#state !== 'serving') {
+          await channel.close();
+          throw new QAMClosedException(`Server ${this.serverId} is closed`);
+        }
+        return channel;
+      });
+      opening.catch(forget);
+      this.#topologyChannel = opening;
+    }
+    return this.#topologyChannel;
   }
 
   #channelClosed(protocol: ServerProtocol, channel: Channel): void {
@@ -609,6 +693,11 @@ interface ReplyChannelClosed {
   error: Error;
   connection: boolean;
 }
+
+/** How often a server checks that its exchanges still exist. */
+const topologyCheckMs = 5_000;
+/** The longest wait between checks, after failures. */
+const maxTopologyCheckMs = 300_000;
 
 /** Refusal lines a server writes in {@link refusalIntervalMs} before it only counts them. */
 const refusalLines = 10;
