@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as amqp from 'amqplib';
 import { QAMConnection, QAMProxy, QAMServer, silentLogger } from '../lib/index.js';
-import { brokerUrl, createUser, createVhost, rabbitmqctl, uniqueName, type TempUser, type TempVhost } from './support/broker.js';
+import { brokerUrl, createUser, createVhost, queueMessageCount, rabbitmqctl, uniqueName, waitUntil, type TempUser, type TempVhost } from './support/broker.js';
 
 const password = 'secret-password';
 
@@ -45,6 +45,8 @@ describe("callme's permission scheme", () => {
   let vhost: TempVhost;
   const users: TempUser[] = [];
   const servers: QAMServer[] = [];
+  /** Runs of each server's `count` function. */
+  const runs = new Map<string, number>();
   let carl: TempUser;
   let olivia: TempUser;
   let oscar: TempUser;
@@ -76,7 +78,8 @@ describe("callme's permission scheme", () => {
     ] as const) {
       const server = new QAMServer({ serverId, url: urlOf(owner), logger: silentLogger })
         .registerFunction((a: number, b: number) => a + b, 'add')
-        .registerFunction(async (ms: number) => new Promise((resolve) => setTimeout(resolve, ms, ms)), 'sleep');
+        .registerFunction(async (ms: number) => new Promise((resolve) => setTimeout(resolve, ms, ms)), 'sleep')
+        .registerFunction(() => runs.set(serverId, (runs.get(serverId) ?? 0) + 1).size, 'count');
       servers.push(server);
       await server.serve();
     }
@@ -167,6 +170,37 @@ describe("callme's permission scheme", () => {
       await expect(proxy.add(1, 1)).rejects.toMatchObject({ code: 'ACCESS_REFUSED' });
     } finally {
       await proxy.close();
+    }
+  });
+
+  it('runs a request once and keeps consuming when its user may not publish the direct reply-to reply', async () => {
+    // guest, with every right in the vhost, asks for a direct reply; carl's rights do not cover
+    // the default exchange, so the broker refuses the reply with 403 and closes the channel it
+    // was published on. That must be neither the consuming channel nor a reason to run it again.
+    const connection = await amqp.connect(brokerUrl(vhost.vhost));
+    try {
+      const channel = await connection.createChannel();
+      const replies: unknown[] = [];
+      await channel.consume('amq.rabbitmq.reply-to', (message) => replies.push(message), { noAck: true });
+      channel.publish(`server_${foo}_ex`, foo, Buffer.from(JSON.stringify({ method: 'count', params: [] })), {
+        replyTo: 'amq.rabbitmq.reply-to',
+        correlationId: 'refused',
+        contentType: 'application/json',
+      });
+      await waitUntil(() => (runs.get(foo) ?? 0) >= 1, { message: 'the request running' });
+      const proxy = proxyFor(oscar, foo);
+      try {
+        await expect(proxy.add(1, 2)).resolves.toBe(3);
+      } finally {
+        await proxy.close();
+      }
+      await waitUntil(async () => (await queueMessageCount(`server_${foo}_queue`, vhost.vhost)) === 0, { message: 'the request leaving the queue' });
+      // Redelivered in a loop, it would have run again within the consumer's restart delay (1 s).
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      expect(runs.get(foo)).toBe(1);
+      expect(replies).toEqual([]);
+    } finally {
+      await connection.close();
     }
   });
 

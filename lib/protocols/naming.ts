@@ -53,7 +53,19 @@ export function qamClientNames(clientId: string): { queue: string; routingKey: s
 /** RabbitMQ's direct reply-to pseudo queue. */
 export const directReplyTo = 'amq.rabbitmq.reply-to';
 
+/**
+ * A direct reply-to address: the prefix and a non-empty token. The token's encoding is the
+ * broker's own and differs between RabbitMQ versions (3.x: `<base64>.<base64>`, 4.x: one base64
+ * token), so it is checked only for the characters base64 and base64url use, and the 255-byte
+ * limit of an AMQP short string. A token of the right shape may still be one the broker cannot
+ * decode: the server meets those by publishing such replies where a refusal costs it no consumer.
+ */
+const directReplyToPattern = /^amq\.rabbitmq\.reply-to\.[A-Za-z0-9+/=_.~-]{1,233}$/;
+
 const clientExchangePattern = /^client_.+_ex_[A-Za-z0-9-]+$/;
+
+/** The longest AMQP short string (exchange name, routing key, reply_to): 255 bytes. */
+export const maxShortString = 255;
 
 /**
  * Where a reply to `replyTo` is published: direct reply-to names go through the default exchange,
@@ -62,6 +74,7 @@ const clientExchangePattern = /^client_.+_ex_[A-Za-z0-9-]+$/;
  * (which would close the channel its other replies go out on).
  */
 export function replyRoute(replyTo: string): { exchange: string; routingKey: string } | undefined {
-  if (replyTo.startsWith(directReplyTo)) return { exchange: '', routingKey: replyTo };
-  return clientExchangePattern.test(replyTo) ? { exchange: replyTo, routingKey: '' } : undefined;
+  if (Buffer.byteLength(replyTo) > maxShortString) return undefined;
+  if (directReplyToPattern.test(replyTo)) return { exchange: '', routingKey: replyTo };
+  return clientExchangePattern.test(replyTo) && !/[\u0000-\u001f\u007f]/.test(replyTo) ? { exchange: replyTo, routingKey: '' } : undefined;
 }

@@ -5,12 +5,14 @@ import { connectionFor, connectionUserRules, type ConnectionOptions, type QAMCon
 import { DispatchTable, type RemoteFunction, type Target } from './dispatch.js';
 import { checkMethodPath } from '../protocols/native/format.js';
 import { QAMAccessRefusedException, QAMClosedException, QAMException, amqpReplyCode, describeError } from '../errors.js';
+import { RateLimitedLog, clip, escapingLogger, quote } from '../log-guard.js';
 import type { Logger } from '../logger.js';
 import { checkId, type WireProtocol } from '../protocols/naming.js';
 import { anyString, arrayOf, boolean, checkOptions, oneOf, positiveInteger, secondsOrZero, type Rules } from '../options.js';
 import { WorkerPool } from './pool.js';
 import { nativeProtocol, type CallOutcome, type OutgoingReply, type ProtocolSettings, type ServerProtocol } from '../protocols/native/server.js';
 import { qamProtocol } from '../protocols/qam/server.js';
+import { BoundedSet, requestFingerprint } from './reply-guard.js';
 import { serializerNamed, type SerializerName } from '../serializers.js';
 import { isThenable } from '../util/thenable.js';
 import { ThreadPool, workerModuleHref, type WorkerExport } from './thread-pool.js';
@@ -134,19 +136,39 @@ export class QAMServer<Registered extends object = {}> {
   readonly #consumers = new Map<ServerProtocol, { channel: Channel; tag: string }>();
   #replyChannel: ConfirmChannel | undefined;
   #replyOpening: Promise<ConfirmChannel> | undefined;
-  readonly #replyClosedBy = new WeakMap<ConfirmChannel, Error>();
+  readonly #replyClosedBy = new WeakMap<ConfirmChannel, ReplyChannelClosed>();
+  /** Reply channels whose failed reply has been found: the replies that failed after it are innocent. */
+  readonly #culpritFound = new WeakSet<ConfirmChannel>();
+  /** Direct reply-to addresses the broker confirmed a reply to: later replies to them take {@link #directChannel}. */
+  readonly #acceptedReplyTo = new BoundedSet(10_000);
+  /** Fingerprints of requests whose reply made the broker close the connection: not run again when redelivered. */
+  readonly #poisoned = new BoundedSet(1_000);
+  #directChannel: Channel | undefined;
+  #directOpening = false;
   /** Set as close() closes its channels: a reply still unconfirmed then is not published again. */
   #channelsClosed = false;
   #starting: Promise<void> | undefined;
   #restartTimer: NodeJS.Timeout | undefined;
   #restartAttempts = 0;
+  #topologyTimer: NodeJS.Timeout | undefined;
+  #topologyCheck: Promise<void> | undefined;
+  #topologyChannel: Promise<Channel> | undefined;
+  #topologyFailures = 0;
+  /** Refused and dropped requests: at most {@link refusalLines} lines a minute, then one line counting the rest. */
+  readonly #refusals: RateLimitedLog;
 
   constructor(options: QAMServerOptions) {
     checkOptions('QAMServer', options, serverRules);
     this.serverId = checkId('serverId', options.serverId);
     this.#ownsConnection = options.connection === undefined;
     this.connection = connectionFor('QAMServer', options);
-    this.#logger = options.logger ?? this.connection.logger;
+    this.#logger = escapingLogger(options.logger ?? this.connection.logger);
+    this.#refusals = new RateLimitedLog(
+      this.#logger,
+      (suppressed, seconds) => `server ${this.serverId}: ${suppressed} more refused or dropped requests in the last ${seconds} s were not logged`,
+      refusalLines,
+      refusalIntervalMs,
+    );
     this.#pool = new WorkerPool(options.workers ?? 16, (error) => this.#logger.error(`server ${this.serverId}: a call failed outside its handler: ${describeError(error)}`));
     this.#threads = new ThreadPool(options.threads ?? availableParallelism(), `server ${this.serverId}`, this.#logger);
     const settings = {
@@ -228,6 +250,7 @@ export class QAMServer<Registered extends object = {}> {
       }
       throw error;
     }
+    this.#scheduleTopologyCheck(topologyCheckMs);
   }
 
   /**
@@ -241,6 +264,7 @@ export class QAMServer<Registered extends object = {}> {
     if (this.#state === 'closing' || this.#state === 'closed') return;
     this.#state = 'closing';
     clearTimeout(this.#restartTimer);
+    clearTimeout(this.#topologyTimer);
     await this.#starting?.catch(() => undefined);
     const consumers = [...this.#consumers.values()];
     for (const { channel, tag } of consumers) await channel.cancel(tag).catch(() => undefined);
@@ -256,12 +280,18 @@ export class QAMServer<Registered extends object = {}> {
     // While the broker is down, nothing can be deleted and a reply channel being opened waits for
     // the reconnect: close without waiting.
     const connected = this.connection.connected;
-    if (options.deleteQueue === true && connected) await this.#deleteTopology();
+    if (options.deleteQueue === true && connected) {
+      // A check under way may be declaring an exchange again: it must not do so after the delete.
+      await this.#topologyCheck;
+      await this.#deleteTopology();
+    }
     const opening = connected ? this.#replyOpening : undefined;
-    const channels = [...consumers.map(({ channel }) => channel), this.#replyChannel ?? (await opening?.catch(() => undefined))];
+    const topology = connected ? this.#topologyChannel?.catch(() => undefined) : undefined;
+    const channels = [...consumers.map(({ channel }) => channel), this.#replyChannel ?? (await opening?.catch(() => undefined)), this.#directChannel, await topology];
     this.#channelsClosed = true;
     this.#forgetChannels();
     for (const channel of channels) await channel?.close().catch(() => undefined);
+    this.#refusals.flush();
     if (this.#ownsConnection) await this.connection.close();
     this.#state = 'closed';
   }
@@ -330,6 +360,80 @@ export class QAMServer<Registered extends object = {}> {
   #forgetChannels(): void {
     this.#consumers.clear();
     this.#replyChannel = undefined;
+    this.#directChannel = undefined;
+    this.#topologyChannel = undefined;
+  }
+
+  /**
+   * Nothing tells a server that its exchange was deleted (by an operator, a script, a policy): its
+   * queue and consumer stay, but every request is unroutable and proxies get NO_ROUTE. So every
+   * {@link topologyCheckMs} it asks the broker, passively, whether its exchanges are there, and
+   * declares them again (with the binding) when one is gone. One cheap request per exchange per
+   * interval; after a failure the interval doubles, up to a few minutes.
+   */
+  #scheduleTopologyCheck(delayMs: number): void {
+    if (this.#state !== 'serving') return;
+    this.#topologyTimer = setTimeout(() => {
+      this.#topologyTimer = undefined;
+      this.#topologyCheck = this.#checkTopology().finally(() => {
+        this.#topologyCheck = undefined;
+      });
+    }, delayMs);
+    this.#topologyTimer.unref();
+  }
+
+  async #checkTopology(): Promise<void> {
+    let delayMs = topologyCheckMs;
+    if (this.connection.connected && this.#starting === undefined) {
+      try {
+        await this.#redeclareMissingExchanges();
+        this.#topologyFailures = 0;
+      } catch (error) {
+        if (this.#state !== 'serving') return;
+        delayMs = Math.min(maxTopologyCheckMs, topologyCheckMs * 2 ** ++this.#topologyFailures);
+        this.#logger.error(`server ${this.serverId} could not check or declare its exchanges, trying again in ${Math.round(delayMs / 1000)} s: ${describeError(error)}`);
+      }
+    }
+    this.#scheduleTopologyCheck(delayMs);
+  }
+
+  async #redeclareMissingExchanges(): Promise<void> {
+    for (const protocol of this.#protocols) {
+      for (const exchange of protocol.exchanges) {
+        try {
+          await (await this.#openTopologyChannel()).checkExchange(exchange);
+        } catch (error) {
+          if (amqpReplyCode(error) !== 404 || this.#state !== 'serving') throw error;
+          this.#logger.warn(`server ${this.serverId}: its exchange ${exchange} is gone (deleted?); declaring it again`);
+          // The 404 closed the channel the check ran on.
+          this.#topologyChannel = undefined;
+          await protocol.declare(await this.#openTopologyChannel());
+          break;
+        }
+      }
+    }
+  }
+
+  /** The channel topology checks run on; a failed check closes it, and the next one opens another. */
+  #openTopologyChannel(): Promise<Channel> {
+    if (this.#topologyChannel === undefined) {
+      const forget = (): void => {
+        if (this.#topologyChannel === opening) this.#topologyChannel = undefined;
+      };
+      const opening: Promise<Channel> = this.connection.model().then(async (model) => {
+        const channel = await model.createChannel();
+        channel.on('error', () => undefined);
+        channel.on('close', forget);
+        if (this.#state !== 'serving') {
+          await channel.close();
+          throw new QAMClosedException(`Server ${this.serverId} is closed`);
+        }
+        return channel;
+      });
+      opening.catch(forget);
+      this.#topologyChannel = opening;
+    }
+    return this.#topologyChannel;
   }
 
   #channelClosed(protocol: ServerProtocol, channel: Channel): void {
@@ -349,22 +453,30 @@ export class QAMServer<Registered extends object = {}> {
   }
 
   /**
-   * The confirm channel replies to named exchanges are published on, opened once and again after
-   * it closes. `closedBy` keeps the error the broker closed it with (amqplib reports the replies it
-   * had not confirmed only as "channel closed").
+   * The confirm channel replies are published on (but for direct replies to addresses the broker
+   * accepted before), opened once and again after it closes. `closedBy` keeps what closed it, the
+   * channel or the whole connection (amqplib reports the replies it had not confirmed only as
+   * "channel closed"): a broker that cannot decode a direct reply-to address closes the connection
+   * (RabbitMQ 3.10: 541 INTERNAL_ERROR), and the connection's error comes before the channel's
+   * unconfirmed replies fail.
    */
   #openReplies(): Promise<ConfirmChannel> {
     this.#replyOpening ??= this.connection
       .model()
       .then(async (model) => {
         const channel = await model.createConfirmChannel();
+        const connectionClosed = (error: Error): void => {
+          this.#replyClosedBy.set(channel, { error, connection: true });
+        };
+        model.on('error', connectionClosed);
         channel.on('error', (error: Error) => {
           // Before amqplib fails the unconfirmed replies, which are then published on a new channel.
           if (this.#replyChannel === channel) this.#replyChannel = undefined;
-          this.#replyClosedBy.set(channel, error);
+          this.#replyClosedBy.set(channel, { error, connection: false });
           this.#logger.warn(`server ${this.serverId} reply channel closed by the broker: ${describeError(error)}`);
         });
         channel.on('close', () => {
+          model.off('error', connectionClosed);
           if (this.#replyChannel === channel) this.#replyChannel = undefined;
         });
         this.#replyChannel = channel;
@@ -376,7 +488,41 @@ export class QAMServer<Registered extends object = {}> {
     return this.#replyOpening;
   }
 
+  /**
+   * The plain channel direct replies to accepted addresses go out on, acknowledged at once: an
+   * address the broker took once it takes again, so these need no confirm. Only a change of the
+   * server's rights can make it refuse one; then every address must be accepted anew.
+   */
+  #openDirect(): void {
+    if (this.#directChannel !== undefined || this.#directOpening || this.#state !== 'serving') return;
+    this.#directOpening = true;
+    this.connection
+      .model()
+      .then(async (model) => {
+        const channel = await model.createChannel();
+        channel.on('error', (error: Error) => {
+          this.#acceptedReplyTo.clear();
+          this.#logger.warn(`server ${this.serverId} direct reply channel closed by the broker: ${describeError(error)}`);
+        });
+        channel.on('close', () => {
+          if (this.#directChannel === channel) this.#directChannel = undefined;
+        });
+        if (this.#state === 'serving') this.#directChannel = channel;
+        else await channel.close();
+      })
+      .catch((error: unknown) => this.#logger.debug(`server ${this.serverId} could not open its direct reply channel: ${describeError(error)}`))
+      .finally(() => {
+        this.#directOpening = false;
+      });
+  }
+
   #receive(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage): void {
+    if (message.fields.redelivered && this.#poisoned.size > 0 && this.#poisoned.has(requestFingerprint(message))) {
+      const replyTo = quote(String((message.properties as { replyTo?: unknown }).replyTo), 100);
+      this.#refusals.warn(`server ${this.serverId} dropped a redelivered request without running it again: its reply to ${replyTo} made the broker close the connection`);
+      ack(channel, message);
+      return;
+    }
     const read = protocol.read(message);
     if ('error' in read) {
       this.#refuse(protocol, channel, message, read.error);
@@ -411,7 +557,7 @@ export class QAMServer<Registered extends object = {}> {
       finish();
       return;
     }
-    const answer = (outcome: CallOutcome): void => this.#answer(protocol, channel, message, outcome, context.method, finish);
+    const answer = (outcome: CallOutcome): void => this.#answer(protocol, message, outcome, context.method, finish);
     try {
       const result = callContext.run(context, invoke, target, params);
       if (isThenable(result)) {
@@ -428,53 +574,76 @@ export class QAMServer<Registered extends object = {}> {
   }
 
   #refuse(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage, error: Error): void {
-    this.#logger.warn(`server ${this.serverId} refused a request: ${error.message}`);
-    this.#answer(protocol, channel, message, { error }, undefined, () => ack(channel, message));
+    this.#refusals.warn(`server ${this.serverId} refused a request: ${clip(error.message, 512)}`);
+    this.#answer(protocol, message, { error }, undefined, () => ack(channel, message));
   }
 
-  /** Publishes the reply, then calls `after`; an outcome that cannot be sent becomes an error reply saying why. */
-  #answer(protocol: ServerProtocol, consumer: Channel, message: ConsumeMessage, outcome: CallOutcome, method: string | undefined, after: () => void): void {
+  /**
+   * Publishes the reply, then calls `after`; an outcome that cannot be sent becomes an error reply
+   * saying why. A reply never goes out on the channel its request came in on: a reply the broker
+   * refuses closes the channel it was published on, and the consumer must not be the one to go.
+   */
+  #answer(protocol: ServerProtocol, message: ConsumeMessage, outcome: CallOutcome, method: string | undefined, after: () => void): void {
     const reply = this.#replyFor(protocol, message, outcome, method);
     if (reply === undefined) {
       after();
       return;
     }
-    // A reply through the default exchange (direct reply-to) can never close a channel, so it
-    // goes out on the channel it came in on, in one write with its ack.
-    if (reply.exchange === '') {
-      this.#publishReply(consumer, reply);
+    const direct = this.#directChannel;
+    if (direct !== undefined && reply.exchange === '' && this.#acceptedReplyTo.has(reply.routingKey)) {
+      this.#publishDirect(direct, reply);
       after();
     } else {
-      this.#replyToExchange(reply, after, 1);
+      this.#publishConfirmed(message, reply, after, 1);
     }
   }
 
   /**
-   * A reply to a named exchange (callme's client exchange) may meet a 404: its proxy is gone and
-   * the exchange auto-deleted. That closes the channel, and the broker drops every reply published
-   * on it after the one that failed. So these replies go out on a confirm channel of their own,
-   * the request is acknowledged once its reply is confirmed, and a reply lost with a channel the
-   * broker closed is published again on a new one, unless its own exchange is the one that is gone.
-   * A reply lost with the connection is not: its request is delivered again after the reconnect.
+   * Publishes a reply on the confirm channel; its request is acknowledged once the broker confirms
+   * it. When the broker closes the channel, or the connection, the replies it had not confirmed
+   * fail in the order they were published, and the first of them is the one it refused (the
+   * broker confirms what it took before acting on the next publish). That reply is never
+   * published again: a 404 for its exchange means its proxy is gone; anything else (403, 541 on a
+   * direct reply-to address the broker cannot decode) is remembered, so that its request, when
+   * the broker redelivers it after the connection it closed, is dropped instead of run again. The
+   * replies after it are innocent: published again on a new channel, or, when the connection went
+   * with them, left to their requests' redelivery. Nothing the broker refuses is blamed on a
+   * direct address it accepted before, nor is a connection it closed for some other reason (320
+   * CONNECTION_FORCED, a lost socket).
    */
-  #replyToExchange(reply: OutgoingReply, after: () => void, attempt: number): void {
+  #publishConfirmed(message: ConsumeMessage, reply: OutgoingReply, after: () => void, attempt: number): void {
     const failed = (channel: ConfirmChannel, error: unknown): void => {
-      const closedBy = this.#replyClosedBy.get(channel);
-      if (closedBy !== undefined && amqpReplyCode(closedBy) === 404 && describeError(closedBy).includes(`'${reply.exchange}'`)) {
+      const closed = this.#replyClosedBy.get(channel);
+      const code = amqpReplyCode(closed?.error);
+      const culprit =
+        code !== undefined && code !== connectionForced && !this.#culpritFound.has(channel) && !(reply.exchange === '' && this.#acceptedReplyTo.has(reply.routingKey));
+      if (culprit) this.#culpritFound.add(channel);
+      if (closed !== undefined && code === 404 && reply.exchange !== '' && describeError(closed.error).includes(`'${reply.exchange}'`)) {
         this.#logger.debug(`server ${this.serverId}: reply to ${reply.exchange} dropped: its exchange is gone`);
         after();
-      } else if (closedBy !== undefined && attempt < maxReplyAttempts && !this.#channelsClosed) {
-        this.#replyToExchange(reply, after, attempt + 1);
+      } else if (culprit && closed !== undefined) {
+        this.#poisoned.add(requestFingerprint(message));
+        this.#refusals.error(
+          `server ${this.serverId}: the broker closed its ${closed.connection ? 'connection' : 'reply channel'} on the reply to ${quote(reply.exchange || reply.routingKey, 100)} ` +
+            `(${describeError(closed.error)}); the request is dropped and will not run again here`,
+        );
+        after();
+      } else if (closed !== undefined && !closed.connection && attempt < maxReplyAttempts && !this.#channelsClosed) {
+        this.#publishConfirmed(message, reply, after, attempt + 1);
       } else {
-        this.#logger.error(`server ${this.serverId} could not publish the reply to ${reply.exchange}: ${describeError(closedBy ?? error)}`);
+        this.#logger.error(`server ${this.serverId} could not publish the reply to ${quote(reply.exchange || reply.routingKey, 100)}: ${describeError(closed?.error ?? error)}`);
         after();
       }
     };
     const publish = (channel: ConfirmChannel): void => {
       try {
         channel.publish(reply.exchange, reply.routingKey, reply.body, reply.properties, (error: unknown) => {
-          if (error === null || error === undefined) after();
-          else failed(channel, error);
+          if (error !== null && error !== undefined) {
+            failed(channel, error);
+            return;
+          }
+          if (reply.exchange === '') this.#accepted(reply.routingKey);
+          after();
         });
       } catch (error) {
         failed(channel, error);
@@ -486,9 +655,15 @@ export class QAMServer<Registered extends object = {}> {
       return;
     }
     this.#openReplies().then(publish, (error: unknown) => {
-      this.#logger.error(`server ${this.serverId} could not open a channel for the reply to ${reply.exchange}: ${describeError(error)}`);
+      this.#logger.error(`server ${this.serverId} could not open a channel for the reply to ${quote(reply.exchange || reply.routingKey, 100)}: ${describeError(error)}`);
       after();
     });
+  }
+
+  /** The broker took a direct reply to `replyTo`: later ones go out without waiting for a confirm. */
+  #accepted(replyTo: string): void {
+    this.#acceptedReplyTo.add(replyTo);
+    this.#openDirect();
   }
 
   #replyFor(protocol: ServerProtocol, message: ConsumeMessage, outcome: CallOutcome, method: string | undefined): OutgoingReply | undefined {
@@ -511,11 +686,11 @@ export class QAMServer<Registered extends object = {}> {
     return reply;
   }
 
-  #publishReply(channel: Channel, reply: OutgoingReply): void {
+  #publishDirect(channel: Channel, reply: OutgoingReply): void {
     try {
       channel.publish(reply.exchange, reply.routingKey, reply.body, reply.properties);
     } catch (error) {
-      this.#logger.error(`server ${this.serverId} could not publish the reply to ${reply.exchange || reply.routingKey}: ${describeError(error)}`);
+      this.#logger.error(`server ${this.serverId} could not publish the reply to ${quote(reply.routingKey, 100)}: ${describeError(error)}`);
     }
   }
 }
@@ -533,8 +708,26 @@ function callerDeadline(message: ConsumeMessage, bodyDeadline: number | undefine
   return remaining === undefined ? bodyDeadline : Date.now() + remaining;
 }
 
-/** Publishes of one reply to a named exchange, before it is given up (each on a new channel). */
+/** Publishes of one reply, before it is given up (each on a new channel). */
 const maxReplyAttempts = 3;
+
+/** AMQP 320: an operator or a broker shutting down closed the connection, not anything it was sent. */
+const connectionForced = 320;
+
+/** What closed a reply channel: the broker's error, and whether it closed the whole connection. */
+interface ReplyChannelClosed {
+  error: Error;
+  connection: boolean;
+}
+
+/** How often a server checks that its exchanges still exist. */
+const topologyCheckMs = 5_000;
+/** The longest wait between checks, after failures. */
+const maxTopologyCheckMs = 300_000;
+
+/** Refusal lines a server writes in {@link refusalIntervalMs} before it only counts them. */
+const refusalLines = 10;
+const refusalIntervalMs = 60_000;
 
 function invoke(target: Target, params: unknown[]): unknown {
   return target.fn.apply(target.thisArg, params);

@@ -1,8 +1,8 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { QAMConnection, QAMException, QAMProxy, QAMServer, silentLogger } from '../../lib/index.js';
-import { deleteQueues, uniqueName, waitUntil } from '../support/broker.js';
+import { deleteExchanges, deleteQueues, uniqueName, waitUntil } from '../support/broker.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
-import { Servers, quietConnection, url } from './fixtures.js';
+import { Servers, quietConnection, recordingLogger, url } from './fixtures.js';
 
 const servers = new Servers();
 let tcp: TcpProxy;
@@ -142,6 +142,30 @@ describe('connection loss under the server', () => {
     await recoveryTime(() => proxy['ping'](), 10_000);
     await proxy.close();
   });
+
+  it('declares its exchanges again when they are deleted under it, for both protocols', async () => {
+    const logger = recordingLogger();
+    const server = servers.create({ logger, protocol: ['native', 'qam'] });
+    server.registerFunction(() => 'pong', 'ping');
+    await server.serve();
+    // callme's proxies publish to the server's exchange (direct reply-to ones to its queue).
+    const native = new QAMProxy({ serverId: server.serverId, url, replies: 'callme', logger: silentLogger, timeout: 1 });
+    const qam = new QAMProxy({ serverId: server.serverId, url, protocol: 'qam', logger: silentLogger, timeout: 1 });
+    try {
+      await expect(Promise.all([native['ping'](), qam['ping']()])).resolves.toEqual(['pong', 'pong']);
+      const exchanges = [`server_${server.serverId}_ex`, `${server.serverId}_server_exchange`];
+      await deleteExchanges(exchanges);
+      await expect(Promise.all([native['ping'](), qam['ping']()].map((call) => call.catch((error: unknown) => error)))).resolves.toEqual([
+        expect.objectContaining({ code: 'NO_ROUTE' }),
+        expect.objectContaining({ code: 'NO_ROUTE' }),
+      ]);
+      await recoveryTime(() => native['ping'](), 40_000);
+      await recoveryTime(() => qam['ping'](), 40_000);
+      for (const exchange of exchanges) expect(logger.lines.filter((line) => line.includes(`its exchange ${exchange} is gone`))).toHaveLength(1);
+    } finally {
+      await Promise.all([native.close(), qam.close()]);
+    }
+  }, 90_000);
 
   it('names a queue declared with other flags, and the other servers on the connection keep answering', async () => {
     const connection = quietConnection();

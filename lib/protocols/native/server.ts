@@ -1,6 +1,7 @@
 import type { Channel, ConsumeMessage, Options } from 'amqplib';
 import { errorToPayload, parseRequest } from './format.js';
 import { QAMBadMessageException, QAMMethodNotFoundException, QAMPayloadTooLargeException, QAMSerializationException, describeError } from '../../errors.js';
+import { clip, quote } from '../../log-guard.js';
 import { replyRoute, serverNames } from '../naming.js';
 import { serializerForContentType, type Serializer } from '../../serializers.js';
 
@@ -32,6 +33,8 @@ export interface ServerProtocol {
   readonly name: string;
   /** The queue this protocol consumes. */
   readonly queue: string;
+  /** The exchanges {@link declare} makes, which the server checks are still there. */
+  readonly exchanges: readonly string[];
   /** Declares the exchanges, queue and bindings (the flags are part of the protocol). */
   declare(channel: Channel): Promise<void>;
   /** Deletes what {@link declare} made that belongs to this server alone. A refusal closes the channel. */
@@ -70,6 +73,7 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
   return {
     name: 'native',
     queue,
+    exchanges: [exchange],
     async declare(channel) {
       await channel.assertExchange(exchange, 'direct', { durable: true, autoDelete: false });
       await channel.assertQueue(queue, { durable: true, exclusive: false, autoDelete: false });
@@ -80,9 +84,13 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
       await channel.deleteExchange(exchange);
     },
     read(message) {
+      const { replyTo } = message.properties as { replyTo?: unknown };
+      if (replyTo !== undefined && replyTo !== '' && (typeof replyTo !== 'string' || replyRoute(replyTo) === undefined)) {
+        return { error: new QAMBadMessageException(`Request reply_to ${quote(String(replyTo), 64)} is neither a direct reply-to address nor a client reply exchange`) };
+      }
       const serializer = serializerOf(message);
       if (serializer === undefined) {
-        return { error: new QAMBadMessageException(`Unsupported content type '${String((message.properties as { contentType?: string }).contentType)}'`) };
+        return { error: new QAMBadMessageException(`Unsupported content type ${quote(String((message.properties as { contentType?: string }).contentType), 64)}`) };
       }
       if (message.content.length > settings.maxBytes) {
         return { error: new QAMPayloadTooLargeException(`Request of ${message.content.length} bytes exceeds the server's limit of ${settings.maxBytes} bytes`) };
@@ -95,7 +103,7 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
       }
     },
     notFound(method) {
-      return new QAMMethodNotFoundException(`Method '${method}' is not registered on server ${settings.serverId}`);
+      return new QAMMethodNotFoundException(`Method '${clip(method)}' is not registered on server ${settings.serverId}`);
     },
     reply(message, outcome) {
       const { replyTo, correlationId } = message.properties as { replyTo?: unknown; correlationId?: unknown };

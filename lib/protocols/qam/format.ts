@@ -1,4 +1,5 @@
 import { QAMBadMessageException, QAMMethodNotFoundException, QAMRemoteException, QAMSerializationException, describeError } from '../../errors.js';
+import { maxShortString } from '../naming.js';
 
 /**
  * Python QAM's JSON wire format (see qam-wire-format.md). Everything that routes and correlates is
@@ -87,11 +88,12 @@ export function parseQamRequest(value: unknown): { request: QamRequest } | { pro
   if (!isRecord(value)) return { problem: 'Request body is not a JSON object', address: undefined };
   const id = own(value, 'id');
   const routingKey = own(value, 'routing_key');
-  const address = isQamId(id) && typeof routingKey === 'string' && routingKey !== '' ? { id, routingKey } : undefined;
+  // The routing key is an AMQP short string: a longer one could not be published to.
+  const address = isQamId(id) && typeof routingKey === 'string' && routingKey !== '' && Buffer.byteLength(routingKey) <= maxShortString ? { id, routingKey } : undefined;
   const malformed = (problem: string): { problem: string; address: QamAddress | undefined } => ({ problem, address });
   if (!Number.isInteger(id)) return malformed('Request "id" is not an integer');
   if (!isQamId(id)) return malformed('Request "id" is beyond 2^53-1, the largest integer JavaScript holds exactly');
-  if (address === undefined) return malformed('Request "routing_key" is not a non-empty string');
+  if (address === undefined) return malformed('Request "routing_key" is not a non-empty string of at most 255 bytes');
   const method = own(value, 'method_name');
   if (typeof method !== 'string') return malformed('Request "method_name" is not a string');
   const params = own(value, 'params');

@@ -1,5 +1,6 @@
 import type { ConsumeMessage } from 'amqplib';
 import { QAMBadMessageException, QAMMethodNotFoundException, QAMPayloadTooLargeException, amqpReplyCode, describeError } from '../../errors.js';
+import { clip, quote } from '../../log-guard.js';
 import { qamServerNames } from '../naming.js';
 import type { ProtocolSettings, ServerProtocol } from '../native/server.js';
 import {
@@ -41,6 +42,7 @@ export function qamProtocol(settings: ProtocolSettings): ServerProtocol {
   return {
     name: 'qam',
     queue: names.queue,
+    exchanges: [names.exchange, names.replyExchange],
     async declare(channel) {
       await channel.assertExchange(names.exchange, 'direct', durableDirect);
       await channel.assertQueue(names.queue, { durable: true, exclusive: false, autoDelete: false });
@@ -65,7 +67,7 @@ export function qamProtocol(settings: ProtocolSettings): ServerProtocol {
       return { call: { method, params, deadline: undefined } };
     },
     notFound(method) {
-      return new QAMMethodNotFoundException(qamNotFoundText(method));
+      return new QAMMethodNotFoundException(qamNotFoundText(clip(method)));
     },
     reply(message, outcome) {
       const result = parse(message);
@@ -101,7 +103,7 @@ function parseMessage(message: ConsumeMessage, maxBytes: number): Parsed {
   if ('problem' in result) return { problem: new QAMBadMessageException(result.problem), address: result.address };
   const { contentType } = message.properties as { contentType?: string };
   if (contentType !== undefined && contentType !== qamProperties.contentType) {
-    return { problem: new QAMBadMessageException(`Unsupported content type '${contentType}': QAM interop speaks JSON only`), address: { id: result.request.id, routingKey: result.request.routing_key } };
+    return { problem: new QAMBadMessageException(`Unsupported content type ${quote(contentType, 64)}: QAM interop speaks JSON only`), address: { id: result.request.id, routingKey: result.request.routing_key } };
   }
   return result;
 }

@@ -1,0 +1,55 @@
+import type { ConsumeMessage } from 'amqplib';
+import { nativeProtocol } from '../../../../lib/protocols/native/server.js';
+import { qamProtocol } from '../../../../lib/protocols/qam/server.js';
+import { serializerNamed } from '../../../../lib/serializers.js';
+
+const settings = { serverId: 'calc', maxBytes: 1024 * 1024, exposeStack: false, fallbackSerializer: serializerNamed('json') };
+
+function delivery(body: unknown, properties: Record<string, unknown>): ConsumeMessage {
+  return {
+    content: Buffer.from(JSON.stringify(body)),
+    fields: { deliveryTag: 1, redelivered: false, exchange: '', routingKey: 'k', consumerTag: 'c' },
+    properties: { headers: {}, contentType: 'application/json', ...properties },
+  } as unknown as ConsumeMessage;
+}
+
+describe.each([
+  ['native', nativeProtocol(settings)],
+  ['qam', qamProtocol(settings)],
+])('the %s protocol', (_, protocol) => {
+  it('names at most 256 characters of an unknown method in its not-found error', () => {
+    const error = protocol.notFound(`x.${'m'.repeat(100_000)}`);
+    expect(error).toMatchObject({ code: 'METHOD_NOT_FOUND' });
+    expect(error.message.length).toBeLessThan(400);
+    expect(error.message).toContain('… (');
+  });
+
+  it('names a method of a legal length whole', () => {
+    expect(protocol.notFound(`x.${'m'.repeat(250)}`).message).toContain('m'.repeat(250));
+  });
+});
+
+describe('the native protocol reading a request', () => {
+  const protocol = nativeProtocol(settings);
+  const body = { method: 'add', params: [1, 2] };
+
+  it.each(['amq.rabbitmq.reply-to.AAAA BBBB', 'amq.rabbitmq.reply-to.', 'amq.fanout', 'server_calc_ex'])('refuses reply_to %j before anything runs', (replyTo) => {
+    const read = protocol.read(delivery(body, { replyTo }));
+    expect(read).toEqual({ error: expect.objectContaining({ code: 'BAD_MESSAGE' }) });
+    expect(protocol.reply(delivery(body, { replyTo }), { result: 3 })).toBeUndefined();
+  });
+
+  it('reads a request with a reply address, and one without (whose reply goes nowhere)', () => {
+    expect(protocol.read(delivery(body, { replyTo: 'amq.rabbitmq.reply-to.AAAA.BBBB' }))).toEqual({ call: { method: 'add', params: [1, 2], deadline: undefined } });
+    expect(protocol.read(delivery(body, {}))).toEqual({ call: { method: 'add', params: [1, 2], deadline: undefined } });
+  });
+});
+
+describe('the qam protocol reading a request', () => {
+  it('refuses a routing key longer than an AMQP short string, with no address to answer at', () => {
+    const protocol = qamProtocol(settings);
+    const message = delivery({ id: 1, method_name: 'add', routing_key: 'k'.repeat(256), params: [] }, {});
+    expect(protocol.read(message)).toEqual({ error: expect.objectContaining({ code: 'BAD_MESSAGE' }) });
+    expect(protocol.reply(message, { error: new Error('x') })).toBeUndefined();
+  });
+});
