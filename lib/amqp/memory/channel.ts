@@ -40,7 +40,7 @@ import type { Queue, QueueConsumer, QueuedMessage } from './queue.js';
 import { invoke, type Flushable } from './scheduler.js';
 import type { Access } from './users.js';
 import type { Vhost } from './vhost.js';
-import { checkShortString, copyProperties, wireProperties, wireTable, type WireProperties } from './wire.js';
+import { checkShortString, copyBytes, copyProperties, wireProperties, wireTable, type WireProperties } from './wire.js';
 
 /** A method waiting for the broker to read it (the broker stops reading a blocked connection). */
 export interface Command {
@@ -355,7 +355,7 @@ export class MemoryChannel implements AmqpChannel, Flushable, ReplyTarget {
     checkShortString('exchange', exchange);
     checkShortString('routingKey', routingKey);
     if (!(content instanceof Uint8Array)) throw encodeError('content is not a buffer');
-    const body = Buffer.from(content);
+    const body = copyBytes(content);
     const wire = wireProperties(properties);
     const mandatory = options.mandatory;
     if (this.confirms) this.#unconfirmed.push(confirmed);
@@ -414,7 +414,7 @@ export class MemoryChannel implements AmqpChannel, Flushable, ReplyTarget {
     if (queues.length === 0) {
       if (mandatory) {
         const returned: Returned = {
-          content: replied ? Buffer.from(body) : body,
+          content: replied ? copyBytes(body) : body,
           properties: replied ? copyProperties(properties) : properties,
           replyCode: 312,
           replyText: 'NO_ROUTE',
@@ -479,7 +479,7 @@ export class MemoryChannel implements AmqpChannel, Flushable, ReplyTarget {
     if (!consumer.noAck) this.#unacked.set(tag, { queue, message });
     const own = consumer.noAck && !message.shared;
     invoke(consumer.onDelivery, {
-      content: own ? message.content : Buffer.from(message.content),
+      content: own ? message.content : copyBytes(message.content),
       properties: own ? message.properties : copyProperties(message.properties),
       redelivered: message.redelivered,
       exchange: message.exchange,

@@ -78,12 +78,9 @@ export class BrokerCore {
    * connection with 541 INTERNAL_ERROR (`'malformed'`).
    */
   routeReply(routingKey: string, content: Buffer, properties: WireProperties): ReplyRoute {
-    const parts = routingKey
-      .slice(replyPrefix.length)
-      .split('.')
-      .filter((part) => part !== '');
-    if (parts.length !== 2) return 'dropped';
-    const [token, key] = parts as [string, string];
+    const parts = replyParts(routingKey);
+    if (parts === undefined) return 'dropped';
+    const [token, key] = parts;
     const target = this.#replyTargets.get(token);
     if (target !== undefined) {
       target.deliverReply(key, content, properties, routingKey);
@@ -91,6 +88,20 @@ export class BrokerCore {
     }
     return isChannelReference(token) ? 'dropped' : 'malformed';
   }
+}
+
+/** The two parts of a reply address, split as Erlang's `string:tokens` splits (empty parts do not count). */
+function replyParts(routingKey: string): [string, string] | undefined {
+  const start = replyPrefix.length;
+  const dot = routingKey.indexOf('.', start);
+  if (dot > start && dot < routingKey.length - 1 && routingKey.indexOf('.', dot + 1) < 0) {
+    return [routingKey.slice(start, dot), routingKey.slice(dot + 1)];
+  }
+  const parts = routingKey
+    .slice(start)
+    .split('.')
+    .filter((part) => part !== '');
+  return parts.length === 2 ? (parts as [string, string]) : undefined;
 }
 
 export function isReplyAddress(routingKey: string): boolean {

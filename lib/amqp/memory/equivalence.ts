@@ -127,6 +127,19 @@ export function queueArguments(args: Readonly<Record<string, unknown>>, what: st
  * sign and digits, nothing after them, not negative. Anything else closes the channel with 406.
  */
 export function parseExpiration(expiration: string): number {
+  if (expiration.length > 0 && expiration.length <= 15) {
+    let value = 0;
+    for (let i = 0; i < expiration.length; i++) {
+      const digit = expiration.charCodeAt(i) - 48;
+      if (digit < 0 || digit > 9) return parseExpirationSlowly(expiration);
+      value = value * 10 + digit;
+    }
+    return value;
+  }
+  return parseExpirationSlowly(expiration);
+}
+
+function parseExpirationSlowly(expiration: string): number {
   const match = /^([+-]?)(\d+)([\s\S]*)$/.exec(expiration);
   if (match === null) refuse(406, `invalid expiration '${expiration}': no_integer`);
   const [, sign, digits, rest] = match as unknown as [string, string, string, string];

@@ -18,9 +18,9 @@ export interface Permissions {
 export type Access = 'configure' | 'write' | 'read';
 
 interface Grant {
-  readonly configure: RegExp;
-  readonly write: RegExp;
-  readonly read: RegExp;
+  readonly configure: RegExp | true;
+  readonly write: RegExp | true;
+  readonly read: RegExp | true;
 }
 
 interface User {
@@ -28,8 +28,9 @@ interface User {
   readonly grants: Map<string, Grant>;
 }
 
-/** RabbitMQ reads an empty expression as `^$`. */
-function compile(expression: string): RegExp {
+/** RabbitMQ reads an empty expression as `^$`; `.*` (the usual grant) matches anything without a test. */
+function compile(expression: string): RegExp | true {
+  if (expression === '.*') return true;
   return new RegExp(expression === '' ? '^$' : expression);
 }
 
@@ -83,6 +84,8 @@ export class Users {
 
   permitted(name: string, vhost: string, access: Access, resourceName: string): boolean {
     const grant = this.#users.get(name)?.grants.get(vhost);
-    return grant !== undefined && grant[access].test(resourceName);
+    if (grant === undefined) return false;
+    const expression = grant[access];
+    return expression === true || expression.test(resourceName);
   }
 }

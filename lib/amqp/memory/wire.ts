@@ -33,6 +33,13 @@ function checkOctet(field: string, value: unknown): void {
   }
 }
 
+/** A copy of the bytes (small ones from Node's shared pool, as `Buffer.from` would, but without its type dispatch). */
+export function copyBytes(bytes: Uint8Array): Buffer {
+  const copy = Buffer.allocUnsafe(bytes.length);
+  copy.set(bytes);
+  return copy;
+}
+
 /** The properties a publish carries, copied and checked as amqplib encodes them. */
 export function wireProperties(properties: MessageProperties): WireProperties {
   const copy: WireProperties = {};
@@ -114,7 +121,7 @@ function wireValue(value: unknown): unknown {
     case 'object':
       if (value === null) return null;
       if (Array.isArray(value)) return value.map((item: unknown) => wireValue(item));
-      if (Buffer.isBuffer(value)) return Buffer.from(value);
+      if (Buffer.isBuffer(value)) return copyBytes(value);
       if (Object.hasOwn(value, '!')) return typedValue(value as { '!': unknown; value?: unknown });
       return wireTable(value, 'table');
     default:
