@@ -7,6 +7,27 @@
  * Beside the port, a broker has the hooks tests need: users, vhosts and permissions
  * (`rabbitmqctl`), listings, cutting connections (a network failure) and blocking them (a memory
  * alarm).
+ *
+ * Fidelity. Checks run in RabbitMQ's order with its reply codes and texts (they were compared with
+ * RabbitMQ 3.10.8 on the wire). Where the two differ:
+ * - Prefetch is per channel, as the port says (RabbitMQ's `basic.qos` with `global`); RabbitMQ's
+ *   `global: false` limits each consumer started after it, which is the same with one consumer
+ *   per channel.
+ * - Queue arguments other than `x-expires` and `x-message-ttl` (dead-lettering, `x-max-length`,
+ *   priorities, queue types, single active consumer, …) are kept and compared on redeclaration,
+ *   but have no effect; so is an exchange's `alternate-exchange`. Headers exchanges route every
+ *   message (the port binds without arguments, and `x-match: all` over none matches all).
+ * - Nothing is persisted: `durable` is recorded and compared only.
+ * - A malformed direct reply-to address (two dot-separated parts, the first not a channel
+ *   reference) closes the publisher's connection with 541 INTERNAL_ERROR, as RabbitMQ 3.10 does;
+ *   other malformed or unknown addresses are dropped, as there. A mandatory reply is both
+ *   delivered and returned (312), as in RabbitMQ 3.10.
+ * - Message TTLs have millisecond resolution (`Date.now()`), RabbitMQ's microsecond.
+ * - Deliveries run on the real event loop (`setImmediate` of `node:timers`), so fake timers do not
+ *   stop them; message TTLs and `x-expires` use the global `Date` and `setTimeout`, so fake timers
+ *   drive them.
+ * - Not there because the port does not use them: `basic.get`, purge, unbind, exchange-to-exchange
+ *   bindings, transactions, topic permissions, user tags, heartbeats.
  */
 import { PortError, type AmqpConnection } from '../port.js';
 import { BrokerCore } from './core.js';
@@ -150,7 +171,7 @@ export class MemoryBroker {
   /** Deletes a vhost and everything in it; its connections are closed with 320 CONNECTION_FORCED. */
   deleteVhost(name: string): void {
     const vhost = this.#vhost(name);
-    this.#force((connection) => connection.vhost === vhost, `vhost '${name}' is deleted`);
+    this.#force((connection) => connection.vhost === vhost, `vhost '${name}' is down`);
     vhost.destroy();
     this.#core.vhosts.delete(name);
     this.#core.users.revokeVhost(name);
@@ -166,9 +187,10 @@ export class MemoryBroker {
     this.#core.users.add(name, password);
   }
 
-  /** Deletes a user; its open connections stay, but every permission check of theirs now fails. */
+  /** Deletes a user; its connections are closed with 320 CONNECTION_FORCED, as RabbitMQ 3.10 does. */
   deleteUser(name: string): void {
     if (!this.#core.users.delete(name)) throw new MemoryBrokerError('NO_SUCH_USER', `No user '${name}'`);
+    this.#force((connection) => connection.username === name, `user '${name}' is deleted`);
   }
 
   changePassword(name: string, password: string): void {

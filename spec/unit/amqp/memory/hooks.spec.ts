@@ -150,9 +150,22 @@ describe('embedded broker: listings and reset', () => {
     const outside = await connect(url);
     const closed = whenClosed(inside);
     broker.deleteVhost('v');
-    await expect(closed).resolves.toMatchObject({ replyCode: 320 });
+    await expect(closed).resolves.toMatchObject({ kind: 'closed', replyCode: 320, message: "CONNECTION_FORCED - vhost 'v' is down" });
     expect(broker.connections()).toHaveLength(1);
     await outside.close();
+  });
+
+  it("closes a deleted user's connections with 320", async () => {
+    const { url, broker } = freshBroker();
+    broker.addUser('app', 'pw');
+    broker.setPermissions('app', '/', { configure: '.*', write: '.*', read: '.*' });
+    const connection = await connect(url.replace('memory://', 'memory://app:pw@'));
+    const guest = await connect(url);
+    const closed = whenClosed(connection);
+    broker.deleteUser('app');
+    await expect(closed).resolves.toMatchObject({ kind: 'closed', replyCode: 320, message: "CONNECTION_FORCED - user 'app' is deleted" });
+    expect(broker.connections()).toEqual([expect.objectContaining({ user: 'guest' })]);
+    await guest.close();
   });
 });
 

@@ -133,6 +133,21 @@ describe('embedded broker: per-message expiration', () => {
     expect(broker.queues()[0]).toMatchObject({ ready: 0 });
   });
 
+  it("applies a queue's x-message-ttl, or the message's expiration when lower", async () => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    const { url, broker } = freshBroker();
+    const { channel } = await open(url);
+    await declare(channel, 'q', { arguments: { 'x-message-ttl': 500 } });
+    await publishConfirmed(channel, '', 'q', 'short', { expiration: '100' });
+    await publishConfirmed(channel, '', 'q', 'queue ttl', { expiration: '60000' });
+    jest.advanceTimersByTime(101);
+    expect(broker.queues()[0]).toMatchObject({ ready: 1 });
+    jest.advanceTimersByTime(399);
+    expect(broker.queues()[0]).toMatchObject({ ready: 1 });
+    jest.advanceTimersByTime(1);
+    expect(broker.queues()[0]).toMatchObject({ ready: 0 });
+  });
+
   it('delivers a message with expiration 0 only to a consumer ready for it', async () => {
     const { url } = freshBroker();
     const { channel } = await open(url);
