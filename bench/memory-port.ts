@@ -18,7 +18,9 @@ import type { AmqpChannel, Delivery } from '../lib/amqp/port.js';
 
 const inFlight = 100;
 const replyTo = 'amq.rabbitmq.reply-to';
-const body = Buffer.from(JSON.stringify({ method: 'echo', params: ['x'.repeat(40), 12345, true], id: 'c6f0a4b2-1d3e-4f5a-9b8c-7d6e5f4a3b2c' }));
+const body = Buffer.from(
+  JSON.stringify({ method: 'echo', params: ['x'.repeat(40), 12345, true], id: 'c6f0a4b2-1d3e-4f5a-9b8c-7d6e5f4a3b2c' }),
+);
 
 /** What a measurement needs from a broker client: one call, and closing. */
 interface Rpc {
@@ -51,7 +53,15 @@ class Pending {
 
 async function memoryRpc(): Promise<Rpc> {
   const url = 'memory://bench';
-  const target = { url, label: url, username: 'guest', heartbeatSeconds: 0, connectTimeoutMs: 1000, connectionName: undefined, tls: undefined };
+  const target = {
+    url,
+    label: url,
+    username: 'guest',
+    heartbeatSeconds: 0,
+    connectTimeoutMs: 1000,
+    connectionName: undefined,
+    tls: undefined,
+  };
   const serverConnection = await memoryPort.connect(target);
   const server = await serverConnection.openChannel({ confirms: false });
   await server.declareQueue('echo', { durable: false, exclusive: false, autoDelete: false });
@@ -74,9 +84,16 @@ async function memoryRpc(): Promise<Rpc> {
   return {
     call: () =>
       pending.start((id) => {
-        client.publish('', 'echo', body, { correlationId: id, replyTo, contentType: 'application/json', expiration: '30000' }, { mandatory: true }, (failure) => {
-          if (failure !== undefined) pending.settle(id, failure);
-        });
+        client.publish(
+          '',
+          'echo',
+          body,
+          { correlationId: id, replyTo, contentType: 'application/json', expiration: '30000' },
+          { mandatory: true },
+          (failure) => {
+            if (failure !== undefined) pending.settle(id, failure);
+          },
+        );
       }),
     async close() {
       await clientConnection.close();
@@ -112,9 +129,15 @@ async function rabbitRpc(): Promise<Rpc> {
   return {
     call: () =>
       pending.start((id) => {
-        client.publish('', queue, body, { correlationId: id, replyTo, contentType: 'application/json', expiration: '30000', mandatory: true }, (error: unknown) => {
-          if (error !== null && error !== undefined) pending.settle(id, error);
-        });
+        client.publish(
+          '',
+          queue,
+          body,
+          { correlationId: id, replyTo, contentType: 'application/json', expiration: '30000', mandatory: true },
+          (error: unknown) => {
+            if (error !== null && error !== undefined) pending.settle(id, error);
+          },
+        );
       }),
     async close() {
       await clientConnection.close();
@@ -162,7 +185,9 @@ async function measure(name: string, open: () => Promise<Rpc>, calls: number, ro
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { rabbit: { type: 'boolean', default: false }, calls: { type: 'string' }, rounds: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { rabbit: { type: 'boolean', default: false }, calls: { type: 'string' }, rounds: { type: 'string' } },
+  });
   const calls = Number(values.calls ?? 50_000);
   const rounds = Number(values.rounds ?? 5);
   console.log(`request/reply, ${inFlight} in flight, ${body.length} B bodies, ${calls} calls per round, ${rounds} rounds`);
@@ -179,7 +204,9 @@ async function main(): Promise<void> {
   const after = heapMiB();
   await rpc.close();
   const collected = typeof (globalThis as { gc?: unknown }).gc === 'function' ? 'after gc' : 'no --expose-gc: not collected';
-  console.log(`heap over 100,000 calls (${collected}): ${before.toFixed(1)} MiB → ${after.toFixed(1)} MiB (${(after - before >= 0 ? '+' : '') + (after - before).toFixed(1)} MiB)`);
+  console.log(
+    `heap over 100,000 calls (${collected}): ${before.toFixed(1)} MiB → ${after.toFixed(1)} MiB (${(after - before >= 0 ? '+' : '') + (after - before).toFixed(1)} MiB)`,
+  );
 }
 
 await main();

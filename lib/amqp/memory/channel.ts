@@ -210,7 +210,15 @@ export class MemoryChannel implements AmqpChannel, Flushable, ReplyTarget {
       }
       const { expires, messageTtl } = queueArguments(args, what);
       const owner = options.exclusive ? host : undefined;
-      const queue = vhost.addQueue({ name: queueName, durable, autoDelete: options.autoDelete, owner, arguments: args, expires, messageTtl });
+      const queue = vhost.addQueue({
+        name: queueName,
+        durable,
+        autoDelete: options.autoDelete,
+        owner,
+        arguments: args,
+        expires,
+        messageTtl,
+      });
       if (owner !== undefined) host.own(queue);
     });
   }
@@ -259,7 +267,8 @@ export class MemoryChannel implements AmqpChannel, Flushable, ReplyTarget {
 
   prefetch(count: number): Promise<void> {
     return this.#operation(() => {
-      if (!Number.isInteger(count) || count < 0 || count > 0xffff) throw encodeError(`prefetch count must be an integer from 0 to 65535, got ${count}`);
+      if (!Number.isInteger(count) || count < 0 || count > 0xffff)
+        throw encodeError(`prefetch count must be an integer from 0 to 65535, got ${count}`);
       this.#prefetch = count;
       this.#wakeQueues();
     });
@@ -382,7 +391,8 @@ export class MemoryChannel implements AmqpChannel, Flushable, ReplyTarget {
     const host = this.#host;
     const core = host.core;
     const vhost = host.vhost;
-    if (body.length > core.maxMessageSize) refuse(406, `message size ${body.length} is larger than configured max size ${core.maxMessageSize}`);
+    if (body.length > core.maxMessageSize)
+      refuse(406, `message size ${body.length} is larger than configured max size ${core.maxMessageSize}`);
     this.#permit('write', 'exchange', exchange);
     const target = vhost.exchanges.get(exchange) ?? notFound('exchange', exchange, vhost.name);
     if (target.internal) refuse(403, `cannot publish to internal ${resource('exchange', exchange, vhost.name)}`);
@@ -673,7 +683,8 @@ export class MemoryChannel implements AmqpChannel, Flushable, ReplyTarget {
   #permit(access: Access, kind: 'queue' | 'exchange', name: string): void {
     const host = this.#host;
     const resourceName = kind === 'exchange' && name === '' ? 'amq.default' : name;
-    if (!host.core.users.permitted(host.username, host.vhost.name, access, resourceName)) accessRefused(kind, resourceName, host.vhost.name, host.username);
+    if (!host.core.users.permitted(host.username, host.vhost.name, access, resourceName))
+      accessRefused(kind, resourceName, host.vhost.name, host.username);
   }
 
   /** Another connection's exclusive queue is locked (405). */

@@ -95,7 +95,14 @@ export class MemoryConnection implements AmqpConnection, ChannelHost, Flushable 
   }
 
   get info(): ConnectionInfo {
-    return { id: this.id, name: this.name, user: this.username, vhost: this.vhost.name, channels: this.#channels.size, blocked: this.#blocked };
+    return {
+      id: this.id,
+      name: this.name,
+      user: this.username,
+      vhost: this.vhost.name,
+      channels: this.#channels.size,
+      blocked: this.#blocked,
+    };
   }
 
   openChannel(options: { confirms: boolean }): Promise<AmqpChannel> {

@@ -60,25 +60,43 @@ function same(a: unknown, b: unknown): boolean {
 }
 
 function assertField(name: string, received: unknown, current: unknown, what: string): void {
-  if (received !== current) refuse(406, `inequivalent arg '${name}' for ${what}: received '${show(received)}' but current is '${show(current)}'`);
+  if (received !== current)
+    refuse(406, `inequivalent arg '${name}' for ${what}: received '${show(received)}' but current is '${show(current)}'`);
 }
 
-function assertArguments(keys: readonly string[], received: Readonly<Record<string, unknown>>, current: Readonly<Record<string, unknown>>, what: string): void {
+function assertArguments(
+  keys: readonly string[],
+  received: Readonly<Record<string, unknown>>,
+  current: Readonly<Record<string, unknown>>,
+  what: string,
+): void {
   for (const key of keys) {
     const now = current[key];
     const next = received[key];
     if (now === undefined && next === undefined) continue;
     if (now === undefined) {
-      refuse(406, `inequivalent arg '${key}' for ${what}: received the value '${show(next)}' of type '${fieldType(next)}' but current is none`);
+      refuse(
+        406,
+        `inequivalent arg '${key}' for ${what}: received the value '${show(next)}' of type '${fieldType(next)}' but current is none`,
+      );
     }
     if (next === undefined) {
-      refuse(406, `inequivalent arg '${key}' for ${what}: received none but current is the value '${show(now)}' of type '${fieldType(now)}'`);
+      refuse(
+        406,
+        `inequivalent arg '${key}' for ${what}: received none but current is the value '${show(now)}' of type '${fieldType(now)}'`,
+      );
     }
     if (!same(now, next)) refuse(406, `inequivalent arg '${key}' for ${what}: received '${show(next)}' but current is '${show(now)}'`);
   }
 }
 
-export function assertQueueEquivalent(queue: Queue, durable: boolean, autoDelete: boolean, args: Readonly<Record<string, unknown>>, what: string): void {
+export function assertQueueEquivalent(
+  queue: Queue,
+  durable: boolean,
+  autoDelete: boolean,
+  args: Readonly<Record<string, unknown>>,
+  what: string,
+): void {
   assertField('durable', durable, queue.durable, what);
   assertField('auto_delete', autoDelete, queue.autoDelete, what);
   assertArguments(comparedQueueArguments, args, queue.arguments, what);
@@ -107,7 +125,10 @@ function integerArgument(key: string, value: unknown, what: string): number {
 }
 
 /** The queue arguments the embedded broker acts on, checked as RabbitMQ checks a new queue's. */
-export function queueArguments(args: Readonly<Record<string, unknown>>, what: string): { expires: number | undefined; messageTtl: number | undefined } {
+export function queueArguments(
+  args: Readonly<Record<string, unknown>>,
+  what: string,
+): { expires: number | undefined; messageTtl: number | undefined } {
   let expires: number | undefined;
   let messageTtl: number | undefined;
   if (args['x-expires'] !== undefined) {

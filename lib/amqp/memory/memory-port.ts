@@ -21,7 +21,8 @@ export interface MemoryAddress {
  * @example parseMemoryUrl('memory://app:secret@tests/%2Fstaging') // { broker: 'tests', username: 'app', password: 'secret', vhost: '/staging' }
  */
 export function parseMemoryUrl(url: string): MemoryAddress {
-  if (!/^memory:\/\//i.test(url)) throw new PortError('other', `An embedded broker URL starts with memory://, got ${url.split(':')[0] ?? url}:`);
+  if (!/^memory:\/\//i.test(url))
+    throw new PortError('other', `An embedded broker URL starts with memory://, got ${url.split(':')[0] ?? url}:`);
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -54,6 +55,11 @@ export const memoryPort: AmqpPort = {
       return Promise.reject(error);
     }
     const { broker, username, password, vhost } = address;
-    return memoryBroker(broker).connect({ username, password, vhost, ...(target.connectionName === undefined ? {} : { connectionName: target.connectionName }) });
+    return memoryBroker(broker).connect({
+      username,
+      password,
+      vhost,
+      ...(target.connectionName === undefined ? {} : { connectionName: target.connectionName }),
+    });
   },
 };

@@ -107,7 +107,14 @@ export class Queue implements Dispatchable {
    * Appends a message. `ttl` is its `expiration`: it expires that long after it was enqueued, and
    * RabbitMQ drops it once it reaches the head. A TTL of 0 means "now or never".
    */
-  enqueue(content: Buffer, properties: WireProperties, exchange: string, routingKey: string, shared: boolean, ttl: number | undefined): void {
+  enqueue(
+    content: Buffer,
+    properties: WireProperties,
+    exchange: string,
+    routingKey: string,
+    shared: boolean,
+    ttl: number | undefined,
+  ): void {
     let limit = ttl;
     if (this.#messageTtl !== undefined && (limit === undefined || this.#messageTtl < limit)) limit = this.#messageTtl;
     let expiresAt = Infinity;

@@ -13,7 +13,17 @@ import { encodeError } from './errors.js';
 /** A message's properties as the broker holds them: only the fields that were set. */
 export type WireProperties = Record<string, unknown>;
 
-const shortStrings = ['contentType', 'contentEncoding', 'correlationId', 'replyTo', 'expiration', 'messageId', 'type', 'userId', 'appId'] as const;
+const shortStrings = [
+  'contentType',
+  'contentEncoding',
+  'correlationId',
+  'replyTo',
+  'expiration',
+  'messageId',
+  'type',
+  'userId',
+  'appId',
+] as const;
 
 /** True when `value` is an AMQP short string: a string of at most 255 bytes in UTF-8. */
 export function isShortString(value: unknown): value is string {

@@ -55,7 +55,11 @@ describe('embedded broker: prefetch and acknowledgements', () => {
     const closed = whenClosed(channel);
     channel.ack(delivery!);
     channel.ack(delivery!);
-    await expect(closed).resolves.toMatchObject({ kind: 'precondition-failed', replyCode: 406, message: 'PRECONDITION_FAILED - unknown delivery tag 1' });
+    await expect(closed).resolves.toMatchObject({
+      kind: 'precondition-failed',
+      replyCode: 406,
+      message: 'PRECONDITION_FAILED - unknown delivery tag 1',
+    });
     // Once closed, acks are no-ops.
     expect(() => channel.ack(delivery!)).not.toThrow();
   });
@@ -84,21 +88,31 @@ describe('embedded broker: prefetch and acknowledgements', () => {
 });
 
 describe('embedded broker: redelivery', () => {
-  it.each(['channel', 'connection'] as const)('requeues what a closed %s left unacknowledged, at its original place, marked redelivered', async (closing) => {
-    const { url } = freshBroker();
-    const publisher = await open(url);
-    await declare(publisher.channel, 'q');
-    await fill(publisher.channel, 'q', 6);
-    const consumer = await open(url);
-    await consumer.channel.prefetch(3);
-    const first = await collect(consumer.channel, 'q');
-    await first.deliveries.until(3);
-    if (closing === 'channel') await consumer.channel.close();
-    else await consumer.connection.close();
-    const second = await collect(publisher.channel, 'q', true);
-    await second.deliveries.until(6);
-    expect(second.deliveries.items.map((delivery) => `${text(delivery)}${delivery.redelivered ? 'r' : ''}`)).toEqual(['1r', '2r', '3r', '4', '5', '6']);
-  });
+  it.each(['channel', 'connection'] as const)(
+    'requeues what a closed %s left unacknowledged, at its original place, marked redelivered',
+    async (closing) => {
+      const { url } = freshBroker();
+      const publisher = await open(url);
+      await declare(publisher.channel, 'q');
+      await fill(publisher.channel, 'q', 6);
+      const consumer = await open(url);
+      await consumer.channel.prefetch(3);
+      const first = await collect(consumer.channel, 'q');
+      await first.deliveries.until(3);
+      if (closing === 'channel') await consumer.channel.close();
+      else await consumer.connection.close();
+      const second = await collect(publisher.channel, 'q', true);
+      await second.deliveries.until(6);
+      expect(second.deliveries.items.map((delivery) => `${text(delivery)}${delivery.redelivered ? 'r' : ''}`)).toEqual([
+        '1r',
+        '2r',
+        '3r',
+        '4',
+        '5',
+        '6',
+      ]);
+    },
+  );
 });
 
 describe('embedded broker: competing consumers', () => {

@@ -74,7 +74,9 @@ export function publishConfirmed(
   properties: Parameters<AmqpChannel['publish']>[3] = {},
   mandatory = false,
 ): Promise<PortError | undefined> {
-  return new Promise((resolve) => channel.publish(exchange, routingKey, Buffer.isBuffer(body) ? body : Buffer.from(body), properties, { mandatory }, resolve));
+  return new Promise((resolve) =>
+    channel.publish(exchange, routingKey, Buffer.isBuffer(body) ? body : Buffer.from(body), properties, { mandatory }, resolve),
+  );
 }
 
 export function text(delivery: { content: Buffer }): string {
@@ -82,12 +84,20 @@ export function text(delivery: { content: Buffer }): string {
 }
 
 /** Declares a plain queue (not durable, not exclusive, not auto-delete). */
-export function declare(channel: AmqpChannel, queue: string, options: Partial<Parameters<AmqpChannel['declareQueue']>[1]> = {}): Promise<void> {
+export function declare(
+  channel: AmqpChannel,
+  queue: string,
+  options: Partial<Parameters<AmqpChannel['declareQueue']>[1]> = {},
+): Promise<void> {
   return channel.declareQueue(queue, { durable: false, exclusive: false, autoDelete: false, ...options });
 }
 
 /** Consumes into a collector. */
-export async function collect(channel: AmqpChannel, queue: string, noAck = false): Promise<{ tag: string; deliveries: Collector<Delivery> }> {
+export async function collect(
+  channel: AmqpChannel,
+  queue: string,
+  noAck = false,
+): Promise<{ tag: string; deliveries: Collector<Delivery> }> {
   const deliveries = new Collector<Delivery>();
   const tag = await channel.consume(queue, deliveries.push, { noAck });
   return { tag, deliveries };

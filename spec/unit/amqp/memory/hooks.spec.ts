@@ -1,5 +1,17 @@
 import type { Delivery, PortError } from '../../../../lib/amqp/port.js';
-import { Collector, closeBrokers, collect, connect, declare, freshBroker, open, passes, publishConfirmed, text, whenClosed } from './helpers.js';
+import {
+  Collector,
+  closeBrokers,
+  collect,
+  connect,
+  declare,
+  freshBroker,
+  open,
+  passes,
+  publishConfirmed,
+  text,
+  whenClosed,
+} from './helpers.js';
 
 afterEach(closeBrokers);
 
@@ -26,7 +38,9 @@ describe('embedded broker: cutting connections', () => {
     expect(broker.queues()[0]).toMatchObject({ ready: 2, unacked: 0, consumers: 0 });
     expect(broker.connections().map((connection) => connection.name)).toEqual([undefined]);
     await expect(server.openChannel({ confirms: false })).rejects.toMatchObject({ kind: 'closed' });
-    expect(() => channel.publish('', 'work', Buffer.from('x'), {}, { mandatory: false })).toThrow(expect.objectContaining({ kind: 'closed' }) as unknown as Error);
+    expect(() => channel.publish('', 'work', Buffer.from('x'), {}, { mandatory: false })).toThrow(
+      expect.objectContaining({ kind: 'closed' }) as unknown as Error,
+    );
     const again = await collect(bystander.channel, 'work', true);
     await again.deliveries.until(2);
     expect(again.deliveries.items.map((delivery) => [text(delivery), delivery.redelivered])).toEqual([
@@ -120,11 +134,30 @@ describe('embedded broker: listings and reset', () => {
     const channel = await connection.openChannel({ confirms: false });
     await declare(channel, 'q', { durable: true, expires: 60_000 });
     await channel.bindQueue('q', 'amq.topic', 'a.#');
-    expect(broker.connections()).toEqual([{ id: expect.any(Number), name: 'lister', user: 'guest', vhost: '/', channels: 1, blocked: false }]);
-    expect(broker.queues()).toEqual([
-      { name: 'q', ready: 0, unacked: 0, consumers: 0, durable: true, exclusive: false, autoDelete: false, arguments: { 'x-expires': 60_000 } },
+    expect(broker.connections()).toEqual([
+      { id: expect.any(Number), name: 'lister', user: 'guest', vhost: '/', channels: 1, blocked: false },
     ]);
-    expect(broker.exchanges().map((exchange) => exchange.name)).toEqual(['', 'amq.direct', 'amq.fanout', 'amq.topic', 'amq.headers', 'amq.match', 'amq.rabbitmq.trace']);
+    expect(broker.queues()).toEqual([
+      {
+        name: 'q',
+        ready: 0,
+        unacked: 0,
+        consumers: 0,
+        durable: true,
+        exclusive: false,
+        autoDelete: false,
+        arguments: { 'x-expires': 60_000 },
+      },
+    ]);
+    expect(broker.exchanges().map((exchange) => exchange.name)).toEqual([
+      '',
+      'amq.direct',
+      'amq.fanout',
+      'amq.topic',
+      'amq.headers',
+      'amq.match',
+      'amq.rabbitmq.trace',
+    ]);
     expect(broker.bindings()).toEqual([{ exchange: 'amq.topic', queue: 'q', routingKey: 'a.#' }]);
     expect(() => broker.queues('nowhere')).toThrow(expect.objectContaining({ code: 'NO_SUCH_VHOST' }) as unknown as Error);
   });
@@ -137,7 +170,11 @@ describe('embedded broker: listings and reset', () => {
     broker.addVhost('v');
     const closed = whenClosed(connection);
     broker.reset();
-    await expect(closed).resolves.toMatchObject({ kind: 'closed', replyCode: 320, message: "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'" });
+    await expect(closed).resolves.toMatchObject({
+      kind: 'closed',
+      replyCode: 320,
+      message: "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'",
+    });
     expect([broker.queues(), broker.users(), broker.vhosts(), broker.connections()]).toEqual([[], ['guest'], ['/'], []]);
     await expect(connect(url)).resolves.toBeDefined();
   });

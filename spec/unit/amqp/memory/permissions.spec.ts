@@ -32,7 +32,9 @@ describe('embedded broker: permissions', () => {
     await expect((await channel()).deleteQueue('wrq')).rejects.toMatchObject(refused('queue', 'wrq'));
     // Permission comes before existence.
     await expect((await channel()).deleteQueue('nosuch')).rejects.toMatchObject(refused('queue', 'nosuch'));
-    await expect((await channel()).declareExchange('wrx', 'direct', { durable: false, autoDelete: false })).rejects.toMatchObject(refused('exchange', 'wrx'));
+    await expect((await channel()).declareExchange('wrx', 'direct', { durable: false, autoDelete: false })).rejects.toMatchObject(
+      refused('exchange', 'wrx'),
+    );
     await expect((await channel()).deleteExchange('wrx')).rejects.toMatchObject(refused('exchange', 'wrx'));
     await expect(declare(await channel(), '', { exclusive: true })).resolves.toBeUndefined();
   });
@@ -63,7 +65,9 @@ describe('embedded broker: permissions', () => {
     const { url } = await setup();
     await expect((await open(url)).channel.consume('rdq', () => undefined, { noAck: true })).resolves.toMatch(/^amq\.ctag-/);
     await expect((await open(url)).channel.consume('wrq', () => undefined, { noAck: true })).rejects.toMatchObject(refused('queue', 'wrq'));
-    await expect((await open(url)).channel.consume('amq.rabbitmq.reply-to', () => undefined, { noAck: true })).resolves.toMatch(/^amq\.ctag-/);
+    await expect((await open(url)).channel.consume('amq.rabbitmq.reply-to', () => undefined, { noAck: true })).resolves.toMatch(
+      /^amq\.ctag-/,
+    );
     await expect((await open(url)).channel.checkExchange('wrx')).resolves.toBeUndefined();
   });
 
@@ -88,7 +92,11 @@ describe('embedded broker: permissions', () => {
       message: 'ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile.',
     });
     await expect(connect(url.replace('memory://', 'memory://nobody:secret@'))).rejects.toMatchObject({ kind: 'access-refused' });
-    await expect(connect(`${url}/nosuch`)).rejects.toMatchObject({ kind: 'unknown-vhost', replyCode: 530, message: 'NOT_ALLOWED - vhost nosuch not found' });
+    await expect(connect(`${url}/nosuch`)).rejects.toMatchObject({
+      kind: 'unknown-vhost',
+      replyCode: 530,
+      message: 'NOT_ALLOWED - vhost nosuch not found',
+    });
     await expect(connect(`${url.replace('memory://', 'memory://app:secret@')}/staging`)).rejects.toMatchObject({
       kind: 'access-refused',
       replyCode: 530,
@@ -102,9 +110,15 @@ describe('embedded broker: permissions', () => {
   it('checks its own hooks: unknown users and vhosts, invalid expressions', () => {
     const { broker } = freshBroker();
     const everything = { configure: '.*', write: '.*', read: '.*' };
-    expect(() => broker.setPermissions('nobody', '/', everything)).toThrow(expect.objectContaining({ code: 'NO_SUCH_USER' }) as unknown as Error);
-    expect(() => broker.setPermissions('guest', 'nowhere', everything)).toThrow(expect.objectContaining({ code: 'NO_SUCH_VHOST' }) as unknown as Error);
-    expect(() => broker.setPermissions('guest', '/', { ...everything, read: '(' })).toThrow(expect.objectContaining({ code: 'BAD_PERMISSIONS' }) as unknown as Error);
+    expect(() => broker.setPermissions('nobody', '/', everything)).toThrow(
+      expect.objectContaining({ code: 'NO_SUCH_USER' }) as unknown as Error,
+    );
+    expect(() => broker.setPermissions('guest', 'nowhere', everything)).toThrow(
+      expect.objectContaining({ code: 'NO_SUCH_VHOST' }) as unknown as Error,
+    );
+    expect(() => broker.setPermissions('guest', '/', { ...everything, read: '(' })).toThrow(
+      expect.objectContaining({ code: 'BAD_PERMISSIONS' }) as unknown as Error,
+    );
     expect(() => broker.addUser('guest', 'x')).toThrow(expect.objectContaining({ code: 'USER_EXISTS' }) as unknown as Error);
     expect(() => broker.addVhost('/')).toThrow(expect.objectContaining({ code: 'VHOST_EXISTS' }) as unknown as Error);
   });

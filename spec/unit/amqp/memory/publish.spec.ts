@@ -17,10 +17,18 @@ describe('embedded broker: mandatory and basic.return', () => {
       order.push('return');
       returned.push(message);
     });
-    channel.publish('', 'nowhere', Buffer.from('lost'), { correlationId: 'c' }, { mandatory: true }, (failure) => order.push(`confirm ${String(failure)}`));
+    channel.publish('', 'nowhere', Buffer.from('lost'), { correlationId: 'c' }, { mandatory: true }, (failure) =>
+      order.push(`confirm ${String(failure)}`),
+    );
     const [message] = await returned.until(1);
     await passes();
-    expect(message).toMatchObject({ replyCode: 312, replyText: 'NO_ROUTE', exchange: '', routingKey: 'nowhere', properties: { correlationId: 'c' } });
+    expect(message).toMatchObject({
+      replyCode: 312,
+      replyText: 'NO_ROUTE',
+      exchange: '',
+      routingKey: 'nowhere',
+      properties: { correlationId: 'c' },
+    });
     expect(message!.content.toString()).toBe('lost');
     expect(order).toEqual(['return', 'confirm undefined']);
   });
@@ -68,9 +76,17 @@ describe('embedded broker: publisher confirms', () => {
     expect(channel.publish('', 'q', Buffer.from('after'), {}, { mandatory: false }, (failure) => outcomes.push(failure))).toBe(true);
     const error = await closed;
     expect(error).toMatchObject({ kind: 'not-found', replyCode: 404, message: "NOT_FOUND - no exchange 'missing' in vhost '/'" });
-    expect(outcomes).toEqual([undefined, expect.objectContaining({ kind: 'closed', cause: error }), expect.objectContaining({ kind: 'closed' })]);
-    expect(() => channel.publish('', 'q', Buffer.from('closed'), {}, { mandatory: false })).toThrow(expect.objectContaining({ kind: 'closed' }) as unknown as Error);
-    await expect(channel.declareQueue('q2', { durable: false, exclusive: false, autoDelete: false })).rejects.toMatchObject({ kind: 'closed' });
+    expect(outcomes).toEqual([
+      undefined,
+      expect.objectContaining({ kind: 'closed', cause: error }),
+      expect.objectContaining({ kind: 'closed' }),
+    ]);
+    expect(() => channel.publish('', 'q', Buffer.from('closed'), {}, { mandatory: false })).toThrow(
+      expect.objectContaining({ kind: 'closed' }) as unknown as Error,
+    );
+    await expect(channel.declareQueue('q2', { durable: false, exclusive: false, autoDelete: false })).rejects.toMatchObject({
+      kind: 'closed',
+    });
     await expect(channel.close()).resolves.toBeUndefined();
     const reader = await open(url);
     const { deliveries } = await collect(reader.channel, 'q', true);
@@ -83,7 +99,9 @@ describe('embedded broker: publisher confirms', () => {
     const { channel } = await open(url);
     const closed = whenClosed(channel);
     await publishConfirmed(channel, '', 'q', 'x', { userId: 'bob' });
-    await expect(closed).resolves.toMatchObject({ message: "PRECONDITION_FAILED - user_id property set to 'bob' but authenticated user was 'guest'" });
+    await expect(closed).resolves.toMatchObject({
+      message: "PRECONDITION_FAILED - user_id property set to 'bob' but authenticated user was 'guest'",
+    });
   });
 
   it('runs onClose with undefined and fails nothing when the client closes the channel', async () => {
@@ -171,7 +189,10 @@ describe('embedded broker: per-message expiration', () => {
     const { channel } = await open(url);
     const closed = whenClosed(channel);
     await publishConfirmed(channel, '', 'q', 'x', { expiration });
-    await expect(closed).resolves.toMatchObject({ replyCode: 406, message: `PRECONDITION_FAILED - invalid expiration '${expiration}': ${reason}` });
+    await expect(closed).resolves.toMatchObject({
+      replyCode: 406,
+      message: `PRECONDITION_FAILED - invalid expiration '${expiration}': ${reason}`,
+    });
   });
 
   it('accepts expirations RabbitMQ accepts (+5, very large)', async () => {

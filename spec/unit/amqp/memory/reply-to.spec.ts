@@ -44,14 +44,21 @@ describe('embedded broker: direct reply-to', () => {
     await other.consume(replyTo, () => undefined, { noAck: true });
     const closed = whenClosed(channel);
     const confirmation = publishConfirmed(channel, '', 'anything', 'x', { replyTo });
-    await expect(closed).resolves.toMatchObject({ kind: 'precondition-failed', replyCode: 406, message: expect.stringContaining('fast reply consumer does not exist') });
+    await expect(closed).resolves.toMatchObject({
+      kind: 'precondition-failed',
+      replyCode: 406,
+      message: expect.stringContaining('fast reply consumer does not exist'),
+    });
     await expect(confirmation).resolves.toMatchObject({ kind: 'closed' });
   });
 
   it('refuses a reply consumer that acknowledges, and a second one on the channel (406)', async () => {
     const { url } = freshBroker();
     const first = await open(url);
-    await expect(first.channel.consume(replyTo, () => undefined, { noAck: false })).rejects.toMatchObject({ kind: 'precondition-failed', replyCode: 406 });
+    await expect(first.channel.consume(replyTo, () => undefined, { noAck: false })).rejects.toMatchObject({
+      kind: 'precondition-failed',
+      replyCode: 406,
+    });
     const second = await open(url);
     await second.channel.consume(replyTo, () => undefined, { noAck: true });
     const closed = whenClosed(second.channel);

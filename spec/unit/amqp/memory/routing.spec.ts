@@ -79,14 +79,19 @@ describe('embedded broker: routing', () => {
     for (const [attempt, message] of attempts) {
       const { channel } = await open(url);
       const closed = whenClosed(channel);
-      await expect(attempt(channel)).rejects.toMatchObject({ kind: 'access-refused', replyCode: 403, message: `ACCESS_REFUSED - ${message}` });
+      await expect(attempt(channel)).rejects.toMatchObject({
+        kind: 'access-refused',
+        replyCode: 403,
+        message: `ACCESS_REFUSED - ${message}`,
+      });
       await expect(closed).resolves.toMatchObject({ replyCode: 403 });
     }
     const { channel } = await open(url);
     const closed = whenClosed(channel);
     await expect(channel.declareExchange('amq.direct', 'fanout', flags)).rejects.toMatchObject({
       kind: 'precondition-failed',
-      message: "PRECONDITION_FAILED - inequivalent arg 'type' for exchange 'amq.direct' in vhost '/': received 'fanout' but current is 'direct'",
+      message:
+        "PRECONDITION_FAILED - inequivalent arg 'type' for exchange 'amq.direct' in vhost '/': received 'fanout' but current is 'direct'",
     });
     await expect(closed).resolves.toMatchObject({ replyCode: 406 });
   });
@@ -96,7 +101,10 @@ describe('embedded broker: routing', () => {
     const { channel } = await open(url);
     const closed = whenClosed(channel);
     await publishConfirmed(channel, 'amq.rabbitmq.trace', 'x', 'x');
-    await expect(closed).resolves.toMatchObject({ replyCode: 403, message: "ACCESS_REFUSED - cannot publish to internal exchange 'amq.rabbitmq.trace' in vhost '/'" });
+    await expect(closed).resolves.toMatchObject({
+      replyCode: 403,
+      message: "ACCESS_REFUSED - cannot publish to internal exchange 'amq.rabbitmq.trace' in vhost '/'",
+    });
   });
 });
 
@@ -128,7 +136,12 @@ describe('embedded broker: messages are bytes, never shared objects', () => {
     nested.inner.ok = false;
     await confirmed;
     const [[first], [second]] = await Promise.all([got['one']!.until(1), got['two']!.until(1)]);
-    expect(first!.properties.headers).toEqual({ nested: { list: [1, 'two', 2.5], inner: { ok: true } }, when: {}, nothing: null, bytes: Buffer.from('ab') });
+    expect(first!.properties.headers).toEqual({
+      nested: { list: [1, 'two', 2.5], inner: { ok: true } },
+      when: {},
+      nothing: null,
+      bytes: Buffer.from('ab'),
+    });
     expect(first!.properties.headers).not.toBe(second!.properties.headers);
     expect(first!.content).not.toBe(second!.content);
     (first!.properties.headers as { nested: { inner: { ok: boolean } } }).nested.inner.ok = false;

@@ -11,15 +11,24 @@ describe('embedded broker: declarations', () => {
   it.each([
     [{ durable: true }, "inequivalent arg 'durable' for queue 'q' in vhost '/': received 'true' but current is 'false'"],
     [{ autoDelete: true }, "inequivalent arg 'auto_delete' for queue 'q' in vhost '/': received 'true' but current is 'false'"],
-    [{ expires: 2000 }, "inequivalent arg 'x-expires' for queue 'q' in vhost '/': received the value '2000' of type 'short' but current is none"],
+    [
+      { expires: 2000 },
+      "inequivalent arg 'x-expires' for queue 'q' in vhost '/': received the value '2000' of type 'short' but current is none",
+    ],
   ])('closes the channel with 406 PRECONDITION_FAILED on a redeclaration with %j', async (changed, message) => {
     const { url } = freshBroker();
     const { channel } = await open(url);
     await declare(channel, 'q');
     const closed = whenClosed(channel);
-    await expect(declare(channel, 'q', changed)).rejects.toMatchObject({ kind: 'precondition-failed', replyCode: 406, message: `PRECONDITION_FAILED - ${message}` });
+    await expect(declare(channel, 'q', changed)).rejects.toMatchObject({
+      kind: 'precondition-failed',
+      replyCode: 406,
+      message: `PRECONDITION_FAILED - ${message}`,
+    });
     await expect(closed).resolves.toMatchObject({ kind: 'precondition-failed', replyCode: 406 });
-    await expect(channel.declareQueue('q', { durable: false, exclusive: false, autoDelete: false })).rejects.toMatchObject({ kind: 'closed' });
+    await expect(channel.declareQueue('q', { durable: false, exclusive: false, autoDelete: false })).rejects.toMatchObject({
+      kind: 'closed',
+    });
   });
 
   it('accepts a redeclaration with the same flags, and with other arguments RabbitMQ does not compare', async () => {
@@ -58,7 +67,11 @@ describe('embedded broker: declarations', () => {
     const { channel } = await open(url);
     await expect(channel.checkExchange('amq.topic')).resolves.toBeUndefined();
     const closed = whenClosed(channel);
-    await expect(channel.checkExchange('missing')).rejects.toMatchObject({ kind: 'not-found', replyCode: 404, message: "NOT_FOUND - no exchange 'missing' in vhost '/'" });
+    await expect(channel.checkExchange('missing')).rejects.toMatchObject({
+      kind: 'not-found',
+      replyCode: 404,
+      message: "NOT_FOUND - no exchange 'missing' in vhost '/'",
+    });
     await expect(closed).resolves.toMatchObject({ kind: 'not-found' });
   });
 
@@ -66,11 +79,18 @@ describe('embedded broker: declarations', () => {
     const { url } = freshBroker();
     const first = await open(url);
     await declare(first.channel, 'q');
-    await expect(first.channel.bindQueue('q', 'no-exchange', 'k')).rejects.toMatchObject({ message: "NOT_FOUND - no exchange 'no-exchange' in vhost '/'" });
+    await expect(first.channel.bindQueue('q', 'no-exchange', 'k')).rejects.toMatchObject({
+      message: "NOT_FOUND - no exchange 'no-exchange' in vhost '/'",
+    });
     const second = await open(url);
-    await expect(second.channel.bindQueue('no-queue', 'amq.direct', 'k')).rejects.toMatchObject({ message: "NOT_FOUND - no queue 'no-queue' in vhost '/'" });
+    await expect(second.channel.bindQueue('no-queue', 'amq.direct', 'k')).rejects.toMatchObject({
+      message: "NOT_FOUND - no queue 'no-queue' in vhost '/'",
+    });
     const third = await open(url);
-    await expect(third.channel.consume('no-queue', () => undefined, { noAck: true })).rejects.toMatchObject({ kind: 'not-found', replyCode: 404 });
+    await expect(third.channel.consume('no-queue', () => undefined, { noAck: true })).rejects.toMatchObject({
+      kind: 'not-found',
+      replyCode: 404,
+    });
   });
 });
 
@@ -200,7 +220,9 @@ describe('embedded broker: vhosts', () => {
     await declare(channel, 'q');
     broker.setPermissions('guest', 'other', { configure: '.*', write: '.*', read: '.*' });
     const other = await (await connect(`${url}/other`)).openChannel({ confirms: true });
-    await expect(other.consume('q', () => undefined, { noAck: true })).rejects.toMatchObject({ message: "NOT_FOUND - no queue 'q' in vhost 'other'" });
+    await expect(other.consume('q', () => undefined, { noAck: true })).rejects.toMatchObject({
+      message: "NOT_FOUND - no queue 'q' in vhost 'other'",
+    });
     expect(broker.queues('other')).toEqual([]);
   });
 });
