@@ -14,7 +14,8 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import amqp from 'amqplib';
 import { memoryBroker, memoryPort } from '../lib/amqp/memory/index.js';
-import type { AmqpChannel, Delivery } from '../lib/amqp/port.js';
+import type { AmqpChannel, ConnectTarget, Delivery } from '../lib/amqp/port.js';
+import { silentLogger } from '../lib/logger.js';
 
 const inFlight = 100;
 const replyTo = 'amq.rabbitmq.reply-to';
@@ -53,7 +54,8 @@ class Pending {
 
 async function memoryRpc(): Promise<Rpc> {
   const url = 'memory://bench';
-  const target = {
+  // Written so it also type-checks with fields the port may gain (a logger).
+  const fields = {
     url,
     label: url,
     username: 'guest',
@@ -61,7 +63,9 @@ async function memoryRpc(): Promise<Rpc> {
     connectTimeoutMs: 1000,
     connectionName: undefined,
     tls: undefined,
+    logger: silentLogger,
   };
+  const target = fields as ConnectTarget;
   const serverConnection = await memoryPort.connect(target);
   const server = await serverConnection.openChannel({ confirms: false });
   await server.declareQueue('echo', { durable: false, exclusive: false, autoDelete: false });

@@ -272,8 +272,9 @@ export class MemoryBroker {
    * Raises (true) or clears (false) a resource alarm. Every connection is told
    * (`connection.blocked` with `reason`, then `connection.unblocked`); while blocked, the broker
    * stops reading a connection at its first publish: that publish and everything after it wait,
-   * `publish()` returns false once the held bytes fill a small write buffer, and `whenWritable()`
-   * waits for the alarm to clear. Clearing it runs what waited, in order.
+   * `publish()` returns false (as the amqplib adapter's does on a blocked connection),
+   * `whenWritable()` waits for the alarm to clear, and `channel.close()` resolves without waiting.
+   * Clearing it runs what waited, in order.
    */
   setBlocked(blocked: boolean, reason = 'low on memory'): void {
     this.#blocked = blocked ? reason : undefined;

@@ -60,8 +60,8 @@ export interface ChannelHost {
   readonly publishing: boolean;
   /** Runs `command` now, or once the broker reads the connection again. */
   submit(command: Command): void;
-  /** Holds a publish while the broker blocks the connection; false once the held bytes reach the write buffer's size. */
-  hold(command: Command, bytes: number): boolean;
+  /** Holds a publish while the broker blocks the connection (until it lets it go). */
+  hold(command: Command): void;
   /** Closes the whole connection with a connection error. */
   fail(error: PortError): void;
   /** Records an exclusive queue of the connection (deleted with it). */
@@ -71,9 +71,6 @@ export interface ChannelHost {
 }
 
 const exchangeTypes: ReadonlySet<string> = new Set<ExchangeType>(['direct', 'fanout', 'topic', 'headers']);
-
-/** Bytes a held publish counts for beyond its content (its method and header frames, roughly). */
-const frameOverhead = 100;
 
 type ChannelEvent =
   | { readonly kind: 'confirm'; count: number }
@@ -360,7 +357,7 @@ export class MemoryChannel implements AmqpChannel, Flushable, ReplyTarget {
     options: { mandatory: boolean },
     confirmed?: Confirmation,
   ): boolean {
-    if (this.#closed || this.#closing) throw closedError('Channel', this.#error);
+    if (this.#closed || this.#closing) throw this.#failure();
     checkShortString('exchange', exchange);
     checkShortString('routingKey', routingKey);
     if (!(content instanceof Uint8Array)) throw encodeError('content is not a buffer');
@@ -372,8 +369,10 @@ export class MemoryChannel implements AmqpChannel, Flushable, ReplyTarget {
       this.#publish(exchange, routingKey, body, wire, mandatory);
       return true;
     }
-    const held = { run: () => this.#publish(exchange, routingKey, body, wire, mandatory), abandon: noop };
-    return this.#host.hold(held, body.length + exchange.length + routingKey.length + frameOverhead);
+    // Held until the broker lets the connection go: the caller should wait for whenWritable(), as
+    // the amqplib adapter says of a blocked connection.
+    this.#host.hold({ run: () => this.#publish(exchange, routingKey, body, wire, mandatory), abandon: noop });
+    return false;
   }
 
   #publish(exchange: string, routingKey: string, body: Buffer, properties: WireProperties, mandatory: boolean): void {
@@ -441,7 +440,7 @@ export class MemoryChannel implements AmqpChannel, Flushable, ReplyTarget {
   }
 
   whenWritable(): Promise<void> {
-    if (this.#closed || this.#closing) return Promise.reject(closedError('Channel', this.#error));
+    if (this.#closed || this.#closing) return Promise.reject(this.#failure());
     if (this.#host.publishing) return Promise.resolve();
     return new Promise((resolve, reject) => this.#writableWaiters.push({ resolve, reject }));
   }
@@ -454,6 +453,11 @@ export class MemoryChannel implements AmqpChannel, Flushable, ReplyTarget {
     this.#closeHandlers.push(handler);
   }
 
+  /**
+   * Closes the channel. While the broker does not read the connection (blocked after a publish),
+   * the close waits there behind what came before it, but the caller does not wait for it (the
+   * amqplib adapter stops waiting too): `onClose` runs once the broker gets to it.
+   */
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     const closed = new Promise<void>((resolve) => this.#closeWaiters.push(resolve));
@@ -470,7 +474,7 @@ export class MemoryChannel implements AmqpChannel, Flushable, ReplyTarget {
         });
       }
     }
-    return closed;
+    return this.#host.reading ? closed : Promise.resolve();
   }
 
   /** True when a consumer of this channel takes a delivery now. @internal */
@@ -569,12 +573,12 @@ export class MemoryChannel implements AmqpChannel, Flushable, ReplyTarget {
    * closed.
    */
   #operation<T>(run: () => T): Promise<T> {
-    if (this.#closed || this.#closing) return Promise.reject(closedError('Channel', this.#error));
+    if (this.#closed || this.#closing) return Promise.reject(this.#failure());
     return new Promise<T>((resolve, reject) => {
       this.#host.submit({
         run: () => {
           if (!this.#open) {
-            this.#rejectLater(reject, closedError('Channel', this.#error));
+            this.#rejectLater(reject, this.#failure());
             return;
           }
           let result: T;
@@ -594,6 +598,11 @@ export class MemoryChannel implements AmqpChannel, Flushable, ReplyTarget {
         abandon: () => this.#rejectLater(reject, closedError('Channel')),
       });
     });
+  }
+
+  /** Why the channel cannot be used: the broker's error when the broker closed it, else `'closed'` (as the amqplib adapter tells it). */
+  #failure(): PortError {
+    return this.#error ?? closedError('Channel');
   }
 
   #rejectLater(reject: (error: PortError) => void, error: PortError): void {
@@ -647,7 +656,7 @@ export class MemoryChannel implements AmqpChannel, Flushable, ReplyTarget {
   #finish(error: PortError | undefined): void {
     if (this.#closed) return;
     this.#closed = true;
-    const failure = closedError('Channel', error);
+    const failure = error ?? closedError('Channel');
     while (this.#unconfirmed.length > 0) {
       const confirmed = this.#unconfirmed.shift();
       if (confirmed !== undefined) invoke(confirmed, failure);

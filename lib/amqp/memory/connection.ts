@@ -3,8 +3,8 @@
  * its exclusive queues, and models the socket where it matters: while the broker blocks it (a
  * resource alarm), the first publish stops the broker reading it, so that publish and every method
  * after it (on any of its channels, acks included) wait, in order, until the alarm clears, as
- * RabbitMQ's reader does. Held publishes count against a small write buffer: `publish()` returns
- * false once it is full.
+ * RabbitMQ's reader does. A held publish returns false, as the amqplib adapter's does while the
+ * broker blocks the connection: the caller waits for `whenWritable()`.
  * @internal
  */
 import type { AmqpChannel, AmqpConnection, PortError } from '../port.js';
@@ -17,9 +17,6 @@ import type { Vhost } from './vhost.js';
 
 /** amqplib opens at most RabbitMQ's `channel_max` (2047) channels on a connection. */
 const channelMax = 2047;
-
-/** The size of a socket's write buffer (Node's default high-water mark): held publishes beyond it make `publish()` return false. */
-export const writeBufferBytes = 16 * 1024;
 
 type ConnectionEvent =
   | { readonly kind: 'blocked'; readonly blocked: boolean; readonly reason: string | undefined }
@@ -63,7 +60,6 @@ export class MemoryConnection implements AmqpConnection, ChannelHost, Flushable 
   /** The broker stopped reading the connection: methods wait in `#held`. */
   #stopped = false;
   #held: Command[] = [];
-  #heldBytes = 0;
   readonly #channels = new Set<MemoryChannel>();
   readonly #exclusive = new Set<Queue>();
   #nextChannel = 1;
@@ -146,11 +142,9 @@ export class MemoryConnection implements AmqpConnection, ChannelHost, Flushable 
     else command.run();
   }
 
-  hold(command: Command, bytes: number): boolean {
+  hold(command: Command): void {
     this.#stopped = true;
     this.#held.push(command);
-    this.#heldBytes += bytes;
-    return this.#heldBytes < writeBufferBytes;
   }
 
   fail(error: PortError): void {
@@ -180,7 +174,6 @@ export class MemoryConnection implements AmqpConnection, ChannelHost, Flushable 
     this.#stopped = false;
     const held = this.#held;
     this.#held = [];
-    this.#heldBytes = 0;
     for (const command of held) command.run();
     for (const channel of this.#channels) channel.drained();
   }
@@ -220,7 +213,6 @@ export class MemoryConnection implements AmqpConnection, ChannelHost, Flushable 
     this.#lost = lost;
     const held = this.#held;
     this.#held = [];
-    this.#heldBytes = 0;
     this.#stopped = false;
     this.#blocked = false;
     for (const channel of [...this.#channels]) channel.connectionClosed(lost);

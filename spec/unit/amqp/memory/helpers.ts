@@ -6,10 +6,22 @@
 import { randomBytes } from 'node:crypto';
 import { setImmediate } from 'node:timers';
 import { memoryBroker, memoryPort, type MemoryBroker } from '../../../../lib/amqp/memory/index.js';
-import { PortError, type AmqpChannel, type AmqpConnection, type ConnectTarget, type Delivery } from '../../../../lib/amqp/port.js';
+import { silentLogger } from '../../../../lib/logger.js';
+import type { AmqpChannel, AmqpConnection, ConnectTarget, Delivery, PortError } from '../../../../lib/amqp/port.js';
 
+/** What the port is given; written so it also type-checks with fields the port may gain (a logger). */
 export function target(url: string, connectionName?: string): ConnectTarget {
-  return { url, label: url, username: 'guest', heartbeatSeconds: 0, connectTimeoutMs: 1000, connectionName, tls: undefined };
+  const target = {
+    url,
+    label: url,
+    username: 'guest',
+    heartbeatSeconds: 0,
+    connectTimeoutMs: 1000,
+    connectionName,
+    tls: undefined,
+    logger: silentLogger,
+  };
+  return target as ConnectTarget;
 }
 
 /** A broker of its own for one test, closed by {@link closeBrokers}. */
@@ -101,8 +113,4 @@ export async function collect(
   const deliveries = new Collector<Delivery>();
   const tag = await channel.consume(queue, deliveries.push, { noAck });
   return { tag, deliveries };
-}
-
-export function isPortError(error: unknown): error is PortError {
-  return error instanceof PortError;
 }

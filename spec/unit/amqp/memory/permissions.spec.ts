@@ -48,7 +48,7 @@ describe('embedded broker: permissions', () => {
     ] as const) {
       const { channel } = await open(url);
       const closed = whenClosed(channel);
-      await expect(publishConfirmed(channel, exchange, 'k', 'x')).resolves.toMatchObject({ kind: 'closed' });
+      await expect(publishConfirmed(channel, exchange, 'k', 'x')).resolves.toMatchObject(refused('exchange', name));
       await expect(closed).resolves.toMatchObject(refused('exchange', name));
     }
     expect(await publishConfirmed((await open(url)).channel, 'wrx', 'k', 'x')).toBeUndefined();

@@ -49,7 +49,7 @@ describe('embedded broker: direct reply-to', () => {
       replyCode: 406,
       message: expect.stringContaining('fast reply consumer does not exist'),
     });
-    await expect(confirmation).resolves.toMatchObject({ kind: 'closed' });
+    await expect(confirmation).resolves.toMatchObject({ kind: 'precondition-failed' });
   });
 
   it('refuses a reply consumer that acknowledges, and a second one on the channel (406)', async () => {

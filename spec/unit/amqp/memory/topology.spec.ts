@@ -27,7 +27,11 @@ describe('embedded broker: declarations', () => {
     });
     await expect(closed).resolves.toMatchObject({ kind: 'precondition-failed', replyCode: 406 });
     await expect(channel.declareQueue('q', { durable: false, exclusive: false, autoDelete: false })).rejects.toMatchObject({
-      kind: 'closed',
+      kind: 'precondition-failed',
+    });
+    await channel.close();
+    await expect(channel.declareQueue('q', { durable: false, exclusive: false, autoDelete: false })).rejects.toMatchObject({
+      kind: 'precondition-failed',
     });
   });
 
