@@ -80,11 +80,6 @@ type ChannelEvent =
   | { readonly kind: 'reject'; readonly reject: (error: PortError) => void; readonly error: PortError }
   | { readonly kind: 'close'; readonly error: PortError | undefined };
 
-interface Unacked {
-  readonly queue: Queue;
-  readonly message: QueuedMessage;
-}
-
 interface ReplyConsumer {
   readonly tag: string;
   readonly key: string;
@@ -107,8 +102,8 @@ class ChannelConsumer implements QueueConsumer {
     return this.channel.canDeliver(this.noAck);
   }
 
-  deliver(message: QueuedMessage, queue: Queue): void {
-    this.channel.deliver(this, message, queue);
+  deliver(message: QueuedMessage): void {
+    this.channel.deliver(this, message);
   }
 
   cancelled(): void {
@@ -140,7 +135,7 @@ export class MemoryChannel implements AmqpChannel, Flushable, ReplyTarget {
   readonly #consumers = new Map<string, ChannelConsumer>();
   #reply: ReplyConsumer | undefined;
   #replyToken: string | undefined;
-  readonly #unacked = new Map<number, Unacked>();
+  readonly #unacked = new Map<number, QueuedMessage>();
   #nextTag = 1;
   #prefetch = 0;
   /** One entry per publish on a confirm channel, in order, until confirmed or failed. */
@@ -338,14 +333,14 @@ export class MemoryChannel implements AmqpChannel, Flushable, ReplyTarget {
 
   #settleNow(tag: number, outcome: 'ack' | 'requeue' | 'drop'): void {
     if (!this.#open) return;
-    const entry = this.#unacked.get(tag);
-    if (entry === undefined) {
+    const message = this.#unacked.get(tag);
+    if (message === undefined) {
       this.#fail(amqpError(406, `unknown delivery tag ${tag}`));
       return;
     }
     this.#unacked.delete(tag);
-    if (outcome === 'requeue') entry.queue.requeue(entry.message);
-    else entry.queue.settled();
+    if (outcome === 'requeue') message.queue.requeue(message);
+    else message.queue.settled();
     if (this.#prefetch > 0 && this.#unacked.size === this.#prefetch - 1) this.#wakeQueues();
   }
 
@@ -488,9 +483,9 @@ export class MemoryChannel implements AmqpChannel, Flushable, ReplyTarget {
    * broker's copy, made when it was published.
    * @internal
    */
-  deliver(consumer: ChannelConsumer, message: QueuedMessage, queue: Queue): void {
+  deliver(consumer: ChannelConsumer, message: QueuedMessage): void {
     const tag = this.#nextTag++;
-    if (!consumer.noAck) this.#unacked.set(tag, { queue, message });
+    if (!consumer.noAck) this.#unacked.set(tag, message);
     const own = consumer.noAck && !message.shared;
     invoke(consumer.onDelivery, {
       content: own ? message.content : copyBytes(message.content),
@@ -632,7 +627,7 @@ export class MemoryChannel implements AmqpChannel, Flushable, ReplyTarget {
     this.#open = false;
     const unacked = [...this.#unacked.values()];
     this.#unacked.clear();
-    for (const { queue, message } of unacked) queue.requeue(message);
+    for (const message of unacked) message.queue.requeue(message);
     const consumers = [...this.#consumers.values()];
     this.#consumers.clear();
     for (const consumer of consumers) consumer.queue.removeConsumer(consumer);

@@ -15,6 +15,7 @@ const passBudget = 1000;
 
 /** A message in a queue (a message routed to several queues has one of these in each). */
 export interface QueuedMessage {
+  readonly queue: Queue;
   readonly content: Buffer;
   readonly properties: WireProperties;
   readonly exchange: string;
@@ -34,7 +35,7 @@ export interface QueueConsumer {
   readonly exclusive: boolean;
   /** True when it takes another delivery now (its channel is open and under its prefetch). */
   ready(): boolean;
-  deliver(message: QueuedMessage, queue: Queue): void;
+  deliver(message: QueuedMessage): void;
   /** The broker cancelled it: its queue is gone. */
   cancelled(): void;
 }
@@ -124,7 +125,7 @@ export class Queue implements Dispatchable {
     } else if (limit !== undefined) {
       expiresAt = Date.now() + limit;
     }
-    this.#messages.push({ content, properties, exchange, routingKey, shared, seq: this.#seq++, expiresAt, redelivered: false });
+    this.#messages.push({ queue: this, content, properties, exchange, routingKey, shared, seq: this.#seq++, expiresAt, redelivered: false });
     this.wake();
   }
 
@@ -223,7 +224,7 @@ export class Queue implements Dispatchable {
       budget--;
       this.#messages.shift();
       if (!consumer.noAck) this.unacked++;
-      consumer.deliver(head, this);
+      consumer.deliver(head);
       if (this.deleted) return;
     }
     this.#armTtl();
