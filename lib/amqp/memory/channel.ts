@@ -115,8 +115,6 @@ function noop(): void {}
 
 export class MemoryChannel implements AmqpChannel, Flushable, ReplyTarget {
   readonly confirms: boolean;
-  /** Its number on its connection. */
-  readonly number: number;
   readonly #host: ChannelHost;
   /** Unique in the broker: names the channel in reply addresses. */
   readonly #id: number;
@@ -145,10 +143,9 @@ export class MemoryChannel implements AmqpChannel, Flushable, ReplyTarget {
   #closeWaiters: Array<() => void> = [];
   #writableWaiters: Array<{ resolve: () => void; reject: (error: PortError) => void }> = [];
 
-  constructor(host: ChannelHost, confirms: boolean, number: number) {
+  constructor(host: ChannelHost, confirms: boolean) {
     this.#host = host;
     this.confirms = confirms;
-    this.number = number;
     this.#id = host.core.nextId();
   }
 

@@ -62,7 +62,6 @@ export class MemoryConnection implements AmqpConnection, ChannelHost, Flushable 
   #held: Command[] = [];
   readonly #channels = new Set<MemoryChannel>();
   readonly #exclusive = new Set<Queue>();
-  #nextChannel = 1;
   #events: ConnectionEvent[] = [];
   #queued = false;
   readonly #blockedHandlers: Array<(blocked: boolean, reason: string | undefined) => void> = [];
@@ -111,7 +110,7 @@ export class MemoryConnection implements AmqpConnection, ChannelHost, Flushable 
           } else if (this.#channels.size >= channelMax) {
             reject(encodeError(`No channels left to allocate (channel_max ${channelMax})`));
           } else {
-            const channel = new MemoryChannel(this, options.confirms, this.#nextChannel++);
+            const channel = new MemoryChannel(this, options.confirms);
             this.#channels.add(channel);
             resolve(channel);
           }

@@ -45,7 +45,7 @@ export function parseMemoryUrl(url: string): MemoryAddress {
   };
 }
 
-/** Connects to embedded brokers (made on first use, per name). */
+/** Connects to embedded brokers (made on first use, per name). The URL names the user; `target.username` is not read. */
 export const memoryPort: AmqpPort = {
   connect(target: ConnectTarget): Promise<AmqpConnection> {
     let address: MemoryAddress;

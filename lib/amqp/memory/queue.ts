@@ -125,7 +125,17 @@ export class Queue implements Dispatchable {
     } else if (limit !== undefined) {
       expiresAt = Date.now() + limit;
     }
-    this.#messages.push({ queue: this, content, properties, exchange, routingKey, shared, seq: this.#seq++, expiresAt, redelivered: false });
+    this.#messages.push({
+      queue: this,
+      content,
+      properties,
+      exchange,
+      routingKey,
+      shared,
+      seq: this.#seq++,
+      expiresAt,
+      redelivered: false,
+    });
     this.wake();
   }
 
