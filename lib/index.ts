@@ -17,6 +17,7 @@ export {
   QAMBadMessageException,
   QAMSerializationException,
   QAMRemoteException,
+  type QAMErrorCode,
 } from './errors.js';
 export { CallbackState, type ResultCallback, type ErrorCallback } from './pending.js';
 export type { CallMode, ControlName, MethodPath, ProxyControls, QAMProxyStats, RemoteApi, UntypedApi } from './remote.js';

@@ -1,6 +1,14 @@
 import type { Channel, ConsumeMessage, Options } from 'amqplib';
-import { errorToPayload, parseRequest } from './envelope.js';
-import { QAMBadMessageException, QAMMethodNotFoundException, QAMPayloadTooLargeException, QAMSerializationException, describeError } from './errors.js';
+import { errorToPayload, parseRequest, serverErrorToPayload, type ErrorPayload } from './envelope.js';
+import {
+  QAMBadMessageException,
+  QAMMethodNotFoundException,
+  QAMPayloadTooLargeException,
+  QAMSerializationException,
+  describeError,
+  type FaultHandler,
+  type QAMException,
+} from './errors.js';
 import { replyRoute, serverNames } from './naming.js';
 import { serializerForContentType, type Serializer } from './serializers.js';
 
@@ -20,8 +28,12 @@ export interface OutgoingReply {
   properties: Options.Publish;
 }
 
-/** How a call ended, as the server hands it to its protocol. */
-export type CallOutcome = { result: unknown } | { error: unknown };
+/**
+ * How a call ended, as the server hands it to its protocol: a result, what the function threw, or
+ * an error the server raised itself (`fromServer`: a refused request, a reply that cannot be sent),
+ * which only the server creates and which proxies alone rebuild as qam's own classes.
+ */
+export type CallOutcome = { result: unknown } | { error: unknown; fromServer?: false } | { error: QAMException; fromServer: true };
 
 /**
  * One wire format a server speaks: its names, how a request reads, how a reply is built. A server
@@ -37,9 +49,9 @@ export interface ServerProtocol {
   /** Deletes what {@link declare} made that belongs to this server alone. A refusal closes the channel. */
   remove(channel: Channel): Promise<void>;
   /** Reads a delivery: the call, or the error to answer with. Never throws. */
-  read(message: ConsumeMessage): { call: IncomingCall } | { error: Error };
+  read(message: ConsumeMessage): { call: IncomingCall } | { error: QAMException };
   /** The error for a method path nothing registered answers to. */
-  notFound(method: string): Error;
+  notFound(method: string): QAMException;
   /**
    * The reply to `message`, or undefined when the request left no reply address. Throws
    * QAMSerializationException or QAMPayloadTooLargeException when the outcome cannot be sent;
@@ -55,6 +67,25 @@ export interface ProtocolSettings {
   exposeStack: boolean;
   /** For replies to requests whose content type names no known serializer. */
   fallbackSerializer: Serializer;
+  /** Logs a warning about a request (the server adds its own id). */
+  warn(message: string): void;
+}
+
+/**
+ * Runs `read` on what a function threw, counting the reads that threw (hostile getters, Proxy
+ * traps): such a value is logged once, and its caller gets what could be read.
+ * @internal
+ */
+export function readThrown<T>(settings: ProtocolSettings, read: (onFault: FaultHandler) => T): T {
+  let faults = 0;
+  const result = read(() => faults++);
+  if (faults > 0) settings.warn(`a function threw a value that cannot be read whole (${faults} reads threw); its caller gets what could be read`);
+  return result;
+}
+
+function errorPayloadOf(outcome: Exclude<CallOutcome, { result: unknown }>, settings: ProtocolSettings): ErrorPayload {
+  if (outcome.fromServer === true) return serverErrorToPayload(outcome.error, settings.exposeStack);
+  return readThrown(settings, (onFault) => errorToPayload(outcome.error, settings.exposeStack, onFault));
 }
 
 /**
@@ -104,7 +135,7 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
       const serializer = serializerOf(message) ?? settings.fallbackSerializer;
       const envelope =
         'error' in outcome
-          ? { error: errorToPayload(outcome.error, settings.exposeStack) }
+          ? { error: errorPayloadOf(outcome, settings) }
           : { result: outcome.result === undefined && serializer.name === 'json' ? null : outcome.result };
       let body: Buffer;
       try {

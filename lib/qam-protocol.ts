@@ -1,7 +1,7 @@
 import type { ConsumeMessage } from 'amqplib';
-import { QAMBadMessageException, QAMMethodNotFoundException, QAMPayloadTooLargeException, amqpReplyCode, describeError } from './errors.js';
+import { QAMBadMessageException, QAMMethodNotFoundException, QAMPayloadTooLargeException, amqpReplyCode, describeError, type QAMException } from './errors.js';
 import { qamServerNames } from './naming.js';
-import type { ProtocolSettings, ServerProtocol } from './protocol.js';
+import { readThrown, type ProtocolSettings, type ServerProtocol } from './protocol.js';
 import {
   decodeQamBody,
   encodeQamBody,
@@ -13,7 +13,7 @@ import {
   type QamRequest,
 } from './qam-format.js';
 
-type Parsed = { request: QamRequest } | { problem: Error; address: QamAddress | undefined };
+type Parsed = { request: QamRequest } | { problem: QAMException; address: QamAddress | undefined };
 
 const durableDirect = { durable: true, autoDelete: false } as const;
 
@@ -71,7 +71,7 @@ export function qamProtocol(settings: ProtocolSettings): ServerProtocol {
       const result = parse(message);
       const address = 'request' in result ? { id: result.request.id, routingKey: result.request.routing_key } : result.address;
       if (address === undefined) return undefined;
-      const body = encodeQamBody(qamReplyBody(address.id, outcome));
+      const body = encodeQamBody(readThrown(settings, (onFault) => qamReplyBody(address.id, outcome, onFault)));
       if (body.length > settings.maxBytes) {
         throw new QAMPayloadTooLargeException(`Reply is ${body.length} bytes, above the server's limit of ${settings.maxBytes} bytes`);
       }

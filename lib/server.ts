@@ -4,7 +4,7 @@ import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { QAMConnection, type ConnectionOptions } from './connection.js';
 import { DispatchTable, type RemoteFunction, type Target } from './dispatch.js';
 import { checkMethodPath } from './envelope.js';
-import { QAMAccessRefusedException, QAMClosedException, QAMException, amqpReplyCode, describeError } from './errors.js';
+import { QAMAccessRefusedException, QAMClosedException, QAMException, amqpReplyCode, describeError, isInstance, isServerRaised } from './errors.js';
 import type { Logger } from './logger.js';
 import { checkId, type WireProtocol } from './naming.js';
 import { WorkerPool } from './pool.js';
@@ -131,6 +131,7 @@ export class QAMServer<Registered extends object = {}> {
       maxBytes: options.maxMessageBytes ?? 16 * 1024 * 1024,
       exposeStack: options.exposeStack ?? false,
       fallbackSerializer: serializerNamed(options.serializer ?? 'json'),
+      warn: (message: string) => this.#logger.warn(`server ${this.serverId}: ${message}`),
     };
     this.#protocols = protocolsFor(options.protocol ?? 'native', settings);
     this.#ackOnReceipt = options.ack === 'onReceipt';
@@ -386,24 +387,22 @@ export class QAMServer<Registered extends object = {}> {
       return;
     }
     const answer = (outcome: CallOutcome): void => this.#answer(protocol, channel, message, outcome, context.method, finish);
+    const failed = (error: unknown): void => answer(isServerRaised(error) ? { error, fromServer: true } : { error });
     try {
       const result = callContext.run(context, invoke, target, params);
       if (isThenable(result)) {
-        Promise.resolve(result).then(
-          (value) => answer({ result: value }),
-          (error: unknown) => answer({ error }),
-        );
+        Promise.resolve(result).then((value) => answer({ result: value }), failed);
       } else {
         answer({ result });
       }
     } catch (error) {
-      answer({ error });
+      failed(error);
     }
   }
 
-  #refuse(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage, error: Error): void {
+  #refuse(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage, error: QAMException): void {
     this.#logger.warn(`server ${this.serverId} refused a request: ${error.message}`);
-    this.#answer(protocol, channel, message, { error }, undefined, () => ack(channel, message));
+    this.#answer(protocol, channel, message, { error, fromServer: true }, undefined, () => ack(channel, message));
   }
 
   /** Publishes the reply, then calls `after`; an outcome that cannot be sent becomes an error reply saying why. */
@@ -471,7 +470,7 @@ export class QAMServer<Registered extends object = {}> {
       reply = protocol.reply(message, outcome);
     } catch (problem) {
       this.#logger.warn(`server ${this.serverId}: ${method ?? 'a request'}: ${describeError(problem)}`);
-      outcome = { error: problem };
+      outcome = isInstance(problem, QAMException) ? { error: problem, fromServer: true } : { error: problem };
       try {
         reply = protocol.reply(message, outcome);
       } catch (again) {
