@@ -10,7 +10,7 @@ import {
   type QAMException,
 } from './errors.js';
 import { replyRoute, serverNames } from './naming.js';
-import { serializerForContentType, type Serializer } from './serializers.js';
+import { serializerForContentType, type Serializer, type SerializerName } from './serializers.js';
 
 /** A request read off the wire. */
 export interface IncomingCall {
@@ -67,6 +67,8 @@ export interface ProtocolSettings {
   exposeStack: boolean;
   /** For replies to requests whose content type names no known serializer. */
   fallbackSerializer: Serializer;
+  /** The serializers whose requests are decoded; others are refused with BAD_MESSAGE. */
+  accepted: ReadonlySet<SerializerName>;
   /** Logs a warning about a request (the server adds its own id). */
   warn(message: string): void;
 }
@@ -95,8 +97,11 @@ function errorPayloadOf(outcome: Exclude<CallOutcome, { result: unknown }>, sett
  */
 export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
   const { exchange, queue, routingKey } = serverNames(settings.serverId);
-  const serializerOf = (message: ConsumeMessage): Serializer | undefined =>
-    serializerForContentType((message.properties as { contentType?: string }).contentType);
+  const contentTypeOf = (message: ConsumeMessage): string | undefined => (message.properties as { contentType?: string }).contentType;
+  const serializerOf = (message: ConsumeMessage): Serializer | undefined => {
+    const serializer = serializerForContentType(contentTypeOf(message));
+    return serializer !== undefined && settings.accepted.has(serializer.name) ? serializer : undefined;
+  };
 
   return {
     name: 'native',
@@ -113,7 +118,9 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
     read(message) {
       const serializer = serializerOf(message);
       if (serializer === undefined) {
-        return { error: new QAMBadMessageException(`Unsupported content type '${String((message.properties as { contentType?: string }).contentType)}'`) };
+        const refused = serializerForContentType(contentTypeOf(message));
+        const reason = refused === undefined ? `Unsupported content type '${String(contentTypeOf(message))}'` : `Server ${settings.serverId} does not accept ${refused.name} requests`;
+        return { error: new QAMBadMessageException(reason) };
       }
       if (message.content.length > settings.maxBytes) {
         return { error: new QAMPayloadTooLargeException(`Request of ${message.content.length} bytes exceeds the server's limit of ${settings.maxBytes} bytes`) };

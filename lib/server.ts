@@ -34,6 +34,14 @@ export interface QAMServerOptions extends ConnectionOptions {
   ack?: 'afterReply' | 'onReceipt';
   /** Serializer for replies to requests whose content type names none qam knows. @default 'json' */
   serializer?: SerializerName;
+  /**
+   * The serializers whose requests the server decodes (native protocol); a request in another is
+   * answered with BAD_MESSAGE. Refuse `'superjson'` when no proxy needs it: decoding it rebuilds
+   * classes, Maps, Sets and shared references, more work than JSON. The QAM protocol is JSON only.
+   * @default ['json', 'superjson']
+   * @example new QAMServer({ serverId: 'calc', acceptSerializers: ['json'] })
+   */
+  acceptSerializers?: SerializerName[];
   /** Seconds {@link QAMServer.close} waits for running calls before closing anyway. @default 30 */
   drainTimeout?: number;
   /**
@@ -131,6 +139,7 @@ export class QAMServer<Registered extends object = {}> {
       maxBytes: options.maxMessageBytes ?? 16 * 1024 * 1024,
       exposeStack: options.exposeStack ?? false,
       fallbackSerializer: serializerNamed(options.serializer ?? 'json'),
+      accepted: acceptedSerializers(options.acceptSerializers ?? ['json', 'superjson']),
       warn: (message: string) => this.#logger.warn(`server ${this.serverId}: ${message}`),
     };
     this.#protocols = protocolsFor(options.protocol ?? 'native', settings);
@@ -532,6 +541,11 @@ function ack(channel: Channel, message: ConsumeMessage): void {
   } catch {
     // The channel closed under the call: the broker redelivers the request to another consumer.
   }
+}
+
+function acceptedSerializers(names: SerializerName[]): ReadonlySet<SerializerName> {
+  if (!Array.isArray(names) || names.length === 0) throw new TypeError('acceptSerializers must name at least one of json, superjson');
+  return new Set(names.map((name) => serializerNamed(name).name));
 }
 
 function protocolsFor(wanted: WireProtocol | WireProtocol[], settings: ProtocolSettings): ServerProtocol[] {

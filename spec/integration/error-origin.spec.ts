@@ -1,4 +1,5 @@
 import {
+  QAMBadMessageException,
   QAMMethodNotFoundException,
   QAMPayloadTooLargeException,
   QAMProxy,
@@ -85,8 +86,8 @@ describe('an error a function throws', () => {
 });
 
 describe('an error the server raises itself', () => {
-  it('arrives as its own class: method not found, payload too large, serialization failed', async () => {
-    const server = servers.create({ maxMessageBytes: 2048 });
+  it('arrives as its own class: method not found, bad message, payload too large, serialization failed', async () => {
+    const server = servers.create({ maxMessageBytes: 2048, acceptSerializers: ['json'] });
     server
       .registerFunction((value: unknown) => value, 'echo')
       .registerFunction(() => 'x'.repeat(3000), 'big')
@@ -96,6 +97,7 @@ describe('an error the server raises itself', () => {
     const superProxy = new QAMProxy({ serverId: server.serverId, url, logger: silentLogger, timeout: 10, serializer: 'superjson' });
     try {
       await expect(proxy['nosuch']()).rejects.toBeInstanceOf(QAMMethodNotFoundException);
+      await expect(superProxy['echo'](1)).rejects.toBeInstanceOf(QAMBadMessageException);
       await expect(proxy['echo']('x'.repeat(1500), 'y'.repeat(1500))).rejects.toBeInstanceOf(QAMPayloadTooLargeException);
       await expect(proxy['big']()).rejects.toBeInstanceOf(QAMPayloadTooLargeException);
       await expect(proxy['bigint']()).rejects.toBeInstanceOf(QAMSerializationException);
