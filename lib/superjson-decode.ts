@@ -72,6 +72,12 @@ function own(record: object, key: string): unknown {
 
 /** superjson's path syntax: segments joined by `.`, with `\.` and `\\` escaped (not in legacy paths). */
 function parsePath(text: string, legacy: boolean): Segments {
+  const segments = text.includes('\\') ? parseEscapedPath(text, legacy) : text.split('.');
+  for (const key of segments) if (forbiddenKeys.has(key)) throw new TypeError(`superjson path through '${key}' is not accepted`);
+  return segments;
+}
+
+function parseEscapedPath(text: string, legacy: boolean): Segments {
   const segments: Segments = [];
   let segment = '';
   for (let i = 0; i < text.length; i++) {
@@ -93,7 +99,6 @@ function parsePath(text: string, legacy: boolean): Segments {
     }
   }
   segments.push(segment);
-  for (const key of segments) if (forbiddenKeys.has(key)) throw new TypeError(`superjson path through '${key}' is not accepted`);
   return segments;
 }
 
@@ -106,12 +111,13 @@ function indexIn(key: string, length: number): number | undefined {
 
 /** The paths of value annotations superjson has applied, as a tree: none may reach inside another. */
 class AnnotatedPaths {
-  readonly #children = new Map<string, AnnotatedPaths>();
+  #children: Map<string, AnnotatedPaths> | undefined;
   #annotated = false;
 
   /** The node one segment further down; throws when this one has been annotated already. */
   enter(key: string): AnnotatedPaths {
     if (this.#annotated) throw new TypeError('superjson annotation inside a value already converted');
+    this.#children ??= new Map();
     let child = this.#children.get(key);
     if (child === undefined) this.#children.set(key, (child = new AnnotatedPaths()));
     return child;
@@ -306,14 +312,15 @@ function checkUnfoldedSize(root: unknown, budget: number): void {
     next: number;
     size: number;
   }
+  // The count of each object walked, or `onPath` while it is being walked.
   const sizes = new Map<object, number>();
-  const onPath = new Set<object>();
+  const onPath = -1;
   const stack: Frame[] = [];
   const tooLarge = (): TypeError => new TypeError(`superjson references unfold the value beyond the ${budget} bytes of its message`);
   const open = (node: object): void => {
     const { children, size } = partsOf(node);
     if (size > budget) throw tooLarge();
-    onPath.add(node);
+    sizes.set(node, onPath);
     stack.push({ node, children, next: 0, size });
   };
   if (typeof root !== 'object' || root === null) return;
@@ -324,21 +331,19 @@ function checkUnfoldedSize(root: unknown, budget: number): void {
       const child = frame.children[frame.next++];
       if (typeof child !== 'object' || child === null) {
         frame.size += typeof child === 'string' ? child.length + 1 : 1;
-      } else if (onPath.has(child)) {
-        throw new TypeError('a superjson value that contains itself is not accepted');
       } else {
         const known = sizes.get(child);
         if (known === undefined) {
           open(child);
           continue;
         }
+        if (known === onPath) throw new TypeError('a superjson value that contains itself is not accepted');
         frame.size += known;
       }
       if (frame.size > budget) throw tooLarge();
       continue;
     }
     stack.pop();
-    onPath.delete(frame.node);
     sizes.set(frame.node, frame.size);
     const parent = stack[stack.length - 1];
     if (parent !== undefined) {
@@ -355,8 +360,7 @@ function partsOf(node: object): { children: unknown[]; size: number } {
   if (node instanceof Map) return { children: [...node].flat(), size: 1 };
   if (ArrayBuffer.isView(node)) return { children: [], size: 1 + node.byteLength };
   if (node instanceof Date || node instanceof RegExp) return { children: [], size: 1 };
-  const keys = Object.keys(node);
   let size = 1;
-  for (const key of keys) size += key.length;
-  return { children: keys.map((key) => (node as Record<string, unknown>)[key]), size };
+  for (const key of Object.keys(node)) size += key.length;
+  return { children: Object.values(node), size };
 }
