@@ -301,9 +301,9 @@ class Containers {
 /**
  * Measures `root` as JSON.stringify would unfold it, each shared value counted at every place it
  * appears, and throws once the count passes `budget` or the value turns out to contain itself.
- * Every value counts at least 1, a string its length, an object's key its length, a Buffer or
- * typed array its byte length: never more than the JSON text an honest encoder wrote for it.
- * Each object is visited once (its count is kept), so the work is linear in the decoded graph.
+ * Each value counts the length of the JSON superjson writes for it (see `sizeOf`), so what an
+ * honest encoder sent always fits the size of its message. Each object is visited once (its count
+ * is kept), so the work is linear in the decoded graph.
  */
 function checkUnfoldedSize(root: unknown, budget: number): void {
   interface Frame {
@@ -330,7 +330,7 @@ function checkUnfoldedSize(root: unknown, budget: number): void {
     if (frame.next < frame.children.length) {
       const child = frame.children[frame.next++];
       if (typeof child !== 'object' || child === null) {
-        frame.size += typeof child === 'string' ? child.length + 1 : 1;
+        frame.size += sizeOf(child);
       } else {
         const known = sizes.get(child);
         if (known === undefined) {
@@ -353,14 +353,33 @@ function checkUnfoldedSize(root: unknown, budget: number): void {
   }
 }
 
-/** The values inside an object that a walk would visit, and what the object counts by itself. */
+/**
+ * The length of the JSON superjson writes for a value other than an object, or less: a string
+ * counts without its escapes, a registered symbol as an empty name, booleans, null and undefined
+ * (written as null) 4.
+ */
+function sizeOf(value: unknown): number {
+  if (typeof value === 'string') return value.length + 2;
+  if (typeof value === 'number' || typeof value === 'bigint') return String(value).length;
+  return typeof value === 'symbol' ? 2 : 4;
+}
+
+/**
+ * The values inside an object that a walk would visit, and what the object counts by itself: its
+ * brackets, separators and keys as superjson writes them (a Set as a list, a Map as a list of
+ * pairs, a Date as its ISO string, a Buffer or typed array as base64).
+ */
 function partsOf(node: object): { children: unknown[]; size: number } {
-  if (Array.isArray(node)) return { children: node, size: 1 };
-  if (node instanceof Set) return { children: [...node], size: 1 };
-  if (node instanceof Map) return { children: [...node].flat(), size: 1 };
-  if (ArrayBuffer.isView(node)) return { children: [], size: 1 + node.byteLength };
-  if (node instanceof Date || node instanceof RegExp) return { children: [], size: 1 };
+  if (Array.isArray(node)) return { children: node, size: 1 + node.length };
+  if (node instanceof Set) return { children: [...node], size: 1 + node.size };
+  if (node instanceof Map) return { children: [...node].flat(), size: 1 + 4 * node.size };
+  if (ArrayBuffer.isView(node)) return { children: [], size: 2 + 4 * Math.ceil(node.byteLength / 3) };
+  if (node instanceof Date) return { children: [], size: isoDateLength };
+  if (node instanceof RegExp) return { children: [], size: node.source.length + node.flags.length + 4 };
   let size = 1;
-  for (const key of Object.keys(node)) size += key.length;
+  for (const key of Object.keys(node)) size += key.length + 4;
   return { children: Object.values(node), size };
 }
+
+/** `"2000-01-01T00:00:00.000Z"`, quotes included. */
+const isoDateLength = 26;

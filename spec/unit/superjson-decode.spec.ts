@@ -181,7 +181,10 @@ describe('superjson decoding of random values', () => {
     const build = (depth: number): unknown => {
       const pick = next();
       if (pool.length > 0 && pick < 0.15) return pool[Math.floor(next() * pool.length)];
-      if (depth > 3 || pick < 0.35) return [1, 'text', null, true, undefined, new Date(Math.floor(next() * 1e12)), 2.5][Math.floor(next() * 7)];
+      if (depth > 3 || pick < 0.35) {
+        const leaves = [1, 'text', null, true, undefined, new Date(Math.floor(next() * 1e12)), 2.5, /a.b/gi, NaN, new Date(Date.UTC(12000, 0))];
+        return leaves[Math.floor(next() * leaves.length)];
+      }
       const size = Math.floor(next() * 4);
       const children = Array.from({ length: size }, () => build(depth + 1));
       const kind = Math.floor(next() * 4);
@@ -197,7 +200,8 @@ describe('superjson decoding of random values', () => {
   }
 
   // superjson's own decoder gets some of these wrong: it replaces a shared element of a Set by
-  // deleting and re-adding it, which moves it, so later paths into that Set reach the wrong element.
+  // deleting and re-adding it, which moves it, so later paths into that Set reach the wrong element
+  // (or nothing, and it throws).
   // And its format cannot always say what is shared (a reference into the copy of a shared value
   // that a later reference replaces is lost). Wherever superjson reads back the value and its
   // sharing exactly, qam must too.
@@ -209,12 +213,62 @@ describe('superjson decoding of random values', () => {
       const text = superjson.stringify(value);
       const back = serializer.decode(Buffer.from(text));
       expect({ seed, value: back }).toEqual({ seed, value });
-      const theirs = reference.parse(text);
+      let theirs: unknown;
+      try {
+        theirs = reference.parse(text);
+      } catch {
+        continue;
+      }
       if (!isDeepStrictEqual(theirs, value) || !isDeepStrictEqual(sharing(theirs), sharing(value))) continue;
       compared++;
       expect({ seed, shape: sharing(back) }).toEqual({ seed, shape: sharing(value) });
     }
     expect(compared).toBeGreaterThan(400);
+  });
+});
+
+describe('superjson references at random', () => {
+  function random(seed: number): () => number {
+    let state = seed;
+    return () => {
+      state = (state * 1103515245 + 12345) % 2147483648;
+      return state / 2147483648;
+    };
+  }
+
+  // JSON.stringify of an accepted value is never longer than the message: each value counts what
+  // its JSON takes. (Small trees, so that a failure unfolds into thousands of values, not billions.)
+  it('either refuse a message or decode a value whose JSON is no longer than the message', () => {
+    let accepted = 0;
+    let refused = 0;
+    for (let seed = 1; seed <= 300; seed++) {
+      const next = random(seed);
+      const paths: string[] = [];
+      const build = (path: string, depth: number): unknown => {
+        paths.push(path);
+        if (depth > 5 || next() < 0.2) return Math.floor(next() * 1000);
+        return Array.from({ length: 1 + Math.floor(next() * 3) }, (_, i) => build(`${path}.${i}`, depth + 1));
+      };
+      const json = { method: 'echo', params: [build('params.0', 0)] };
+      const references: Record<string, string[]> = {};
+      for (let i = 0; i < 12; i++) {
+        const from = paths[Math.floor(next() * paths.length)] as string;
+        (references[from] ??= []).push(paths[Math.floor(next() * paths.length)] as string);
+      }
+      const text = JSON.stringify({ json, meta: { referentialEqualities: references, v: 1 } });
+      let value: unknown;
+      try {
+        value = serializer.decode(Buffer.from(text));
+      } catch (error) {
+        expect(error).toBeInstanceOf(TypeError);
+        refused++;
+        continue;
+      }
+      accepted++;
+      expect({ seed, length: JSON.stringify(value).length <= text.length }).toEqual({ seed, length: true });
+    }
+    expect(accepted).toBeGreaterThan(30);
+    expect(refused).toBeGreaterThan(30);
   });
 });
 
