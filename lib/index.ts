@@ -18,6 +18,7 @@ export {
   QAMBadMessageException,
   QAMSerializationException,
   QAMRemoteException,
+  type QAMErrorCode,
 } from './errors.js';
 export type { ConnectFailedReason } from './errors.js';
 export { CallbackState, type ResultCallback, type ErrorCallback } from './proxy/pending.js';

@@ -1,4 +1,5 @@
 import SuperJSON from 'superjson';
+import { decodeSuperjson } from './superjson-decode.js';
 
 /** The serializers a proxy can choose; the server answers in the serializer of each request. */
 export type SerializerName = 'json' | 'superjson';
@@ -25,7 +26,7 @@ export const superjson = new SuperJSON();
  * superjson's own rules for typed arrays and BigInt trust the sender: `new Float64Array(2e9)` from
  * a 30-byte annotation, or BigInt parsing of a megabyte of digits, stalls a server. qam sends these
  * types through custom transformers that check what they are given, and refuses messages that use
- * the built-in annotations (see `refuseTrustingAnnotations`).
+ * the built-in annotations (see superjson-decode.ts, which bounds the rest of decoding).
  */
 superjson.registerCustom<Buffer, string>(
   {
@@ -90,14 +91,6 @@ function expectString(value: unknown, type: string): string {
   return value;
 }
 
-/** Throws when a superjson message uses an annotation whose built-in rule trusts its input. */
-function refuseTrustingAnnotations(meta: unknown, depth = 0): void {
-  if (depth > 64) throw new TypeError('superjson annotations nested too deeply');
-  if (meta === 'typed-array' || meta === 'bigint') throw new TypeError(`superjson annotation '${meta}' is not accepted`);
-  if (Array.isArray(meta)) for (const item of meta) refuseTrustingAnnotations(item, depth + 1);
-  else if (typeof meta === 'object' && meta !== null) for (const item of Object.values(meta)) refuseTrustingAnnotations(item, depth + 1);
-}
-
 const json: Serializer = {
   name: 'json',
   contentType: 'application/json',
@@ -109,11 +102,7 @@ const superjsonSerializer: Serializer = {
   name: 'superjson',
   contentType: 'application/x-superjson',
   encode: (value) => Buffer.from(superjson.stringify(value)),
-  decode: (body) => {
-    const parsed = JSON.parse(body.toString('utf8')) as { json?: unknown; meta?: { values?: unknown } };
-    refuseTrustingAnnotations(parsed.meta?.values);
-    return superjson.deserialize(parsed as Parameters<typeof superjson.deserialize>[0]);
-  },
+  decode: (body) => decodeSuperjson(superjson, body.toString('utf8')),
 };
 
 const byName: Record<SerializerName, Serializer> = { json, superjson: superjsonSerializer };

@@ -29,7 +29,7 @@ export async function errorsSample(print: (line: string) => void = console.log):
   try {
     await proxy['save']();
   } catch (error) {
-    if (error instanceof QAMRemoteException) print(`remote ${error.remoteName} (${error.code}): ${error.message}`);
+    if (error instanceof QAMRemoteException) print(`remote ${error.remoteName} (${error.remoteCode}): ${error.message}`);
   }
   try {
     await proxy['nosuch']();

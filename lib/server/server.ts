@@ -4,11 +4,11 @@ import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { connectionFor, connectionUserRules, type ConnectionOptions, type QAMConnection } from '../amqp/connection.js';
 import { DispatchTable, type RemoteFunction, type Target } from './dispatch.js';
 import { checkMethodPath } from '../protocols/native/format.js';
-import { QAMAccessRefusedException, QAMClosedException, QAMException, amqpReplyCode, describeError } from '../errors.js';
+import { QAMAccessRefusedException, QAMClosedException, QAMException, amqpReplyCode, describeError, isInstance, isServerRaised } from '../errors.js';
 import { RateLimitedLog, clip, escapingLogger, quote } from '../log-guard.js';
+import { anyString, arrayOf, boolean, checkOptions, oneOf, positiveInteger, secondsOrZero, type Rules } from '../options.js';
 import type { Logger } from '../logger.js';
 import { checkId, type WireProtocol } from '../protocols/naming.js';
-import { anyString, arrayOf, boolean, checkOptions, oneOf, positiveInteger, secondsOrZero, type Rules } from '../options.js';
 import { WorkerPool } from './pool.js';
 import { nativeProtocol, type CallOutcome, type OutgoingReply, type ProtocolSettings, type ServerProtocol } from '../protocols/native/server.js';
 import { qamProtocol } from '../protocols/qam/server.js';
@@ -40,6 +40,14 @@ export interface QAMServerOptions extends ConnectionOptions {
   ack?: 'afterReply' | 'onReceipt';
   /** Serializer for replies to requests whose content type names none qam knows. @default 'json' */
   serializer?: SerializerName;
+  /**
+   * The serializers whose requests the server decodes (native protocol); a request in another is
+   * answered with BAD_MESSAGE. Refuse `'superjson'` when no proxy needs it: decoding it rebuilds
+   * classes, Maps, Sets and shared references, more work than JSON. The QAM protocol is JSON only.
+   * @default ['json', 'superjson']
+   * @example new QAMServer({ serverId: 'calc', acceptSerializers: ['json'] })
+   */
+  acceptSerializers?: SerializerName[];
   /** Seconds {@link QAMServer.close} waits for running calls before closing anyway. @default 30 */
   drainTimeout?: number;
   /**
@@ -102,6 +110,7 @@ const serverRules: Rules<QAMServerOptions> = {
   exposeStack: boolean,
   ack: oneOf('afterReply', 'onReceipt'),
   serializer: oneOf('json', 'superjson'),
+  acceptSerializers: arrayOf(oneOf('json', 'superjson'), "an array of 'json' and 'superjson'"),
   drainTimeout: secondsOrZero,
   threads: positiveInteger,
   protocol: (value, at) => (Array.isArray(value) ? protocolNames : protocolName)(value, at),
@@ -176,6 +185,8 @@ export class QAMServer<Registered extends object = {}> {
       maxBytes: options.maxMessageBytes ?? 16 * 1024 * 1024,
       exposeStack: options.exposeStack ?? false,
       fallbackSerializer: serializerNamed(options.serializer ?? 'json'),
+      accepted: acceptedSerializers(options.acceptSerializers ?? ['json', 'superjson']),
+      warn: (message: string) => this.#logger.warn(`server ${this.serverId}: ${message}`),
     };
     this.#protocols = protocolsFor(options.protocol ?? 'native', settings);
     this.#ackOnReceipt = options.ack === 'onReceipt';
@@ -558,24 +569,22 @@ export class QAMServer<Registered extends object = {}> {
       return;
     }
     const answer = (outcome: CallOutcome): void => this.#answer(protocol, message, outcome, context.method, finish);
+    const failed = (error: unknown): void => answer(isServerRaised(error) ? { error, fromServer: true } : { error });
     try {
       const result = callContext.run(context, invoke, target, params);
       if (isThenable(result)) {
-        Promise.resolve(result).then(
-          (value) => answer({ result: value }),
-          (error: unknown) => answer({ error }),
-        );
+        Promise.resolve(result).then((value) => answer({ result: value }), failed);
       } else {
         answer({ result });
       }
     } catch (error) {
-      answer({ error });
+      failed(error);
     }
   }
 
-  #refuse(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage, error: Error): void {
+  #refuse(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage, error: QAMException): void {
     this.#refusals.warn(`server ${this.serverId} refused a request: ${clip(error.message, 512)}`);
-    this.#answer(protocol, message, { error }, undefined, () => ack(channel, message));
+    this.#answer(protocol, message, { error, fromServer: true }, undefined, () => ack(channel, message));
   }
 
   /**
@@ -672,7 +681,7 @@ export class QAMServer<Registered extends object = {}> {
       reply = protocol.reply(message, outcome);
     } catch (problem) {
       this.#logger.warn(`server ${this.serverId}: ${method ?? 'a request'}: ${describeError(problem)}`);
-      outcome = { error: problem };
+      outcome = isInstance(problem, QAMException) ? { error: problem, fromServer: true } : { error: problem };
       try {
         reply = protocol.reply(message, outcome);
       } catch (again) {
@@ -752,6 +761,11 @@ function ack(channel: Channel, message: ConsumeMessage): void {
   } catch {
     // The channel closed under the call: the broker redelivers the request to another consumer.
   }
+}
+
+function acceptedSerializers(names: SerializerName[]): ReadonlySet<SerializerName> {
+  if (!Array.isArray(names) || names.length === 0) throw new TypeError('acceptSerializers must name at least one of json, superjson');
+  return new Set(names.map((name) => serializerNamed(name).name));
 }
 
 function protocolsFor(wanted: WireProtocol | WireProtocol[], settings: ProtocolSettings): ServerProtocol[] {

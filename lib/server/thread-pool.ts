@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Piscina } from 'piscina';
-import { QAMClosedException, QAMException, QAMSerializationException, QAMTimeoutException, describeError } from '../errors.js';
+import { QAMClosedException, QAMException, QAMSerializationException, QAMTimeoutException, describeError, serverRaised } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { RemoteFunction } from './dispatch.js';
 
@@ -83,7 +83,7 @@ export class ThreadPool {
     }
     if ('result' in outcome) return outcome.result;
     if ('error' in outcome) throw rebuild(outcome.error);
-    throw new QAMSerializationException(`The result of ${task.exportName} cannot leave its worker thread: ${outcome.unsendable}`);
+    throw serverRaised(new QAMSerializationException(`The result of ${task.exportName} cannot leave its worker thread: ${outcome.unsendable}`));
   }
 
   /** Stops every thread. Calls still running fail with QAMClosedException. */
@@ -109,14 +109,14 @@ export class ThreadPool {
   }
 
   #closedError(task: ThreadTask): QAMClosedException {
-    return new QAMClosedException(`${this.#label} is closed; ${task.exportName} cannot run`);
+    return serverRaised(new QAMClosedException(`${this.#label} is closed; ${task.exportName} cannot run`));
   }
 
   #failure(task: ThreadTask, error: unknown, timedOut: boolean): Error {
-    if (timedOut) return new QAMTimeoutException(`${task.exportName} ran past its caller's deadline; its worker thread was stopped`);
-    if (this.#closed) return new QAMClosedException(`${this.#label} closed while ${task.exportName} ran on a worker thread`);
+    if (timedOut) return serverRaised(new QAMTimeoutException(`${task.exportName} ran past its caller's deadline; its worker thread was stopped`));
+    if (this.#closed) return serverRaised(new QAMClosedException(`${this.#label} closed while ${task.exportName} ran on a worker thread`));
     this.#logger.error(`${this.#label}: the worker thread running ${task.exportName} died (${describeError(error)}); a new thread replaces it`);
-    return new QAMException(`The worker thread running ${task.exportName} died: ${describeError(error)}`, { code: 'WORKER_CRASHED', cause: error });
+    return serverRaised(new QAMException(`The worker thread running ${task.exportName} died: ${describeError(error)}`, { code: 'WORKER_CRASHED', cause: error }));
   }
 }
 

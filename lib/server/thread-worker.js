@@ -30,31 +30,43 @@ export async function call({ href, exportName, params }) {
   return { result };
 }
 
-/** The same fields the server sends in an error reply (envelope.ts `errorToPayload`). */
+/**
+ * The same fields the server sends in an error reply (envelope.ts `errorToPayload`), read the same
+ * careful way: a thrown value whose getters or Proxy traps throw gives what could be read.
+ */
 function errorPayload(error, depth) {
-  if (!(error instanceof Error)) return { name: 'Error', message: describe(error) };
-  const payload = { name: String(error.name), message: String(error.message) };
-  if (typeof error.code === 'string') payload.code = error.code;
-  if (Array.isArray(error.args) && clonable(error.args)) payload.args = error.args;
-  if (typeof error.stack === 'string') payload.stack = error.stack;
-  if (error.cause !== undefined && depth < causeDepthLimit) payload.cause = errorPayload(error.cause, depth + 1);
+  if (!attempt(() => error instanceof Error, false)) return { name: 'Error', message: describe(error) };
+  const read = (key) => attempt(() => error[key], undefined);
+  const name = read('name');
+  const payload = { name: typeof name === 'string' ? name : 'Error', message: describe(read('message')) };
+  const code = read('code');
+  if (typeof code === 'string') payload.code = code;
+  const args = read('args');
+  if (attempt(() => Array.isArray(args), false) && clonable(args)) payload.args = args;
+  const stack = read('stack');
+  if (typeof stack === 'string') payload.stack = stack;
+  const cause = read('cause');
+  if (cause !== undefined && depth < causeDepthLimit) payload.cause = errorPayload(cause, depth + 1);
   return payload;
 }
 
-function clonable(value) {
+/** What `run` returns, or `fallback` when it throws. */
+function attempt(run, fallback) {
   try {
-    structuredClone(value);
-    return true;
+    return run();
   } catch {
-    return false;
+    return fallback;
   }
 }
 
+function clonable(value) {
+  return attempt(() => {
+    structuredClone(value);
+    return true;
+  }, false);
+}
+
 function describe(value) {
-  if (value instanceof Error) return `${value.name}: ${value.message}`;
-  try {
-    return String(value);
-  } catch {
-    return Object.prototype.toString.call(value);
-  }
+  if (typeof value === 'string') return value;
+  return attempt(() => String(value), `[unprintable ${typeof value}]`);
 }

@@ -143,7 +143,7 @@ describe('errors from the remote function', () => {
     await server.serve();
     const proxy = new QAMProxy({ serverId: server.serverId, url, logger: silentLogger, errors: [InsufficientFunds, Overdrawn] });
     const error = await proxy['fails']().catch((e: unknown) => e);
-    expect(error).toMatchObject({ name: 'QAMRemoteException', remoteName: 'RangeError', message: 'too big', code: 'E_RANGE', remoteStack: undefined });
+    expect(error).toMatchObject({ name: 'QAMRemoteException', remoteName: 'RangeError', message: 'too big', code: 'REMOTE_ERROR', remoteCode: 'E_RANGE', remoteStack: undefined });
     expect((error as Error).cause).toMatchObject({ remoteName: 'Error', message: 'limit 10' });
     const custom = await proxy['withdraw']().catch((e: unknown) => e);
     expect(custom).toBeInstanceOf(Overdrawn);

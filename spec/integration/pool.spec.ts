@@ -72,14 +72,14 @@ describe('worker threads', () => {
   it('answer with the thrown error’s name, message, code and cause, and go on serving', async () => {
     const error = await proxy.withdraw(100).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(QAMRemoteException);
-    expect(error).toMatchObject({ remoteName: 'InsufficientFunds', message: 'cannot withdraw 100', code: 'E_FUNDS' });
+    expect(error).toMatchObject({ remoteName: 'InsufficientFunds', message: 'cannot withdraw 100', code: 'REMOTE_ERROR', remoteCode: 'E_FUNDS' });
     expect((error as Error).cause).toMatchObject({ remoteName: 'RangeError', message: 'limit 10' });
     await expect(proxy.fib(10)).resolves.toBe(55);
   });
 
   it('fail only the call whose thread died, with WORKER_CRASHED; new threads serve the next calls', async () => {
     const beside = proxy.busy(300);
-    for (const code of [1, 2, 3]) await expect(proxy.crash(code)).rejects.toMatchObject({ name: 'QAMRemoteException', code: 'WORKER_CRASHED' });
+    for (const code of [1, 2, 3]) await expect(proxy.crash(code)).rejects.toMatchObject({ name: 'QAMRemoteException', code: 'REMOTE_ERROR', remoteCode: 'WORKER_CRASHED' });
     await expect(beside).resolves.toMatchObject({ rounds: expect.any(Number) });
     const results = await Promise.all(Array.from({ length: 4 }, () => proxy.busy(50)));
     expect(new Set(results.map((result) => result.threadId)).size).toBe(2);
@@ -141,7 +141,7 @@ describe('a worker thread call', () => {
     const failure = proxy.spin().catch((error: unknown) => error);
     await waitUntil(() => server.stats().active === 1, { message: 'the call is running' });
     await server.close({ deleteQueue: true });
-    expect(await failure).toMatchObject({ name: 'QAMRemoteException', code: 'CLOSED' });
+    expect(await failure).toMatchObject({ name: 'QAMRemoteException', code: 'REMOTE_ERROR', remoteCode: 'CLOSED' });
   });
 });
 

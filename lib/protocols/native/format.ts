@@ -5,7 +5,13 @@ import {
   QAMPayloadTooLargeException,
   QAMRemoteException,
   QAMSerializationException,
+  arrayOf,
+  describeValue,
+  isError,
+  partOf,
   serverErrorCodes,
+  textOf,
+  type FaultHandler,
 } from '../../errors.js';
 
 /**
@@ -20,7 +26,12 @@ export interface RequestEnvelope {
   deadline?: number;
 }
 
-/** An error as it travels in a reply. */
+/**
+ * An error as it travels in a reply. `origin: 'server'` marks an error the qam server raised
+ * itself (method not found, bad message, payload too large, serialization failed): only those are
+ * rebuilt as qam's own classes. The server never copies the field from what a function threw, so a
+ * function cannot forge it; peers that do not know the field ignore it.
+ */
 export interface ErrorPayload {
   name: string;
   message: string;
@@ -28,6 +39,7 @@ export interface ErrorPayload {
   args?: unknown[];
   stack?: string;
   cause?: ErrorPayload;
+  origin?: 'server';
 }
 
 export type ReplyEnvelope = { result: unknown } | { error: ErrorPayload };
@@ -82,6 +94,7 @@ function parseErrorPayload(value: unknown, depth: number): ErrorPayload {
   if (typeof stack === 'string') payload.stack = stack;
   const cause = own(value, 'cause');
   if (cause !== undefined && depth < causeDepthLimit) payload.cause = parseErrorPayload(cause, depth + 1);
+  if (depth === 0 && own(value, 'origin') === 'server') payload.origin = 'server';
   return payload;
 }
 
@@ -97,18 +110,28 @@ export function parseReply(value: unknown): ReplyEnvelope {
   return { result: value['result'] };
 }
 
-/** Turns anything thrown by a remote function into its wire form. */
-export function errorToPayload(error: unknown, exposeStack: boolean, depth = 0): ErrorPayload {
-  if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
-  const payload: ErrorPayload = { name: error.name, message: error.message };
-  const { code, args } = error as { code?: unknown; args?: unknown };
-  if (typeof code === 'string') payload.code = code;
-  if (Array.isArray(args)) payload.args = args;
-  if (exposeStack && error.stack !== undefined) payload.stack = error.stack;
-  if (error.cause !== undefined && depth < causeDepthLimit) {
-    payload.cause = errorToPayload(error.cause, exposeStack, depth + 1);
-  }
+/**
+ * Turns anything thrown by a remote function into its wire form: its name, message, string code,
+ * args, stack (with `exposeStack`) and cause, nothing else. Never throws: a part whose reading
+ * throws (a hostile getter or Proxy trap) is left out, and `onFault` is told.
+ */
+export function errorToPayload(error: unknown, exposeStack: boolean, onFault?: FaultHandler, depth = 0): ErrorPayload {
+  if (!isError(error, onFault)) return { name: 'Error', message: describeValue(error, onFault) };
+  const payload: ErrorPayload = { name: textOf(error, 'name', onFault) ?? 'Error', message: describeValue(partOf(error, 'message', onFault), onFault) };
+  const code = textOf(error, 'code', onFault);
+  if (code !== undefined) payload.code = code;
+  const args = arrayOf(error, 'args', onFault);
+  if (args !== undefined) payload.args = args;
+  const stack = exposeStack ? textOf(error, 'stack', onFault) : undefined;
+  if (stack !== undefined) payload.stack = stack;
+  const cause = partOf(error, 'cause', onFault);
+  if (cause !== undefined && depth < causeDepthLimit) payload.cause = errorToPayload(cause, exposeStack, onFault, depth + 1);
   return payload;
+}
+
+/** The wire form of an error the server raised itself, marked so that proxies rebuild it as its class. */
+export function serverErrorToPayload(error: QAMException, exposeStack: boolean): ErrorPayload {
+  return { ...errorToPayload(error, exposeStack), origin: 'server' };
 }
 
 /** Error classes a proxy rebuilds by name instead of a generic QAMRemoteException. */
@@ -129,33 +152,44 @@ function rebuildServerError(payload: ErrorPayload): QAMException | undefined {
   }
 }
 
+/** qam's own classes are rebuilt from the server's mark only, even when a proxy lists one in `errors`. */
+function isQamClass(errorClass: ErrorClass): boolean {
+  const prototype: unknown = errorClass.prototype;
+  return prototype === QAMException.prototype || QAMException.prototype.isPrototypeOf(prototype as object);
+}
+
 /**
- * Rebuilds a remote error: qam's own server errors as their classes, a registered class by its
- * name (without running its constructor, whose signature qam cannot know), anything else as
- * QAMRemoteException.
+ * Rebuilds a remote error: an error the server raised itself (marked `origin: 'server'`) as its
+ * qam class; a registered class by its name (without running its constructor, whose signature
+ * qam cannot know), with `remoteName` and `remoteCode` beside its own `code`; anything else as
+ * QAMRemoteException, code `REMOTE_ERROR`.
  */
 export function payloadToError(payload: ErrorPayload, classes: ReadonlyMap<string, ErrorClass>, depth = 0): Error {
-  if (depth === 0 && payload.name.startsWith('QAM')) {
+  if (depth === 0 && payload.origin === 'server') {
     const own = rebuildServerError(payload);
     if (own !== undefined) return own;
   }
   const cause = payload.cause === undefined ? undefined : payloadToError(payload.cause, classes, depth + 1);
   const registered = classes.get(payload.name);
-  if (registered !== undefined) {
+  if (registered !== undefined && !isQamClass(registered)) {
     const error = Object.create(registered.prototype as object) as Error & Record<string, unknown>;
     Object.defineProperties(error, {
       name: { value: payload.name, writable: true, configurable: true },
       message: { value: payload.message, writable: true, configurable: true },
       stack: { value: `${payload.name}: ${payload.message}`, writable: true, configurable: true },
     });
-    if (payload.code !== undefined) error['code'] = payload.code;
+    error['remoteName'] = payload.name;
+    if (payload.code !== undefined) {
+      error['code'] = payload.code;
+      error['remoteCode'] = payload.code;
+    }
     if (payload.args !== undefined) error['args'] = payload.args;
     if (cause !== undefined) error['cause'] = cause;
     if (payload.stack !== undefined) error['remoteStack'] = payload.stack;
     return error;
   }
   const details: ConstructorParameters<typeof QAMRemoteException>[1] = { remoteName: payload.name };
-  if (payload.code !== undefined) details.code = payload.code;
+  if (payload.code !== undefined) details.remoteCode = payload.code;
   if (cause !== undefined) details.cause = cause;
   if (payload.args !== undefined) details.args = payload.args;
   if (payload.stack !== undefined) details.remoteStack = payload.stack;

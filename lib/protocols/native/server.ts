@@ -1,9 +1,17 @@
 import type { Channel, ConsumeMessage, Options } from 'amqplib';
-import { errorToPayload, parseRequest } from './format.js';
-import { QAMBadMessageException, QAMMethodNotFoundException, QAMPayloadTooLargeException, QAMSerializationException, describeError } from '../../errors.js';
+import { errorToPayload, parseRequest, serverErrorToPayload, type ErrorPayload } from './format.js';
+import {
+  QAMBadMessageException,
+  QAMMethodNotFoundException,
+  QAMPayloadTooLargeException,
+  QAMSerializationException,
+  describeError,
+  type FaultHandler,
+  type QAMException,
+} from '../../errors.js';
 import { clip, quote } from '../../log-guard.js';
 import { replyRoute, serverNames } from '../naming.js';
-import { serializerForContentType, type Serializer } from '../../serializers.js';
+import { serializerForContentType, type Serializer, type SerializerName } from '../../serializers.js';
 
 /** A request read off the wire. */
 export interface IncomingCall {
@@ -21,8 +29,12 @@ export interface OutgoingReply {
   properties: Options.Publish;
 }
 
-/** How a call ended, as the server hands it to its protocol. */
-export type CallOutcome = { result: unknown } | { error: unknown };
+/**
+ * How a call ended, as the server hands it to its protocol: a result, what the function threw, or
+ * an error the server raised itself (`fromServer`: a refused request, a reply that cannot be sent),
+ * which only the server creates and which proxies alone rebuild as qam's own classes.
+ */
+export type CallOutcome = { result: unknown } | { error: unknown; fromServer?: false } | { error: QAMException; fromServer: true };
 
 /**
  * One wire format a server speaks: its names, how a request reads, how a reply is built. A server
@@ -40,9 +52,9 @@ export interface ServerProtocol {
   /** Deletes what {@link declare} made that belongs to this server alone. A refusal closes the channel. */
   remove(channel: Channel): Promise<void>;
   /** Reads a delivery: the call, or the error to answer with. Never throws. */
-  read(message: ConsumeMessage): { call: IncomingCall } | { error: Error };
+  read(message: ConsumeMessage): { call: IncomingCall } | { error: QAMException };
   /** The error for a method path nothing registered answers to. */
-  notFound(method: string): Error;
+  notFound(method: string): QAMException;
   /**
    * The reply to `message`, or undefined when the request left no reply address. Throws
    * QAMSerializationException or QAMPayloadTooLargeException when the outcome cannot be sent;
@@ -58,6 +70,27 @@ export interface ProtocolSettings {
   exposeStack: boolean;
   /** For replies to requests whose content type names no known serializer. */
   fallbackSerializer: Serializer;
+  /** The serializers whose requests are decoded; others are refused with BAD_MESSAGE. */
+  accepted: ReadonlySet<SerializerName>;
+  /** Logs a warning about a request (the server adds its own id). */
+  warn(message: string): void;
+}
+
+/**
+ * Runs `read` on what a function threw, counting the reads that threw (hostile getters, Proxy
+ * traps): such a value is logged once, and its caller gets what could be read.
+ * @internal
+ */
+export function readThrown<T>(settings: ProtocolSettings, read: (onFault: FaultHandler) => T): T {
+  let faults = 0;
+  const result = read(() => faults++);
+  if (faults > 0) settings.warn(`a function threw a value that cannot be read whole (${faults} reads threw); its caller gets what could be read`);
+  return result;
+}
+
+function errorPayloadOf(outcome: Exclude<CallOutcome, { result: unknown }>, settings: ProtocolSettings): ErrorPayload {
+  if (outcome.fromServer === true) return serverErrorToPayload(outcome.error, settings.exposeStack);
+  return readThrown(settings, (onFault) => errorToPayload(outcome.error, settings.exposeStack, onFault));
 }
 
 /**
@@ -67,8 +100,11 @@ export interface ProtocolSettings {
  */
 export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
   const { exchange, queue, routingKey } = serverNames(settings.serverId);
-  const serializerOf = (message: ConsumeMessage): Serializer | undefined =>
-    serializerForContentType((message.properties as { contentType?: string }).contentType);
+  const contentTypeOf = (message: ConsumeMessage): string | undefined => (message.properties as { contentType?: string }).contentType;
+  const serializerOf = (message: ConsumeMessage): Serializer | undefined => {
+    const serializer = serializerForContentType(contentTypeOf(message));
+    return serializer !== undefined && settings.accepted.has(serializer.name) ? serializer : undefined;
+  };
 
   return {
     name: 'native',
@@ -90,7 +126,9 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
       }
       const serializer = serializerOf(message);
       if (serializer === undefined) {
-        return { error: new QAMBadMessageException(`Unsupported content type ${quote(String((message.properties as { contentType?: string }).contentType), 64)}`) };
+        const refused = serializerForContentType(contentTypeOf(message));
+        const reason = refused === undefined ? `Unsupported content type ${quote(String(contentTypeOf(message)), 64)}` : `Server ${settings.serverId} does not accept ${refused.name} requests`;
+        return { error: new QAMBadMessageException(reason) };
       }
       if (message.content.length > settings.maxBytes) {
         return { error: new QAMPayloadTooLargeException(`Request of ${message.content.length} bytes exceeds the server's limit of ${settings.maxBytes} bytes`) };
@@ -112,7 +150,7 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
       const serializer = serializerOf(message) ?? settings.fallbackSerializer;
       const envelope =
         'error' in outcome
-          ? { error: errorToPayload(outcome.error, settings.exposeStack) }
+          ? { error: errorPayloadOf(outcome, settings) }
           : { result: outcome.result === undefined && serializer.name === 'json' ? null : outcome.result };
       let body: Buffer;
       try {

@@ -1,4 +1,15 @@
-import { QAMBadMessageException, QAMMethodNotFoundException, QAMRemoteException, QAMSerializationException, describeError } from '../../errors.js';
+import {
+  QAMBadMessageException,
+  QAMMethodNotFoundException,
+  QAMRemoteException,
+  QAMSerializationException,
+  arrayOf,
+  describeError,
+  describeValue,
+  isError,
+  partOf,
+  type FaultHandler,
+} from '../../errors.js';
 import { maxShortString } from '../naming.js';
 
 /**
@@ -130,24 +141,28 @@ export function qamNotFoundText(method: string): string {
   return `Methodname ${dot === -1 ? method : method.slice(dot + 1)} is not registered on QAMServer`;
 }
 
-/** QAM's exception args for anything a function threw: its `args` when an array, else its message. */
-export function qamExceptionArgs(error: unknown): unknown[] {
-  if (error instanceof Error) {
-    const { args } = error as { args?: unknown };
-    return Array.isArray(args) ? args : [error.message];
-  }
-  return [String(error)];
+/**
+ * QAM's exception args for anything a function threw: its `args` when an array, else its message.
+ * Never throws: a part whose reading throws (a hostile getter or Proxy trap) is told to `onFault`.
+ */
+export function qamExceptionArgs(error: unknown, onFault?: FaultHandler): unknown[] {
+  if (!isError(error, onFault)) return [describeValue(error, onFault)];
+  return arrayOf(error, 'args', onFault) ?? [describeValue(partOf(error, 'message', onFault), onFault)];
 }
 
-/** The reply body for a call that ended with `outcome`. */
-export function qamReplyBody(id: number, outcome: { result: unknown } | { error: unknown }): QamReply {
+/**
+ * The reply body for a call that ended with `outcome`. `internal_exception` 1, which QAM proxies
+ * raise as QAMMethodNotFoundException, is for the server's own not-found error only, never for
+ * what a function threw, whatever its class.
+ */
+export function qamReplyBody(id: number, outcome: { result: unknown } | { error: unknown; fromServer?: boolean }, onFault?: FaultHandler): QamReply {
   if (!('error' in outcome)) {
     return { id, result: outcome.result ?? null, exception: false, internal_exception: qamNoInternalException };
   }
-  if (outcome.error instanceof QAMMethodNotFoundException) {
+  if (outcome.fromServer === true && outcome.error instanceof QAMMethodNotFoundException) {
     return { id, result: outcome.error.message, exception: true, internal_exception: qamMethodNotFound };
   }
-  return { id, result: qamExceptionArgs(outcome.error), exception: true, internal_exception: qamNoInternalException };
+  return { id, result: qamExceptionArgs(outcome.error, onFault), exception: true, internal_exception: qamNoInternalException };
 }
 
 /**

@@ -1,8 +1,8 @@
 import type { ConsumeMessage } from 'amqplib';
-import { QAMBadMessageException, QAMMethodNotFoundException, QAMPayloadTooLargeException, amqpReplyCode, describeError } from '../../errors.js';
+import { QAMBadMessageException, QAMMethodNotFoundException, QAMPayloadTooLargeException, amqpReplyCode, describeError, type QAMException } from '../../errors.js';
 import { clip, quote } from '../../log-guard.js';
 import { qamServerNames } from '../naming.js';
-import type { ProtocolSettings, ServerProtocol } from '../native/server.js';
+import { readThrown, type ProtocolSettings, type ServerProtocol } from '../native/server.js';
 import {
   decodeQamBody,
   encodeQamBody,
@@ -14,7 +14,7 @@ import {
   type QamRequest,
 } from './format.js';
 
-type Parsed = { request: QamRequest } | { problem: Error; address: QamAddress | undefined };
+type Parsed = { request: QamRequest } | { problem: QAMException; address: QamAddress | undefined };
 
 const durableDirect = { durable: true, autoDelete: false } as const;
 
@@ -73,7 +73,7 @@ export function qamProtocol(settings: ProtocolSettings): ServerProtocol {
       const result = parse(message);
       const address = 'request' in result ? { id: result.request.id, routingKey: result.request.routing_key } : result.address;
       if (address === undefined) return undefined;
-      const body = encodeQamBody(qamReplyBody(address.id, outcome));
+      const body = encodeQamBody(readThrown(settings, (onFault) => qamReplyBody(address.id, outcome, onFault)));
       if (body.length > settings.maxBytes) {
         throw new QAMPayloadTooLargeException(`Reply is ${body.length} bytes, above the server's limit of ${settings.maxBytes} bytes`);
       }

@@ -1,5 +1,14 @@
-import { errorToPayload, parseReply, parseRequest, payloadToError } from '../../../../lib/protocols/native/format.js';
-import { QAMMethodNotFoundException, QAMRemoteException } from '../../../../lib/errors.js';
+import { errorToPayload, parseReply, parseRequest, payloadToError, serverErrorToPayload, type ErrorClass } from '../../../../lib/protocols/native/format.js';
+import {
+  QAMBadMessageException,
+  QAMException,
+  QAMMethodNotFoundException,
+  QAMPayloadTooLargeException,
+  QAMRemoteException,
+  QAMSerializationException,
+  QAMTimeoutException,
+  describeError,
+} from '../../../../lib/errors.js';
 import { serializerNamed } from '../../../../lib/serializers.js';
 
 class OutOfStock extends Error {
@@ -54,25 +63,90 @@ describe('remote errors', () => {
 
     const rebuilt = payloadToError(hidden, new Map());
     expect(rebuilt).toBeInstanceOf(QAMRemoteException);
-    expect(rebuilt).toMatchObject({ code: 'E_BAD', remoteName: 'TypeError', message: 'bad' });
+    expect(rebuilt).toMatchObject({ code: 'REMOTE_ERROR', remoteCode: 'E_BAD', remoteName: 'TypeError', message: 'bad' });
     expect((rebuilt.cause as QAMRemoteException).remoteName).toBe('Error');
   });
 
-  it('rebuild registered classes with their inheritance, without running constructors', () => {
-    const rebuilt = payloadToError(errorToPayload(new BackOrdered('none left'), false), new Map([['BackOrdered', BackOrdered]]));
+  it('rebuild registered classes with their inheritance, without running constructors, keeping their code', () => {
+    const thrown = Object.assign(new BackOrdered('none left'), { code: 'E_STOCK' });
+    const rebuilt = payloadToError(errorToPayload(thrown, false), new Map([['BackOrdered', BackOrdered]]));
     expect(rebuilt).toBeInstanceOf(BackOrdered);
     expect(rebuilt).toBeInstanceOf(OutOfStock);
-    expect(rebuilt.message).toBe('none left');
+    expect(rebuilt).toMatchObject({ message: 'none left', code: 'E_STOCK', remoteCode: 'E_STOCK', remoteName: 'BackOrdered' });
   });
 
-  it('rebuild the server’s own errors as their classes', () => {
-    const rebuilt = payloadToError(errorToPayload(new QAMMethodNotFoundException('no such'), false), new Map());
-    expect(rebuilt).toBeInstanceOf(QAMMethodNotFoundException);
-    expect((rebuilt as QAMMethodNotFoundException).code).toBe('METHOD_NOT_FOUND');
+  it.each([
+    [new QAMMethodNotFoundException('no such'), QAMMethodNotFoundException],
+    [new QAMBadMessageException('garbled'), QAMBadMessageException],
+    [new QAMPayloadTooLargeException('huge'), QAMPayloadTooLargeException],
+    [new QAMSerializationException('cyclic'), QAMSerializationException],
+  ])('rebuild the server’s own errors as their classes: %s', (error, errorClass) => {
+    const rebuilt = payloadToError(serverErrorToPayload(error, false), new Map());
+    expect(rebuilt).toBeInstanceOf(errorClass);
+    expect(rebuilt).toMatchObject({ code: error.code, message: error.message });
+  });
+
+  it.each<[string, unknown]>([
+    ['qam’s own not-found error', new QAMMethodNotFoundException('no such')],
+    ['an error named as qam’s, with its code', Object.assign(new Error('no such'), { name: 'QAMMethodNotFoundException', code: 'METHOD_NOT_FOUND' })],
+    ['an error with the code of a timeout', Object.assign(new Error('late'), { code: 'TIMEOUT' })],
+    ['an error that carries the server’s mark itself', Object.assign(new Error('forged'), { name: 'QAMBadMessageException', code: 'BAD_MESSAGE', origin: 'server' })],
+  ])('never pass a function’s error off as one of qam’s: %s', (_label, thrown) => {
+    const payload = errorToPayload(thrown, false);
+    expect(payload.origin).toBeUndefined();
+    const rebuilt = payloadToError(payload, new Map<string, ErrorClass>([['QAMMethodNotFoundException', QAMMethodNotFoundException], ['QAMTimeoutException', QAMTimeoutException]]));
+    expect(rebuilt).toBeInstanceOf(QAMRemoteException);
+    expect(rebuilt).toMatchObject({ code: 'REMOTE_ERROR', remoteCode: (thrown as { code: string }).code, remoteName: (thrown as Error).name });
+  });
+
+  it('trust the server’s mark on the reply’s error only, not on a cause', () => {
+    const parsed = parseReply({ error: { name: 'Error', message: 'outer', cause: { name: 'QAMBadMessageException', message: 'inner', code: 'BAD_MESSAGE', origin: 'server' } } });
+    const rebuilt = payloadToError('error' in parsed ? parsed.error : { name: '', message: '' }, new Map());
+    expect(rebuilt.cause).toBeInstanceOf(QAMRemoteException);
+    expect(rebuilt.cause).not.toBeInstanceOf(QAMBadMessageException);
   });
 
   it('turn thrown non-errors into a plain error payload', () => {
     expect(errorToPayload('just a string', false)).toEqual({ name: 'Error', message: 'just a string' });
+  });
+});
+
+describe('hostile thrown values', () => {
+  const trap = (): never => {
+    throw new Error('trap');
+  };
+  const everyTrap = { get: trap, has: trap, ownKeys: trap, getOwnPropertyDescriptor: trap, getPrototypeOf: trap, apply: trap };
+  const revocable = Proxy.revocable({}, {});
+  revocable.revoke();
+  const getters = new Error('ignored');
+  for (const key of ['stack', 'name', 'message', 'code', 'cause', 'args']) Object.defineProperty(getters, key, { get: trap });
+  const cyclic = new Error('cyclic');
+  Object.defineProperty(cyclic, 'cause', { value: cyclic });
+
+  it.each<[string, unknown, number]>([
+    ['a Proxy whose every trap throws', new Proxy({}, everyTrap), 2],
+    ['a Proxy whose traps throw such Proxies', new Proxy({}, { getPrototypeOf: () => { throw new Proxy({}, everyTrap); }, get: () => { throw new Proxy({}, everyTrap); } }), 2],
+    ['a revoked Proxy', revocable.proxy, 2],
+    ['an Error whose getters throw', getters, 6],
+    ['an object without prototype', Object.create(null), 1],
+    ['a function whose conversion to text throws', Object.assign(() => 0, { toString: trap }), 1],
+    ['an Error whose causes form a cycle', cyclic, 0],
+  ])('%s: read without throwing, each failed read told', (_label, thrown, faults) => {
+    const told: unknown[] = [];
+    const payload = errorToPayload(thrown, true, (fault) => told.push(fault));
+    expect(payload).toMatchObject({ name: expect.any(String), message: expect.any(String) });
+    expect(told).toHaveLength(faults);
+    expect(typeof describeError(thrown)).toBe('string');
+  });
+});
+
+describe('error codes', () => {
+  it('are typed: each class has its own, a remote error always REMOTE_ERROR', () => {
+    const timeout: 'TIMEOUT' = new QAMTimeoutException('late').code;
+    const remote: 'REMOTE_ERROR' = new QAMRemoteException('boom', { remoteName: 'Error', remoteCode: 'TIMEOUT' }).code;
+    expect([timeout, remote]).toEqual(['TIMEOUT', 'REMOTE_ERROR']);
+    // @ts-expect-error: a code qam does not have
+    expect(new QAMException('x', { code: 'NOT_A_CODE' }).code).toBe('NOT_A_CODE');
   });
 });
 

@@ -3,7 +3,14 @@ import { nativeProtocol } from '../../../../lib/protocols/native/server.js';
 import { qamProtocol } from '../../../../lib/protocols/qam/server.js';
 import { serializerNamed } from '../../../../lib/serializers.js';
 
-const settings = { serverId: 'calc', maxBytes: 1024 * 1024, exposeStack: false, fallbackSerializer: serializerNamed('json') };
+const settings = {
+  serverId: 'calc',
+  maxBytes: 1024 * 1024,
+  exposeStack: false,
+  fallbackSerializer: serializerNamed('json'),
+  accepted: new Set(['json', 'superjson'] as const),
+  warn: () => undefined,
+};
 
 function delivery(body: unknown, properties: Record<string, unknown>): ConsumeMessage {
   return {

@@ -43,11 +43,18 @@ describe("QAM's JSON format", () => {
 
   it('builds reply bodies: results, not found, and exception args', () => {
     expect(qamReplyBody(1, { result: undefined })).toEqual({ id: 1, result: null, exception: false, internal_exception: -1 });
-    expect(qamReplyBody(2, { error: new QAMMethodNotFoundException(qamNotFoundText('x')) })).toEqual({
+    expect(qamReplyBody(2, { error: new QAMMethodNotFoundException(qamNotFoundText('x')), fromServer: true })).toEqual({
       id: 2,
       result: 'Methodname x is not registered on QAMServer',
       exception: true,
       internal_exception: 1,
+    });
+    // The same error thrown by a function is the function's exception, not QAM's not-found.
+    expect(qamReplyBody(2, { error: new QAMMethodNotFoundException(qamNotFoundText('x')) })).toEqual({
+      id: 2,
+      result: ['Methodname x is not registered on QAMServer'],
+      exception: true,
+      internal_exception: -1,
     });
     expect(qamReplyBody(3, { error: Object.assign(new Error('boom'), { args: ['boom', 42] }) })).toMatchObject({ result: ['boom', 42], internal_exception: -1 });
     expect(qamExceptionArgs(Object.assign(new Error('m'), { args: 'not a list' }))).toEqual(['m']);
