@@ -5,6 +5,7 @@
  * defaults.
  */
 
+import * as amqp from 'amqplib';
 import { QAMProxy, QAMServer } from '../../lib/index.js';
 import type { QAMProxyOptions, QAMServerOptions, SerializerName } from '../../lib/index.js';
 import { qamClientNames, qamServerNames, serverNames } from '../../lib/protocols/naming.js';
@@ -33,15 +34,17 @@ function clientIdFor(serverName: string): string {
  * The protocol option is checked at run time too: a server that ignored it would declare qam's
  * own names, and the row would silently measure the wrong protocol.
  */
-async function expectQueue(server: QAMServer, queue: string): Promise<void> {
-  const channel = await (await server.connection.model()).createChannel();
-  channel.on('error', () => undefined);
+async function expectQueue(url: string, queue: string): Promise<void> {
+  const model = await amqp.connect(url);
   try {
+    const channel = await model.createChannel();
+    channel.on('error', () => undefined);
     await channel.checkQueue(queue);
   } catch {
     throw new Error(`QAMServer did not declare ${queue}: it does not speak the 'qam' wire protocol`);
+  } finally {
+    await model.close().catch(() => undefined);
   }
-  await channel.close();
 }
 
 export function qamVariant(settings: QamSettings): Variant {
@@ -66,7 +69,7 @@ export function qamVariant(settings: QamSettings): Variant {
       }
       const close = (): Promise<void> => server.close({ deleteQueue: true });
       await server.serve();
-      if (settings.protocol === 'qam') await expectQueue(server, qamServerNames(name).queue).catch(async (error: unknown) => {
+      if (settings.protocol === 'qam') await expectQueue(url, qamServerNames(name).queue).catch(async (error: unknown) => {
         await close();
         throw error;
       });

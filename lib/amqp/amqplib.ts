@@ -1,6 +1,9 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { Socket } from 'node:net';
 import * as amqp from 'amqplib';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
 import type { Duplex } from 'node:stream';
+import type { ConnectFailedReason } from '../errors.js';
 import { amqplibVersion, socketOf, streamlineWrites, testedAmqplibVersions, writeCapacityBytes } from './amqplib-internals.js';
 import {
   PortError,
@@ -26,12 +29,8 @@ import {
  */
 export const amqplibPort: AmqpPort = {
   async connect(target) {
-    let model: ChannelModel;
-    try {
-      model = await amqp.connect(withHeartbeat(target.url, target.heartbeatSeconds), socketOptions(target));
-    } catch (error) {
-      throw connectFailure(error);
-    }
+    const model = await openModel(withHeartbeat(target.url, target.heartbeatSeconds), socketOptions(target), target.label);
+    if (model instanceof PortError) throw model;
     const connection = new AmqplibConnection(model, target.username);
     if (!connection.streamlined && !notedPlainWrites) {
       notedPlainWrites = true;
@@ -43,8 +42,8 @@ export const amqplibPort: AmqpPort = {
 
 let notedPlainWrites = false;
 
-function socketOptions(target: ConnectTarget): Record<string, unknown> {
-  const options: Record<string, unknown> = { noDelay: true, timeout: target.connectTimeoutMs, ...target.tls };
+function socketOptions(target: ConnectTarget): Options.Connect & Record<string, unknown> {
+  const options: Options.Connect & Record<string, unknown> = { noDelay: true, timeout: target.connectTimeoutMs, ...target.tls };
   if (target.connectionName !== undefined) options['clientProperties'] = { connection_name: target.connectionName };
   return options;
 }
@@ -75,8 +74,9 @@ export class AmqplibConnection implements AmqpConnection {
     this.#socket = socketOf(model);
     if (this.#socket !== undefined && !streamlineWrites(model, this.#socket)) this.#socket = undefined;
     this.#socket?.on('drain', () => this.#wakeWriters());
+    // amqplib emits the connection's 'error' before its channels close, so their failures can name it.
     model.on('error', (error: unknown) => {
-      this.#error = classify(error);
+      this.#error = classify(error, true);
     });
     model.on('close', (error?: unknown) => {
       this.#blocked = false;
@@ -97,6 +97,16 @@ export class AmqplibConnection implements AmqpConnection {
 
   get blocked(): boolean {
     return this.#blocked;
+  }
+
+  /** The error the broker closed the connection with, once it did. */
+  get closeError(): PortError | undefined {
+    return this.#error;
+  }
+
+  /** @internal The socket, for tests of the write path; undefined when writes take amqplib's own path. */
+  get socket(): Duplex | undefined {
+    return this.#socket;
   }
 
   /** True when writes take the streamlined path (see streamlineWrites). */
@@ -304,7 +314,8 @@ class AmqplibChannel implements AmqpChannel {
 
   /** The error an operation failed with: the broker's reason for closing the channel, when it closed it. */
   #failure(error: unknown): PortError {
-    if (this.#error !== undefined) return this.#error;
+    const closedBy = this.#error ?? this.#connection.closeError;
+    if (closedBy !== undefined) return closedBy;
     if (error instanceof PortError) return error;
     if (error === undefined || this.#closed || isClosedError(error)) return new PortError('closed', 'The channel closed', { cause: error });
     return classify(error);
@@ -357,32 +368,196 @@ const kindsByReplyCode: ReadonlyMap<number, FailureKind> = new Map<number, Failu
   [404, 'not-found'],
   [405, 'resource-locked'],
   [406, 'precondition-failed'],
-  [530, 'unknown-vhost'],
 ]);
 
 /**
  * An amqplib error as a PortError. amqplib puts the broker's reply code on `code` for channel and
  * connection closes; handshake failures carry it only in the text.
  */
-export function classify(error: unknown): PortError {
+export function classify(error: unknown, connection = false): PortError {
   if (error instanceof PortError) return error;
   const text = error instanceof Error ? error.message : String(error);
   const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
   const replyCode = typeof code === 'number' ? code : undefined;
-  const kind = (replyCode === undefined ? undefined : kindsByReplyCode.get(replyCode)) ?? (isClosedError(error) ? 'closed' : replyCode === undefined ? 'other' : 'internal');
-  return new PortError(kind, text, { replyCode, cause: error });
+  let kind: FailureKind;
+  if (replyCode !== undefined) kind = kindsByReplyCode.get(replyCode) ?? (replyCode === connectionForced ? 'closed' : 'internal');
+  else kind = isClosedError(error) ? 'closed' : 'other';
+  return new PortError(kind, text, { replyCode, connection, cause: error });
 }
 
-/** Why a connection could not be made: the operating system's error code, or the broker's refusal during the handshake. */
-function connectFailure(error: unknown): PortError {
-  const text = error instanceof Error ? error.message : String(error);
-  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
-  let kind: FailureKind = 'other';
-  if (code === 'ECONNREFUSED') kind = 'connect-refused';
-  else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') kind = 'unknown-host';
-  else if (code === 'ETIMEDOUT' || /timed? ?out/i.test(text)) kind = 'connect-timeout';
-  else if (typeof code === 'string' && /^ERR_(SSL|TLS)_|CERT|^UNABLE_TO_/.test(code)) kind = 'tls';
-  else if (/\b530\b|NOT_ALLOWED/.test(text)) kind = 'unknown-vhost';
-  else if (/\b403\b|ACCESS.REFUSED/.test(text)) kind = 'access-refused';
-  return new PortError(kind, text, { cause: error });
+/** AMQP 320: an operator, or a broker shutting down, closed the connection. */
+const connectionForced = 320;
+
+/** The reply code and text of the connection.close the broker ended a handshake with. */
+interface BrokerClose {
+  replyCode: number;
+  replyText: string;
 }
+
+const handshakeCaptureBytes = 64 * 1024;
+
+/**
+ * Connects through amqplib, keeping the broker's reason when it refuses the handshake. amqplib
+ * reports a broker that answers connection.open by closing the connection (RabbitMQ's
+ * `530 NOT_ALLOWED - vhost x not found`) only as "Expected ConnectionOpenOk; got <ConnectionClose
+ * channel:0>", without the reply code and text, so what amqplib reads during the handshake is
+ * copied and the close is read back from it. amqplib makes its socket inside `connect`; `net.connect`
+ * announces every socket it makes, synchronously, on the `net.client.socket` diagnostics channel.
+ * TLS sockets are not announced there: over TLS only what amqplib reports is known. Resolves with
+ * the error that explains a failure.
+ */
+async function openModel(url: string, socketOptions: Options.Connect & Record<string, unknown>, label: string): Promise<ChannelModel | PortError> {
+  let socket: Socket | undefined;
+  const announced = (message: unknown): void => {
+    socket ??= (message as { socket?: Socket }).socket;
+  };
+  subscribe('net.client.socket', announced);
+  let connecting: Promise<ChannelModel>;
+  try {
+    connecting = amqp.connect(url, socketOptions);
+  } finally {
+    unsubscribe('net.client.socket', announced);
+  }
+  const received = socket === undefined ? undefined : copyReads(socket);
+  try {
+    const model = await connecting;
+    received?.stop();
+    return model;
+  } catch (error) {
+    return explainConnectError(error, received?.close(), label, Number(socketOptions['timeout'] ?? 0) / 1000);
+  }
+}
+
+/** Copies the first bytes read from `socket` until `stop()`. */
+function copyReads(socket: Socket): { stop(): void; close(): BrokerClose | undefined } {
+  const read = socket.read;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  socket.read = function (this: Socket, ...args: Parameters<Socket['read']>): unknown {
+    const chunk: unknown = read.apply(this, args);
+    if (Buffer.isBuffer(chunk) && size < handshakeCaptureBytes) {
+      chunks.push(chunk);
+      size += chunk.length;
+    }
+    return chunk;
+  };
+  return {
+    stop: () => {
+      socket.read = read;
+      chunks.length = 0;
+    },
+    close: () => findClose(Buffer.concat(chunks)),
+  };
+}
+
+/** The connection.close (class 10, method 50) among the AMQP frames at the start of `bytes`. */
+function findClose(bytes: Buffer): BrokerClose | undefined {
+  // A frame: type (1 byte), channel (2), payload size (4), payload, frame end (1).
+  for (let offset = 0; offset + 7 <= bytes.length; ) {
+    const type = bytes.readUInt8(offset);
+    const size = bytes.readUInt32BE(offset + 3);
+    const payload = offset + 7;
+    if (payload + size + 1 > bytes.length) return undefined;
+    if (type === 1 && size >= 7 && bytes.readUInt16BE(payload) === 10 && bytes.readUInt16BE(payload + 2) === 50) {
+      const textEnd = Math.min(payload + 7 + bytes.readUInt8(payload + 6), payload + size);
+      return { replyCode: bytes.readUInt16BE(payload + 4), replyText: bytes.toString('utf8', payload + 7, textEnd) };
+    }
+    offset = payload + size + 1;
+  }
+  return undefined;
+}
+
+/** amqplib quotes a close in answer to the login: `Handshake terminated by server: 403 (ACCESS-REFUSED) with message "…"`. */
+function closeInMessage(text: string): BrokerClose | undefined {
+  const match = /terminated by server: (\d+) \([^)]*\) with message "(.*)"/s.exec(text);
+  return match === null ? undefined : { replyCode: Number(match[1]), replyText: match[2] ?? '' };
+}
+
+/** Node's codes for the network failures that keep a connection from being made. */
+const networkReasons: Readonly<Record<string, ConnectFailedReason>> = {
+  ECONNREFUSED: 'refused',
+  ENOTFOUND: 'unknown-host',
+  EAI_AGAIN: 'unknown-host',
+  EAI_NONAME: 'unknown-host',
+  EAI_FAIL: 'unknown-host',
+  EAI_NODATA: 'unknown-host',
+  EHOSTUNREACH: 'unreachable',
+  ENETUNREACH: 'unreachable',
+  EHOSTDOWN: 'unreachable',
+  ENETDOWN: 'unreachable',
+  ETIMEDOUT: 'timeout',
+};
+
+/** The error code of a network failure; Node reports a host with several addresses as an AggregateError. */
+function networkCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { code, errors } = error as { code?: unknown; errors?: unknown };
+  if (typeof code === 'string') return code;
+  return Array.isArray(errors) ? networkCode(errors[0]) : undefined;
+}
+
+/** Describes a failure to connect in terms a user can act on. */
+function explainConnectError(error: unknown, captured: BrokerClose | undefined, label: string, timeoutSeconds: number): PortError {
+  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  const tls = explainTlsError(error, label, text);
+  if (tls !== undefined) return tls;
+  const close = captured ?? closeInMessage(text);
+  if (close !== undefined) {
+    const words = `${close.replyCode} ${close.replyText}`;
+    // RabbitMQ refuses a login with 403 ACCESS_REFUSED, and a vhost with 530 NOT_ALLOWED: `vhost x
+    // not found`, `access to vhost 'x' refused for user 'u'` (permissions), the same followed by
+    // `: connection limit (n) is reached`, or `vhost x is down`.
+    if (close.replyCode === 403 || (close.replyCode === 530 && /refused for user '[^']*'$/.test(close.replyText))) {
+      return new PortError('access-refused', `Broker at ${label} refused the login or vhost: ${words}`, { replyCode: close.replyCode, cause: error });
+    }
+    if (close.replyCode === 530 && /vhost .* not found/i.test(close.replyText)) {
+      return failed('unknown-vhost', `Broker at ${label} has no such vhost: ${words}`, error);
+    }
+    return failed('handshake', `Broker at ${label} refused the connection: ${words}`, error);
+  }
+  // amqplib's own connectTimeout error has a message and no code.
+  const reason = error instanceof Error && error.message === 'connect ETIMEDOUT' ? 'timeout' : networkReasons[networkCode(error) ?? ''];
+  switch (reason) {
+    case 'refused':
+      return failed(reason, `Cannot connect to the broker at ${label}: nothing accepts connections there (is the broker running, on this port?): ${text}`, error);
+    case 'unknown-host':
+      return failed(reason, `Cannot connect to the broker at ${label}: its host name does not resolve: ${text}`, error);
+    case 'unreachable':
+      return failed(reason, `Cannot connect to the broker at ${label}: its host or network is unreachable: ${text}`, error);
+    case 'timeout':
+      return failed(reason, `Cannot connect to the broker at ${label}: the connection and AMQP handshake did not complete within connectTimeout (${timeoutSeconds} s): ${text}`, error);
+    default:
+      if (/ConnectionOpenOk; got <ConnectionClose/.test(text)) {
+        return failed('handshake', `Broker at ${label} refused to open the vhost, for a reason amqplib does not pass on over TLS (does the vhost exist, may the user use it?): ${text}`, error);
+      }
+      return failed('handshake', `Cannot connect to the broker at ${label}: the connection ended before the AMQP handshake completed (is this an AMQP 0-9-1 port?): ${text}`, error);
+  }
+}
+
+/**
+ * Node names a failed certificate check with OpenSSL's verify code (`SELF_SIGNED_CERT_IN_CHAIN`,
+ * `UNABLE_TO_VERIFY_LEAF_SIGNATURE`, …) or `ERR_TLS_CERT_ALTNAME_INVALID`, and an alert the broker
+ * sent with `ERR_SSL_…_ALERT_…`. A TLS endpoint that rejects the client certificate after the
+ * handshake (TLS 1.3 verifies it late) just closes the socket, before the AMQP handshake ends.
+ */
+function explainTlsError(error: unknown, label: string, text: string): PortError | undefined {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  if (typeof code === 'string' && /^ERR_SSL_.*ALERT/.test(code)) {
+    return new PortError('tls', `The broker at ${label} refused the TLS handshake (${code}); check the client certificate and key (ssl.cert, ssl.key): ${text}`, { cause: error });
+  }
+  if (typeof code === 'string' && /CERT|^UNABLE_TO_/.test(code)) {
+    return new PortError('tls', `The certificate of the broker at ${label} was not accepted (${code}); pass the CA that signed it as ssl.ca and a servername it is issued for: ${text}`, { cause: error });
+  }
+  if (typeof code === 'string' && /^ERR_(SSL|TLS)_/.test(code)) {
+    return new PortError('tls', `The TLS handshake with ${label} failed (${code}); is that port a TLS listener? ${text}`, { cause: error });
+  }
+  if (label.startsWith('amqps:') && /closed abruptly during opening handshake/.test(text)) {
+    return new PortError('tls', `The TLS endpoint at ${label} closed the connection during the handshake; it probably refused the client certificate (ssl.cert, ssl.key): ${text}`, { cause: error });
+  }
+  return undefined;
+}
+
+function failed(reason: ConnectFailedReason, message: string, cause: unknown): PortError {
+  return new PortError('connect-failed', message, { reason, cause });
+}
+

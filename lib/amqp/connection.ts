@@ -1,9 +1,4 @@
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
-import { Duplex } from 'node:stream';
-import * as amqp from 'amqplib';
-import type { ChannelModel, Options, SocketOptions } from 'amqplib';
 import {
   QAMConnectionException,
   QAMClosedException,
@@ -11,11 +6,15 @@ import {
   QAMConnectFailedException,
   QAMTlsException,
   describeError,
-  type ConnectFailedReason,
   type QAMException,
 } from '../errors.js';
 import { consoleLogger, type Logger } from '../logger.js';
 import { anyString, boolean, checkOptions, integerBetween, nested, nonEmptyString, rule, seconds, type Rules } from '../options.js';
+import { backoffDelayMs, type BackoffBounds } from '../util/backoff.js';
+import { SingleFlight } from '../util/single-flight.js';
+import { amqplibPort } from './amqplib.js';
+import { memoryPort } from './memory/index.js';
+import { PortError, failureKind, type AmqpChannel, type AmqpConnection, type AmqpPort, type ConnectTarget } from './port.js';
 
 /** TLS material for `amqps://` connections (QAM's and callme's `ssl`). */
 export interface TlsOptions {
@@ -80,6 +79,10 @@ export interface QAMConnectionEvents {
   disconnect: [error: Error];
   /** A reconnect attempt failed; another follows after `delayMs`. */
   'reconnect-failed': [error: Error, attempt: number, delayMs: number];
+  /** The broker stopped reading what this connection publishes (a resource alarm such as low memory); calls wait, within their timeouts. */
+  blocked: [reason: string];
+  /** The broker reads this connection's publishes again. */
+  unblocked: [];
 }
 
 /** @internal Something that opens channels on the connection and must redo so after a reconnect. */
@@ -137,15 +140,20 @@ function maskPassword(url: string): string {
   return url.replace(/^([^:/?#]+:\/\/[^:@/]*:).*@/, '$1***@');
 }
 
-/** Resolves the options into an amqplib URL and socket options. @internal */
-export function resolveConnection(options: ConnectionOptions): { url: string | Options.Connect; socket: SocketOptions; label: string; username: string } {
-  const socket: SocketOptions = { noDelay: true, timeout: (options.connectTimeout ?? 10) * 1000 };
-  if (options.connectionName !== undefined) socket.clientProperties = { connection_name: options.connectionName };
-  if (typeof options.ssl === 'object') Object.assign(socket, options.ssl);
-  const heartbeat = options.heartbeat ?? 10;
-  const discrete = ['hostname', 'port', 'username', 'password', 'vhost'].some(
-    (key) => options[key as keyof ConnectionOptions] !== undefined,
-  );
+/**
+ * Resolves the options into what a port connects with: one URL (from `url`, the discrete fields,
+ * `QAM_URL` or the default), a label without the password, and the socket settings. `memory://`
+ * URLs name an embedded broker. @internal
+ */
+export function resolveConnection(options: ConnectionOptions, logger: Logger): ConnectTarget {
+  const base = {
+    heartbeatSeconds: options.heartbeat ?? 10,
+    connectTimeoutMs: (options.connectTimeout ?? 10) * 1000,
+    connectionName: options.connectionName,
+    tls: typeof options.ssl === 'object' ? { ...options.ssl } : undefined,
+    logger,
+  };
+  const discrete = ['hostname', 'port', 'username', 'password', 'vhost'].some((key) => options[key as keyof ConnectionOptions] !== undefined);
   const fromEnvironment = options.url === undefined && !discrete ? process.env['QAM_URL'] : undefined;
   const url = options.url ?? fromEnvironment;
   if (url !== undefined) {
@@ -156,262 +164,47 @@ export function resolveConnection(options: ConnectionOptions): { url: string | O
     } catch {
       throw new TypeError(`${source} is not a broker URL such as amqp://user:password@host:5672/vhost: ${JSON.stringify(maskPassword(url))}`);
     }
-    if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') {
-      throw new TypeError(`${source} must start with amqp:// or amqps://, got ${parsed.protocol}//`);
+    if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:' && parsed.protocol !== 'memory:') {
+      throw new TypeError(`${source} must start with amqp://, amqps:// or memory://, got ${parsed.protocol}//`);
     }
-    if (parsed.protocol === 'amqp:' && options.ssl !== undefined && options.ssl !== false) {
-      throw new TypeError(`The ssl option is set but ${source.replace(/^The/, 'the')} starts with amqp://: use amqps:// for TLS`);
+    if (parsed.protocol !== 'amqps:' && options.ssl !== undefined && options.ssl !== false) {
+      throw new TypeError(`The ssl option is set but ${source.replace(/^The/, 'the')} starts with ${parsed.protocol}//: use amqps:// for TLS`);
     }
     const username = parsed.username === '' ? 'guest' : decodeURIComponent(parsed.username);
     if (parsed.password !== '') parsed.password = '***';
-    return { url: withHeartbeat(url, heartbeat), socket, label: parsed.toString(), username };
+    return { ...base, url, label: parsed.toString(), username };
   }
   const tls = options.ssl !== undefined && options.ssl !== false;
-  const connect: Options.Connect = {
-    protocol: tls ? 'amqps' : 'amqp',
-    hostname: options.hostname ?? 'localhost',
-    port: options.port ?? (tls ? 5671 : 5672),
-    username: options.username ?? 'guest',
-    password: options.password ?? 'guest',
-    vhost: options.vhost ?? '/',
-    heartbeat,
-  };
-  const label = `${connect.protocol}://${connect.username}@${connect.hostname}:${connect.port}/${encodeURIComponent(connect.vhost ?? '/')}`;
-  return { url: connect, socket, label, username: connect.username ?? 'guest' };
-}
-
-function withHeartbeat(url: string, heartbeat: number): string {
-  if (/[?&]heartbeat=/.test(url)) return url;
-  return `${url}${url.includes('?') ? '&' : '?'}heartbeat=${heartbeat}`;
-}
-
-/** The reply code and text of the connection.close the broker ended a handshake with. */
-interface BrokerClose {
-  replyCode: number;
-  replyText: string;
-}
-
-const handshakeCaptureBytes = 64 * 1024;
-
-/**
- * Connects through amqplib, keeping the broker's reason when it refuses the handshake. amqplib
- * reports a broker that answers connection.open by closing the connection (RabbitMQ's
- * `530 NOT_ALLOWED - vhost x not found`) only as "Expected ConnectionOpenOk; got <ConnectionClose
- * channel:0>", without the reply code and text, so what amqplib reads during the handshake is
- * copied and the close is read back from it. amqplib makes its socket inside `connect`; `net.connect`
- * announces every socket it makes, synchronously, on the `net.client.socket` diagnostics channel.
- * TLS sockets are not announced there: over TLS only what amqplib reports is known. Resolves with
- * the error that explains a failure.
- */
-async function openModel(url: string | Options.Connect, socketOptions: SocketOptions, label: string): Promise<ChannelModel | QAMException> {
-  let socket: Socket | undefined;
-  const announced = (message: unknown): void => {
-    socket ??= (message as { socket?: Socket }).socket;
-  };
-  subscribe('net.client.socket', announced);
-  let connecting: Promise<ChannelModel>;
-  try {
-    connecting = amqp.connect(url, socketOptions);
-  } finally {
-    unsubscribe('net.client.socket', announced);
-  }
-  const received = socket === undefined ? undefined : copyReads(socket);
-  try {
-    const model = await connecting;
-    received?.stop();
-    return model;
-  } catch (error) {
-    return explainConnectError(error, received?.close(), label, (socketOptions.timeout ?? 0) / 1000);
-  }
-}
-
-/** Copies the first bytes read from `socket` until `stop()`. */
-function copyReads(socket: Socket): { stop(): void; close(): BrokerClose | undefined } {
-  const read = socket.read;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  socket.read = function (this: Socket, ...args: Parameters<Socket['read']>): unknown {
-    const chunk: unknown = read.apply(this, args);
-    if (Buffer.isBuffer(chunk) && size < handshakeCaptureBytes) {
-      chunks.push(chunk);
-      size += chunk.length;
-    }
-    return chunk;
-  };
+  const protocol = tls ? 'amqps' : 'amqp';
+  const hostname = options.hostname ?? 'localhost';
+  const port = options.port ?? (tls ? 5671 : 5672);
+  const username = options.username ?? 'guest';
+  const vhost = encodeURIComponent(options.vhost ?? '/');
+  const host = hostname.includes(':') ? `[${hostname}]` : hostname;
   return {
-    stop: () => {
-      socket.read = read;
-      chunks.length = 0;
-    },
-    close: () => findClose(Buffer.concat(chunks)),
+    ...base,
+    url: `${protocol}://${encodeURIComponent(username)}:${encodeURIComponent(options.password ?? 'guest')}@${host}:${port}/${vhost}`,
+    label: `${protocol}://${username}@${host}:${port}/${vhost}`,
+    username,
   };
 }
 
-/** The connection.close (class 10, method 50) among the AMQP frames at the start of `bytes`. */
-function findClose(bytes: Buffer): BrokerClose | undefined {
-  // A frame: type (1 byte), channel (2), payload size (4), payload, frame end (1).
-  for (let offset = 0; offset + 7 <= bytes.length; ) {
-    const type = bytes.readUInt8(offset);
-    const size = bytes.readUInt32BE(offset + 3);
-    const payload = offset + 7;
-    if (payload + size + 1 > bytes.length) return undefined;
-    if (type === 1 && size >= 7 && bytes.readUInt16BE(payload) === 10 && bytes.readUInt16BE(payload + 2) === 50) {
-      const textEnd = Math.min(payload + 7 + bytes.readUInt8(payload + 6), payload + size);
-      return { replyCode: bytes.readUInt16BE(payload + 4), replyText: bytes.toString('utf8', payload + 7, textEnd) };
-    }
-    offset = payload + size + 1;
-  }
-  return undefined;
+/** The port that reaches the broker a URL names. */
+function portFor(url: string): AmqpPort {
+  return url.startsWith('memory:') ? memoryPort : amqplibPort;
 }
 
-/** amqplib quotes a close in answer to the login: `Handshake terminated by server: 403 (ACCESS-REFUSED) with message "…"`. */
-function closeInMessage(text: string): BrokerClose | undefined {
-  const match = /terminated by server: (\d+) \([^)]*\) with message "(.*)"/s.exec(text);
-  return match === null ? undefined : { replyCode: Number(match[1]), replyText: match[2] ?? '' };
-}
-
-/** Node's codes for the network failures that keep a connection from being made. */
-const networkReasons: Readonly<Record<string, ConnectFailedReason>> = {
-  ECONNREFUSED: 'refused',
-  ENOTFOUND: 'unknown-host',
-  EAI_AGAIN: 'unknown-host',
-  EAI_NONAME: 'unknown-host',
-  EAI_FAIL: 'unknown-host',
-  EAI_NODATA: 'unknown-host',
-  EHOSTUNREACH: 'unreachable',
-  ENETUNREACH: 'unreachable',
-  EHOSTDOWN: 'unreachable',
-  ENETDOWN: 'unreachable',
-  ETIMEDOUT: 'timeout',
-};
-
-/** The error code of a network failure; Node reports a host with several addresses as an AggregateError. */
-function networkCode(error: unknown): string | undefined {
-  if (typeof error !== 'object' || error === null) return undefined;
-  const { code, errors } = error as { code?: unknown; errors?: unknown };
-  if (typeof code === 'string') return code;
-  return Array.isArray(errors) ? networkCode(errors[0]) : undefined;
-}
-
-/** Describes a failure to connect in terms a user can act on. */
-function explainConnectError(error: unknown, captured: BrokerClose | undefined, label: string, timeoutSeconds: number): QAMException {
-  const text = describeError(error);
-  const tls = explainTlsError(error, label, text);
-  if (tls !== undefined) return tls;
-  const close = captured ?? closeInMessage(text);
-  if (close !== undefined) {
-    const words = `${close.replyCode} ${close.replyText}`;
-    // RabbitMQ refuses a login with 403 ACCESS_REFUSED, and a vhost with 530 NOT_ALLOWED: `vhost x
-    // not found`, `access to vhost 'x' refused for user 'u'` (permissions), the same followed by
-    // `: connection limit (n) is reached`, or `vhost x is down`.
-    if (close.replyCode === 403 || (close.replyCode === 530 && /refused for user '[^']*'$/.test(close.replyText))) {
-      return new QAMAccessRefusedException(`Broker at ${label} refused the login or vhost: ${words}`, error);
-    }
-    if (close.replyCode === 530 && /vhost .* not found/i.test(close.replyText)) {
-      return new QAMConnectFailedException(`Broker at ${label} has no such vhost: ${words}`, 'unknown-vhost', error);
-    }
-    return new QAMConnectFailedException(`Broker at ${label} refused the connection: ${words}`, 'handshake', error);
-  }
-  // amqplib's own connectTimeout error has a message and no code.
-  const reason = error instanceof Error && error.message === 'connect ETIMEDOUT' ? 'timeout' : networkReasons[networkCode(error) ?? ''];
-  switch (reason) {
-    case 'refused':
-      return new QAMConnectFailedException(`Cannot connect to the broker at ${label}: nothing accepts connections there (is the broker running, on this port?): ${text}`, reason, error);
-    case 'unknown-host':
-      return new QAMConnectFailedException(`Cannot connect to the broker at ${label}: its host name does not resolve: ${text}`, reason, error);
-    case 'unreachable':
-      return new QAMConnectFailedException(`Cannot connect to the broker at ${label}: its host or network is unreachable: ${text}`, reason, error);
-    case 'timeout':
-      return new QAMConnectFailedException(`Cannot connect to the broker at ${label}: the connection and AMQP handshake did not complete within connectTimeout (${timeoutSeconds} s): ${text}`, reason, error);
+/** A port failure as the exception a user sees. */
+function connectError(error: unknown, label: string): QAMException {
+  if (!(error instanceof PortError)) return new QAMConnectFailedException(`Cannot connect to the broker at ${label}: ${describeError(error)}`, 'handshake', error);
+  switch (error.kind) {
+    case 'access-refused':
+      return new QAMAccessRefusedException(error.message, error.cause);
+    case 'tls':
+      return new QAMTlsException(error.message, error.cause);
     default:
-      if (/ConnectionOpenOk; got <ConnectionClose/.test(text)) {
-        return new QAMConnectFailedException(
-          `Broker at ${label} refused to open the vhost, for a reason amqplib does not pass on over TLS (does the vhost exist, may the user use it?): ${text}`,
-          'handshake',
-          error,
-        );
-      }
-      return new QAMConnectFailedException(`Cannot connect to the broker at ${label}: the connection ended before the AMQP handshake completed (is this an AMQP 0-9-1 port?): ${text}`, 'handshake', error);
+      return new QAMConnectFailedException(error.message, error.reason ?? 'handshake', error.cause);
   }
-}
-
-/**
- * Node names a failed certificate check with OpenSSL's verify code (`SELF_SIGNED_CERT_IN_CHAIN`,
- * `UNABLE_TO_VERIFY_LEAF_SIGNATURE`, …) or `ERR_TLS_CERT_ALTNAME_INVALID`, and an alert the broker
- * sent with `ERR_SSL_…_ALERT_…`. A TLS endpoint that rejects the client certificate after the
- * handshake (TLS 1.3 verifies it late) just closes the socket, before the AMQP handshake ends.
- */
-function explainTlsError(error: unknown, label: string, text: string): QAMTlsException | undefined {
-  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
-  if (typeof code === 'string' && /^ERR_SSL_.*ALERT/.test(code)) {
-    return new QAMTlsException(`The broker at ${label} refused the TLS handshake (${code}); check the client certificate and key (ssl.cert, ssl.key): ${text}`, error);
-  }
-  if (typeof code === 'string' && /CERT|^UNABLE_TO_/.test(code)) {
-    return new QAMTlsException(
-      `The certificate of the broker at ${label} was not accepted (${code}); pass the CA that signed it as ssl.ca and a servername it is issued for: ${text}`,
-      error,
-    );
-  }
-  if (typeof code === 'string' && /^ERR_(SSL|TLS)_/.test(code)) {
-    return new QAMTlsException(`The TLS handshake with ${label} failed (${code}); is that port a TLS listener? ${text}`, error);
-  }
-  if (label.startsWith('amqps:') && /closed abruptly during opening handshake/.test(text)) {
-    return new QAMTlsException(
-      `The TLS endpoint at ${label} closed the connection during the handshake; it probably refused the client certificate (ssl.cert, ssl.key): ${text}`,
-      error,
-    );
-  }
-  return undefined;
-}
-
-/** The parts of amqplib's connection object (its `connection` under the ChannelModel) used here. */
-interface AmqplibConnection {
-  stream?: unknown;
-  channels?: Array<{ buffer: { write(frame: Buffer): boolean } } | null>;
-  freshChannel?: (channel: unknown, options?: unknown) => number;
-}
-
-/**
- * Two changes to how amqplib writes, both keeping every frame in the order it was made:
- *
- * - Direct: amqplib queues each channel's frames in a stream of its own and moves them to the
- *   socket from a `setImmediate` callback (its round-robin muxer), several stream operations per
- *   message. Here each channel writes its frames to the socket as it makes them.
- * - Coalesced: every write is its own system call, and with TCP_NODELAY its own TCP segment.
- *   Corking the socket for the rest of the current tick gathers everything written in it (a
- *   burst of requests, a reply and its ack) into one write.
- *
- * Backpressure is unchanged in effect: frames the socket cannot take yet wait in the socket's
- * buffer instead of the channel's. Where amqplib's internals are not as expected, writes stay as
- * they were.
- */
-function streamlineWrites(model: ChannelModel): void {
-  const connection = (model as unknown as { connection?: AmqplibConnection }).connection;
-  const socket = connection?.stream;
-  if (connection === undefined || !(socket instanceof Duplex)) return;
-  const { freshChannel } = connection;
-  if (Array.isArray(connection.channels) && typeof freshChannel === 'function') {
-    connection.freshChannel = function (this: AmqplibConnection, ...args: Parameters<typeof freshChannel>): number {
-      const number = freshChannel.apply(this, args);
-      const entry = this.channels?.[number];
-      if (entry !== null && entry !== undefined) entry.buffer.write = (frame: Buffer): boolean => socket.write(frame);
-      return number;
-    };
-  }
-  const write = socket.write;
-  let corked = false;
-  const uncork = (): void => {
-    corked = false;
-    socket.uncork();
-  };
-  socket.write = function (this: Duplex, ...args: Parameters<Duplex['write']>): boolean {
-    if (!corked) {
-      corked = true;
-      socket.cork();
-      process.nextTick(uncork);
-    }
-    return write.apply(this, args);
-  } as Duplex['write'];
 }
 
 /**
@@ -431,12 +224,12 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
   /** The AMQP user this connection logs in as (callme's reply names include it). */
   readonly username: string;
   readonly logger: Logger;
-  readonly #url: string | Options.Connect;
-  readonly #socket: SocketOptions;
-  readonly #delay: { min: number; max: number };
+  readonly #target: ConnectTarget;
+  readonly #port: AmqpPort;
+  readonly #delay: BackoffBounds;
   readonly #users = new Set<ConnectionUser>();
-  #model: ChannelModel | undefined;
-  #connecting: Promise<ChannelModel> | undefined;
+  readonly #connecting = new SingleFlight<AmqpConnection>();
+  #link: AmqpConnection | undefined;
   #everConnected = false;
   #closed = false;
   #wakeBackoff: (() => void) | undefined;
@@ -444,18 +237,17 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
   constructor(options: ConnectionOptions = {}) {
     super();
     checkOptions('QAMConnection', options, connectionRules);
-    const resolved = resolveConnection(options);
-    this.label = resolved.label;
-    this.username = resolved.username;
-    this.#url = resolved.url;
-    this.#socket = resolved.socket;
-    this.#delay = options.reconnectDelay ?? { min: 0.1, max: 10 };
     this.logger = options.logger ?? consoleLogger;
+    this.#target = resolveConnection(options, this.logger);
+    this.#port = portFor(this.#target.url);
+    this.label = this.#target.label;
+    this.username = this.#target.username;
+    this.#delay = options.reconnectDelay ?? { min: 0.1, max: 10 };
   }
 
   /** True while an AMQP connection is open. */
   get connected(): boolean {
-    return this.#model !== undefined;
+    return this.#link !== undefined;
   }
 
   /** True once {@link close} was called. */
@@ -463,14 +255,28 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
     return this.#closed;
   }
 
-  /** @internal The open connection, connecting (once, shared) if needed. */
-  model(): Promise<ChannelModel> {
-    if (this.#closed) return Promise.reject(new QAMClosedException(`Connection to ${this.label} is closed`));
-    if (this.#model !== undefined) return Promise.resolve(this.#model);
-    this.#connecting ??= this.#connect().finally(() => {
-      this.#connecting = undefined;
-    });
-    return this.#connecting;
+  /** True while the broker blocks publishing on this connection (a resource alarm such as low memory). */
+  get blocked(): boolean {
+    return this.#link?.blocked ?? false;
+  }
+
+  /** @internal Opens a channel, connecting (once, shared) first if needed. */
+  async openChannel(options: { confirms: boolean }): Promise<AmqpChannel> {
+    const link = await this.#open();
+    try {
+      return await link.openChannel(options);
+    } catch (error) {
+      // The socket died before the connection said so: its channels close first. Once it has
+      // closed, the next open waits for the reconnect.
+      if (failureKind(error) !== 'closed') throw error;
+      await new Promise((resolve) => setImmediate(resolve));
+      return (await this.#open()).openChannel(options);
+    }
+  }
+
+  /** @internal The open port connection, connecting (once, shared) if needed. */
+  link(): Promise<AmqpConnection> {
+    return this.#open();
   }
 
   /** @internal Registers a user told of every (re)connect and loss; returns the unregister function. */
@@ -479,64 +285,72 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
     return () => this.#users.delete(user);
   }
 
-  /** Closes the connection and stops reconnecting. Channels of its users close with it. */
+  /** Closes the connection and stops reconnecting. Channels of its users close with it. Returns promptly even while the broker blocks the connection. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#wakeBackoff?.();
-    const model = this.#model ?? (await this.#connecting?.catch(() => undefined));
-    this.#model = undefined;
-    if (model !== undefined) await model.close().catch(() => undefined);
+    const link = this.#link ?? (await this.#connecting.current?.catch(() => undefined));
+    this.#link = undefined;
+    await link?.close();
   }
 
-  async #connect(): Promise<ChannelModel> {
+  #open(): Promise<AmqpConnection> {
+    if (this.#closed) return Promise.reject(new QAMClosedException(`Connection to ${this.label} is closed`));
+    if (this.#link !== undefined) return Promise.resolve(this.#link);
+    return this.#connecting.run(() => this.#connect());
+  }
+
+  async #connect(): Promise<AmqpConnection> {
     for (let attempt = 1; ; attempt++) {
-      const opened = await openModel(this.#url, this.#socket, this.label);
+      let link: AmqpConnection | undefined;
+      let failure: QAMException | undefined;
+      try {
+        link = await this.#port.connect(this.#target);
+      } catch (error) {
+        failure = connectError(error, this.label);
+      }
       if (this.#closed) {
-        if (!(opened instanceof Error)) await opened.close().catch(() => undefined);
+        await link?.close();
         throw new QAMClosedException(`Connection to ${this.label} is closed`);
       }
-      if (!(opened instanceof Error)) {
-        this.#adopt(opened);
-        return opened;
+      if (link !== undefined) {
+        this.#adopt(link);
+        return link;
       }
-      if (!this.#everConnected) throw opened;
-      const delayMs = this.#nextDelay(attempt);
-      this.logger.warn(`reconnect attempt ${attempt} to ${this.label} failed, next in ${delayMs} ms: ${opened.message}`);
-      this.emit('reconnect-failed', opened, attempt, delayMs);
+      if (!this.#everConnected || failure === undefined) throw failure;
+      const delayMs = backoffDelayMs(attempt, this.#delay);
+      this.logger.warn(`reconnect attempt ${attempt} to ${this.label} failed, next in ${delayMs} ms: ${failure.message}`);
+      this.emit('reconnect-failed', failure, attempt, delayMs);
       await this.#sleep(delayMs);
     }
   }
 
-  #adopt(model: ChannelModel): void {
-    this.#model = model;
+  #adopt(link: AmqpConnection): void {
+    this.#link = link;
     this.#everConnected = true;
-    streamlineWrites(model);
-    model.on('error', (error: Error) => this.logger.warn(`connection to ${this.label}: ${describeError(error)}`));
-    model.on('close', (error?: Error) => this.#lost(model, error));
+    link.onClose((error) => this.#lost(link, error));
+    link.onBlocked((blocked, reason) => {
+      if (blocked) this.logger.warn(`the broker at ${this.label} blocks publishing${reason === undefined ? '' : `: ${reason}`}`);
+      else this.logger.info(`the broker at ${this.label} no longer blocks publishing`);
+      if (blocked) this.emit('blocked', reason ?? '');
+      else this.emit('unblocked');
+    });
     this.logger.info(`connected to ${this.label}`);
     this.emit('connect');
     for (const user of this.#users) user.onConnect();
   }
 
-  #lost(model: ChannelModel, error: Error | undefined): void {
-    if (this.#model !== model) return;
-    this.#model = undefined;
-    const reason = new QAMConnectionException(
-      `Connection to ${this.label} was lost${error === undefined ? '' : `: ${describeError(error)}`}`,
-      error,
-    );
+  #lost(link: AmqpConnection, error: PortError | undefined): void {
+    if (this.#link !== link) return;
+    this.#link = undefined;
+    const reason = new QAMConnectionException(`Connection to ${this.label} was lost${error === undefined ? '' : `: ${error.message}`}`, error);
     if (!this.#closed) this.logger.warn(reason.message);
     this.emit('disconnect', reason);
     for (const user of this.#users) user.onDisconnect(reason);
     if (!this.#closed) {
-      this.model().catch((failure: unknown) => this.logger.error(`giving up reconnecting: ${describeError(failure)}`));
+      this.#open().catch((failure: unknown) => this.logger.error(`giving up reconnecting: ${describeError(failure)}`));
     }
-  }
-
-  #nextDelay(attempt: number): number {
-    const ceiling = Math.min(this.#delay.max, this.#delay.min * 2 ** (attempt - 1)) * 1000;
-    return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
   }
 
   #sleep(ms: number): Promise<void> {

@@ -9,6 +9,7 @@
  * @internal
  */
 
+import type { ConnectFailedReason } from '../errors.js';
 import type { Logger } from '../logger.js';
 
 /** Exchange types qam declares. */
@@ -175,13 +176,13 @@ export interface AmqpPort {
 
 /**
  * What went wrong, by AMQP reply code where the broker gave one:
- * - `'access-refused'` 403, and a refused login;
+ * - `'access-refused'` 403, and a refused login or vhost permission;
  * - `'not-found'` 404 (an exchange or queue that does not exist);
- * - `'precondition-failed'` 406 (declared with other flags, or another delivery-tag problem);
+ * - `'precondition-failed'` 406 (declared with other flags, an unknown delivery tag, …);
  * - `'resource-locked'` 405 (an exclusive queue of another connection);
  * - `'closed'`: the channel or connection had closed (or closed before the operation finished);
- * - `'connect-refused'`, `'unknown-host'`, `'connect-timeout'`, `'unknown-vhost'`, `'tls'`:
- *   the connection could not be made;
+ * - `'connect-failed'`: no connection could be made (see {@link PortError.reason});
+ * - `'tls'`: the TLS handshake failed;
  * - `'internal'`: 541 and other hard errors;
  * - `'other'`.
  */
@@ -191,10 +192,7 @@ export type FailureKind =
   | 'precondition-failed'
   | 'resource-locked'
   | 'closed'
-  | 'connect-refused'
-  | 'unknown-host'
-  | 'connect-timeout'
-  | 'unknown-vhost'
+  | 'connect-failed'
   | 'tls'
   | 'internal'
   | 'other';
@@ -205,11 +203,21 @@ export class PortError extends Error {
   readonly kind: FailureKind;
   /** The AMQP reply code, when the broker gave one. */
   readonly replyCode: number | undefined;
+  /** Why no connection could be made, for kind `'connect-failed'`. */
+  readonly reason: ConnectFailedReason | undefined;
+  /** True when the broker closed the whole connection, not just a channel. */
+  readonly connection: boolean;
 
-  constructor(kind: FailureKind, message: string, options: { replyCode?: number | undefined; cause?: unknown } = {}) {
+  constructor(
+    kind: FailureKind,
+    message: string,
+    options: { replyCode?: number | undefined; reason?: ConnectFailedReason; connection?: boolean; cause?: unknown } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.kind = kind;
     this.replyCode = options.replyCode;
+    this.reason = options.reason;
+    this.connection = options.connection ?? false;
   }
 }
 

@@ -1,5 +1,5 @@
 import { inspect } from 'node:util';
-import type { CallTransport } from './client.js';
+import type { CallTransport } from './call-client.js';
 import { connectionFor, connectionUserRules, type ConnectionOptions, type QAMConnection } from '../amqp/connection.js';
 import { checkMethodPath, type ErrorClass } from '../protocols/native/format.js';
 import { QAMInvalidCallException } from '../errors.js';
@@ -191,10 +191,10 @@ function rootControls(client: CallTransport, settings: CallSettings, label: stri
       return configured({ ...settings, retries: times });
     },
     invoke: (method: unknown, ...params: unknown[]) => call(client, settings, String(method), checkMethodPath(method), params),
-    cancel: (uid: unknown) => typeof uid === 'string' && client.pending.cancel(uid),
-    getCallbackState: (uid: unknown) => client.pending.state(String(uid)),
-    getNumWaitingCallbacks: () => client.pending.waitingCallbacks,
-    getStats: () => ({ pending: client.pending.size, droppedReplies: client.pending.unknownReplies }),
+    cancel: (uid: unknown) => typeof uid === 'string' && client.cancel(uid),
+    getCallbackState: (uid: unknown) => client.state(String(uid)),
+    getNumWaitingCallbacks: () => client.waitingCallbacks,
+    getStats: () => client.stats(),
     close: () => client.close(),
   };
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ConsumeMessage } from 'amqplib';
+import type { Delivery } from '../amqp/port.js';
 
 /**
  * A set that keeps the `capacity` most recently added keys: memory for what a server has learnt
@@ -44,8 +44,8 @@ export class BoundedSet {
  * request's fingerprint on purpose.
  * @internal
  */
-export function requestFingerprint(message: ConsumeMessage): string {
-  const { replyTo, correlationId, messageId, contentType } = message.properties as unknown as Record<string, unknown>;
+export function requestFingerprint(message: Delivery): string {
+  const { replyTo, correlationId, messageId, contentType } = message.properties;
   const hash = createHash('sha256');
   for (const field of [replyTo, correlationId, messageId, contentType]) hash.update(`${typeof field === 'string' ? field.length : -1}:${String(field)}\0`);
   return hash.update(message.content).digest('hex');

@@ -1,10 +1,10 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { availableParallelism } from 'node:os';
-import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { connectionFor, connectionUserRules, type ConnectionOptions, type QAMConnection } from '../amqp/connection.js';
+import { failureKind, type AmqpChannel, type Delivery } from '../amqp/port.js';
 import { DispatchTable, type RemoteFunction, type Target } from './dispatch.js';
 import { checkMethodPath } from '../protocols/native/format.js';
-import { QAMAccessRefusedException, QAMClosedException, QAMException, amqpReplyCode, describeError, isInstance, isServerRaised } from '../errors.js';
+import { QAMAccessRefusedException, QAMClosedException, QAMException, describeError, isInstance, isServerRaised } from '../errors.js';
 import { RateLimitedLog, clip, escapingLogger, quote } from '../log-guard.js';
 import { anyString, arrayOf, boolean, checkOptions, oneOf, positiveInteger, secondsOrZero, type Rules } from '../options.js';
 import type { Logger } from '../logger.js';
@@ -12,8 +12,10 @@ import { checkId, type WireProtocol } from '../protocols/naming.js';
 import { WorkerPool } from './pool.js';
 import { nativeProtocol, type CallOutcome, type OutgoingReply, type ProtocolSettings, type ServerProtocol } from '../protocols/native/server.js';
 import { qamProtocol } from '../protocols/qam/server.js';
-import { BoundedSet, requestFingerprint } from './reply-guard.js';
+import { ReplyPublisher } from './replies.js';
 import { serializerNamed, type SerializerName } from '../serializers.js';
+import { backoffDelayMs } from '../util/backoff.js';
+import { SingleFlight } from '../util/single-flight.js';
 import { isThenable } from '../util/thenable.js';
 import { ThreadPool, workerModuleHref, type WorkerExport } from './thread-pool.js';
 
@@ -142,26 +144,14 @@ export class QAMServer<Registered extends object = {}> {
   readonly #stats = { served: 0, failed: 0, expired: 0 };
   #state: 'idle' | 'serving' | 'closing' | 'closed' = 'idle';
   #detach: (() => void) | undefined;
-  readonly #consumers = new Map<ServerProtocol, { channel: Channel; tag: string }>();
-  #replyChannel: ConfirmChannel | undefined;
-  #replyOpening: Promise<ConfirmChannel> | undefined;
-  readonly #replyClosedBy = new WeakMap<ConfirmChannel, ReplyChannelClosed>();
-  /** Reply channels whose failed reply has been found: the replies that failed after it are innocent. */
-  readonly #culpritFound = new WeakSet<ConfirmChannel>();
-  /** Direct reply-to addresses the broker confirmed a reply to: later replies to them take {@link #directChannel}. */
-  readonly #acceptedReplyTo = new BoundedSet(10_000);
-  /** Fingerprints of requests whose reply made the broker close the connection: not run again when redelivered. */
-  readonly #poisoned = new BoundedSet(1_000);
-  #directChannel: Channel | undefined;
-  #directOpening = false;
-  /** Set as close() closes its channels: a reply still unconfirmed then is not published again. */
-  #channelsClosed = false;
-  #starting: Promise<void> | undefined;
+  readonly #consumers = new Map<ServerProtocol, { channel: AmqpChannel; tag: string }>();
+  readonly #replies: ReplyPublisher;
+  readonly #starting = new SingleFlight<void>();
   #restartTimer: NodeJS.Timeout | undefined;
   #restartAttempts = 0;
   #topologyTimer: NodeJS.Timeout | undefined;
   #topologyCheck: Promise<void> | undefined;
-  #topologyChannel: Promise<Channel> | undefined;
+  #topologyChannel: Promise<AmqpChannel> | undefined;
   #topologyFailures = 0;
   /** Refused and dropped requests: at most {@link refusalLines} lines a minute, then one line counting the rest. */
   readonly #refusals: RateLimitedLog;
@@ -178,6 +168,13 @@ export class QAMServer<Registered extends object = {}> {
       refusalLines,
       refusalIntervalMs,
     );
+    this.#replies = new ReplyPublisher({
+      serverId: this.serverId,
+      connection: this.connection,
+      logger: this.#logger,
+      refusals: this.#refusals,
+      serving: () => this.#state === 'serving',
+    });
     this.#pool = new WorkerPool(options.workers ?? 16, (error) => this.#logger.error(`server ${this.serverId}: a call failed outside its handler: ${describeError(error)}`));
     this.#threads = new ThreadPool(options.threads ?? availableParallelism(), `server ${this.serverId}`, this.#logger);
     const settings = {
@@ -245,7 +242,7 @@ export class QAMServer<Registered extends object = {}> {
 
   /** Declares the server's exchange and queue and starts consuming; resolves once it consumes. */
   async serve(): Promise<void> {
-    if (this.#state === 'serving') return this.#starting;
+    if (this.#state === 'serving') return this.#starting.current;
     if (this.#state !== 'idle') throw new QAMClosedException(`Server ${this.serverId} is closed`);
     this.#state = 'serving';
     this.#detach = this.connection.attach({
@@ -256,7 +253,7 @@ export class QAMServer<Registered extends object = {}> {
       await this.#start();
     } catch (error) {
       await this.close();
-      if (amqpReplyCode(error) === 403) {
+      if (failureKind(error) === 'access-refused') {
         throw new QAMAccessRefusedException(`Server ${this.serverId} may not declare or consume its queue: ${describeError(error)}`, error);
       }
       throw error;
@@ -276,32 +273,24 @@ export class QAMServer<Registered extends object = {}> {
     this.#state = 'closing';
     clearTimeout(this.#restartTimer);
     clearTimeout(this.#topologyTimer);
-    await this.#starting?.catch(() => undefined);
+    await this.#starting.current?.catch(() => undefined);
     const consumers = [...this.#consumers.values()];
-    for (const { channel, tag } of consumers) await channel.cancel(tag).catch(() => undefined);
-    let timer: NodeJS.Timeout | undefined;
-    const drained = await Promise.race([
-      this.#pool.idle().then(() => true),
-      new Promise<boolean>((resolve) => (timer = setTimeout(resolve, this.#drainTimeoutMs, false))),
-    ]);
-    clearTimeout(timer);
+    await Promise.all(consumers.map(({ channel, tag }) => channel.cancel(tag).catch(() => undefined)));
+    const drained = await this.#drain();
     if (!drained) this.#logger.warn(`server ${this.serverId} closed with ${this.#pool.active} calls still running`);
     await this.#threads.close();
     this.#detach?.();
-    // While the broker is down, nothing can be deleted and a reply channel being opened waits for
-    // the reconnect: close without waiting.
-    const connected = this.connection.connected;
-    if (options.deleteQueue === true && connected) {
+    // While the broker is down or blocks the connection, nothing can be deleted: close without waiting.
+    const reachable = this.connection.connected && !this.connection.blocked;
+    if (options.deleteQueue === true && reachable) {
       // A check under way may be declaring an exchange again: it must not do so after the delete.
       await this.#topologyCheck;
       await this.#deleteTopology();
     }
-    const opening = connected ? this.#replyOpening : undefined;
-    const topology = connected ? this.#topologyChannel?.catch(() => undefined) : undefined;
-    const channels = [...consumers.map(({ channel }) => channel), this.#replyChannel ?? (await opening?.catch(() => undefined)), this.#directChannel, await topology];
-    this.#channelsClosed = true;
-    this.#forgetChannels();
-    for (const channel of channels) await channel?.close().catch(() => undefined);
+    const topology = reachable ? await this.#topologyChannel?.catch(() => undefined) : undefined;
+    this.#consumers.clear();
+    this.#topologyChannel = undefined;
+    await Promise.all([...consumers.map(({ channel }) => channel.close()), topology?.close(), this.#replies.close()]);
     this.#refusals.flush();
     if (this.#ownsConnection) await this.connection.close();
     this.#state = 'closed';
@@ -310,41 +299,58 @@ export class QAMServer<Registered extends object = {}> {
   async #deleteTopology(): Promise<void> {
     for (const protocol of this.#protocols) {
       try {
-        const channel = await (await this.connection.model()).createChannel();
-        channel.on('error', () => undefined);
+        const channel = await this.connection.openChannel({ confirms: false });
         await protocol.remove(channel);
-        await channel.close().catch(() => undefined);
+        await channel.close();
       } catch (error) {
         this.#logger.warn(`server ${this.serverId} could not delete its ${protocol.name} queue and exchange: ${describeError(error)}`);
       }
     }
   }
 
+  /**
+   * Waits for the running calls to finish and reply, up to `drainTimeout`; not while the broker
+   * blocks the connection (their replies cannot leave before it unblocks). True when they did.
+   */
+  async #drain(): Promise<boolean> {
+    if (this.#pool.active === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    let onBlocked: (() => void) | undefined;
+    const drained = await Promise.race([
+      this.#pool.idle().then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(resolve, this.connection.blocked ? 0 : this.#drainTimeoutMs, false);
+        onBlocked = () => resolve(false);
+        this.connection.once('blocked', onBlocked);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (onBlocked !== undefined) this.connection.off('blocked', onBlocked);
+    return drained;
+  }
+
   #start(): Promise<void> {
-    this.#starting ??= this.#open().finally(() => {
-      this.#starting = undefined;
-    });
-    return this.#starting;
+    return this.#starting.run(() => this.#open());
   }
 
   async #open(): Promise<void> {
-    const model = await this.connection.model();
     for (const protocol of this.#protocols) {
       if (this.#consumers.has(protocol)) continue;
-      const channel = await model.createChannel();
-      channel.on('error', (error: Error) => this.#logger.error(`server ${this.serverId} channel error: ${describeError(error)}`));
-      channel.on('close', () => this.#channelClosed(protocol, channel));
+      const channel = await this.connection.openChannel({ confirms: false });
+      channel.onClose((error) => this.#channelClosed(protocol, channel, error));
       await channel.prefetch(this.#pool.size);
       try {
         await protocol.declare(channel);
       } catch (error) {
         throw topologyError(this.serverId, protocol, error);
       }
-      const { consumerTag } = await channel.consume(protocol.queue, (message) => {
-        if (message === null) this.#consumerCancelled(protocol, channel);
-        else this.#receive(protocol, channel, message);
-      });
-      this.#consumers.set(protocol, { channel, tag: consumerTag });
+      const tag = await channel.consume(
+        protocol.queue,
+        (message) => this.#receive(protocol, channel, message),
+        { noAck: false },
+        () => this.#consumerCancelled(protocol, channel),
+      );
+      this.#consumers.set(protocol, { channel, tag });
       this.#logger.info(`server ${this.serverId} consumes ${protocol.queue}`);
     }
     this.#restartAttempts = 0;
@@ -358,10 +364,10 @@ export class QAMServer<Registered extends object = {}> {
     });
   }
 
-  /** Retries consuming with a doubling delay (1 s up to 30 s), so a lasting fault is not a busy loop. */
+  /** Retries consuming with the library's backoff (about 1 s, doubling up to 30 s), so a lasting fault is not a busy loop. */
   #scheduleRestart(): void {
     if (this.#state !== 'serving' || this.#restartTimer !== undefined) return;
-    const delayMs = Math.min(30_000, 1000 * 2 ** this.#restartAttempts++);
+    const delayMs = backoffDelayMs(++this.#restartAttempts, restartBackoff);
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = undefined;
       if (this.connection.connected) this.#restart();
@@ -370,8 +376,7 @@ export class QAMServer<Registered extends object = {}> {
 
   #forgetChannels(): void {
     this.#consumers.clear();
-    this.#replyChannel = undefined;
-    this.#directChannel = undefined;
+    this.#replies.forget();
     this.#topologyChannel = undefined;
   }
 
@@ -395,7 +400,7 @@ export class QAMServer<Registered extends object = {}> {
 
   async #checkTopology(): Promise<void> {
     let delayMs = topologyCheckMs;
-    if (this.connection.connected && this.#starting === undefined) {
+    if (this.connection.connected && !this.#starting.running) {
       try {
         await this.#redeclareMissingExchanges();
         this.#topologyFailures = 0;
@@ -414,7 +419,7 @@ export class QAMServer<Registered extends object = {}> {
         try {
           await (await this.#openTopologyChannel()).checkExchange(exchange);
         } catch (error) {
-          if (amqpReplyCode(error) !== 404 || this.#state !== 'serving') throw error;
+          if (failureKind(error) !== 'not-found' || this.#state !== 'serving') throw error;
           this.#logger.warn(`server ${this.serverId}: its exchange ${exchange} is gone (deleted?); declaring it again`);
           // The 404 closed the channel the check ran on.
           this.#topologyChannel = undefined;
@@ -426,15 +431,13 @@ export class QAMServer<Registered extends object = {}> {
   }
 
   /** The channel topology checks run on; a failed check closes it, and the next one opens another. */
-  #openTopologyChannel(): Promise<Channel> {
+  #openTopologyChannel(): Promise<AmqpChannel> {
     if (this.#topologyChannel === undefined) {
       const forget = (): void => {
         if (this.#topologyChannel === opening) this.#topologyChannel = undefined;
       };
-      const opening: Promise<Channel> = this.connection.model().then(async (model) => {
-        const channel = await model.createChannel();
-        channel.on('error', () => undefined);
-        channel.on('close', forget);
+      const opening: Promise<AmqpChannel> = this.connection.openChannel({ confirms: false }).then(async (channel) => {
+        channel.onClose(forget);
         if (this.#state !== 'serving') {
           await channel.close();
           throw new QAMClosedException(`Server ${this.serverId} is closed`);
@@ -447,7 +450,8 @@ export class QAMServer<Registered extends object = {}> {
     return this.#topologyChannel;
   }
 
-  #channelClosed(protocol: ServerProtocol, channel: Channel): void {
+  #channelClosed(protocol: ServerProtocol, channel: AmqpChannel, error: Error | undefined): void {
+    if (error !== undefined) this.#logger.error(`server ${this.serverId} channel error: ${describeError(error)}`);
     if (this.#consumers.get(protocol)?.channel !== channel) return;
     this.#consumers.delete(protocol);
     if (this.#state === 'serving' && this.connection.connected) {
@@ -456,82 +460,18 @@ export class QAMServer<Registered extends object = {}> {
     }
   }
 
-  #consumerCancelled(protocol: ServerProtocol, channel: Channel): void {
+  #consumerCancelled(protocol: ServerProtocol, channel: AmqpChannel): void {
     this.#logger.error(`server ${this.serverId}: the broker cancelled the consumer of ${protocol.queue} (queue deleted?); redeclaring it shortly`);
     if (this.#consumers.get(protocol)?.channel === channel) this.#consumers.delete(protocol);
-    channel.close().catch(() => undefined);
+    void channel.close();
     this.#scheduleRestart();
   }
 
-  /**
-   * The confirm channel replies are published on (but for direct replies to addresses the broker
-   * accepted before), opened once and again after it closes. `closedBy` keeps what closed it, the
-   * channel or the whole connection (amqplib reports the replies it had not confirmed only as
-   * "channel closed"): a broker that cannot decode a direct reply-to address closes the connection
-   * (RabbitMQ 3.10: 541 INTERNAL_ERROR), and the connection's error comes before the channel's
-   * unconfirmed replies fail.
-   */
-  #openReplies(): Promise<ConfirmChannel> {
-    this.#replyOpening ??= this.connection
-      .model()
-      .then(async (model) => {
-        const channel = await model.createConfirmChannel();
-        const connectionClosed = (error: Error): void => {
-          this.#replyClosedBy.set(channel, { error, connection: true });
-        };
-        model.on('error', connectionClosed);
-        channel.on('error', (error: Error) => {
-          // Before amqplib fails the unconfirmed replies, which are then published on a new channel.
-          if (this.#replyChannel === channel) this.#replyChannel = undefined;
-          this.#replyClosedBy.set(channel, { error, connection: false });
-          this.#logger.warn(`server ${this.serverId} reply channel closed by the broker: ${describeError(error)}`);
-        });
-        channel.on('close', () => {
-          model.off('error', connectionClosed);
-          if (this.#replyChannel === channel) this.#replyChannel = undefined;
-        });
-        this.#replyChannel = channel;
-        return channel;
-      })
-      .finally(() => {
-        this.#replyOpening = undefined;
-      });
-    return this.#replyOpening;
-  }
-
-  /**
-   * The plain channel direct replies to accepted addresses go out on, acknowledged at once: an
-   * address the broker took once it takes again, so these need no confirm. Only a change of the
-   * server's rights can make it refuse one; then every address must be accepted anew.
-   */
-  #openDirect(): void {
-    if (this.#directChannel !== undefined || this.#directOpening || this.#state !== 'serving') return;
-    this.#directOpening = true;
-    this.connection
-      .model()
-      .then(async (model) => {
-        const channel = await model.createChannel();
-        channel.on('error', (error: Error) => {
-          this.#acceptedReplyTo.clear();
-          this.#logger.warn(`server ${this.serverId} direct reply channel closed by the broker: ${describeError(error)}`);
-        });
-        channel.on('close', () => {
-          if (this.#directChannel === channel) this.#directChannel = undefined;
-        });
-        if (this.#state === 'serving') this.#directChannel = channel;
-        else await channel.close();
-      })
-      .catch((error: unknown) => this.#logger.debug(`server ${this.serverId} could not open its direct reply channel: ${describeError(error)}`))
-      .finally(() => {
-        this.#directOpening = false;
-      });
-  }
-
-  #receive(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage): void {
-    if (message.fields.redelivered && this.#poisoned.size > 0 && this.#poisoned.has(requestFingerprint(message))) {
-      const replyTo = quote(String((message.properties as { replyTo?: unknown }).replyTo), 100);
+  #receive(protocol: ServerProtocol, channel: AmqpChannel, message: Delivery): void {
+    if (this.#replies.isPoisoned(message)) {
+      const replyTo = quote(String(message.properties.replyTo), 100);
       this.#refusals.warn(`server ${this.serverId} dropped a redelivered request without running it again: its reply to ${replyTo} made the broker close the connection`);
-      ack(channel, message);
+      channel.ack(message);
       return;
     }
     const read = protocol.read(message);
@@ -545,7 +485,7 @@ export class QAMServer<Registered extends object = {}> {
       this.#refuse(protocol, channel, message, protocol.notFound(method));
       return;
     }
-    const context: CallContext = { method, redelivered: message.fields.redelivered, deadline: callerDeadline(message, deadline) };
+    const context: CallContext = { method, redelivered: message.redelivered, deadline: callerDeadline(message, deadline) };
     this.#pool.run((done) => this.#run(protocol, channel, message, target, params, context, done));
   }
 
@@ -555,11 +495,11 @@ export class QAMServer<Registered extends object = {}> {
    * pull the whole backlog in. Otherwise it is acknowledged once its reply is out. A function
    * that returns a plain value is answered in the same turn, without a promise.
    */
-  #run(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage, target: Target, params: unknown[], context: CallContext, done: () => void): void {
+  #run(protocol: ServerProtocol, channel: AmqpChannel, message: Delivery, target: Target, params: unknown[], context: CallContext, done: () => void): void {
     const ackOnReceipt = this.#ackOnReceipt;
-    if (ackOnReceipt) ack(channel, message);
+    if (ackOnReceipt) channel.ack(message);
     const finish = (): void => {
-      if (!ackOnReceipt) ack(channel, message);
+      if (!ackOnReceipt) channel.ack(message);
       done();
     };
     if (context.deadline !== undefined && context.deadline <= Date.now()) {
@@ -582,100 +522,19 @@ export class QAMServer<Registered extends object = {}> {
     }
   }
 
-  #refuse(protocol: ServerProtocol, channel: Channel, message: ConsumeMessage, error: QAMException): void {
+  #refuse(protocol: ServerProtocol, channel: AmqpChannel, message: Delivery, error: QAMException): void {
     this.#refusals.warn(`server ${this.serverId} refused a request: ${clip(error.message, 512)}`);
-    this.#answer(protocol, message, { error, fromServer: true }, undefined, () => ack(channel, message));
+    this.#answer(protocol, message, { error, fromServer: true }, undefined, () => channel.ack(message));
   }
 
-  /**
-   * Publishes the reply, then calls `after`; an outcome that cannot be sent becomes an error reply
-   * saying why. A reply never goes out on the channel its request came in on: a reply the broker
-   * refuses closes the channel it was published on, and the consumer must not be the one to go.
-   */
-  #answer(protocol: ServerProtocol, message: ConsumeMessage, outcome: CallOutcome, method: string | undefined, after: () => void): void {
+  /** Publishes the reply, then calls `after`; an outcome that cannot be sent becomes an error reply saying why. */
+  #answer(protocol: ServerProtocol, message: Delivery, outcome: CallOutcome, method: string | undefined, after: () => void): void {
     const reply = this.#replyFor(protocol, message, outcome, method);
-    if (reply === undefined) {
-      after();
-      return;
-    }
-    const direct = this.#directChannel;
-    if (direct !== undefined && reply.exchange === '' && this.#acceptedReplyTo.has(reply.routingKey)) {
-      this.#publishDirect(direct, reply);
-      after();
-    } else {
-      this.#publishConfirmed(message, reply, after, 1);
-    }
+    if (reply === undefined) after();
+    else this.#replies.publish(message, reply, after);
   }
 
-  /**
-   * Publishes a reply on the confirm channel; its request is acknowledged once the broker confirms
-   * it. When the broker closes the channel, or the connection, the replies it had not confirmed
-   * fail in the order they were published, and the first of them is the one it refused (the
-   * broker confirms what it took before acting on the next publish). That reply is never
-   * published again: a 404 for its exchange means its proxy is gone; anything else (403, 541 on a
-   * direct reply-to address the broker cannot decode) is remembered, so that its request, when
-   * the broker redelivers it after the connection it closed, is dropped instead of run again. The
-   * replies after it are innocent: published again on a new channel, or, when the connection went
-   * with them, left to their requests' redelivery. Nothing the broker refuses is blamed on a
-   * direct address it accepted before, nor is a connection it closed for some other reason (320
-   * CONNECTION_FORCED, a lost socket).
-   */
-  #publishConfirmed(message: ConsumeMessage, reply: OutgoingReply, after: () => void, attempt: number): void {
-    const failed = (channel: ConfirmChannel, error: unknown): void => {
-      const closed = this.#replyClosedBy.get(channel);
-      const code = amqpReplyCode(closed?.error);
-      const culprit =
-        code !== undefined && code !== connectionForced && !this.#culpritFound.has(channel) && !(reply.exchange === '' && this.#acceptedReplyTo.has(reply.routingKey));
-      if (culprit) this.#culpritFound.add(channel);
-      if (closed !== undefined && code === 404 && reply.exchange !== '' && describeError(closed.error).includes(`'${reply.exchange}'`)) {
-        this.#logger.debug(`server ${this.serverId}: reply to ${reply.exchange} dropped: its exchange is gone`);
-        after();
-      } else if (culprit && closed !== undefined) {
-        this.#poisoned.add(requestFingerprint(message));
-        this.#refusals.error(
-          `server ${this.serverId}: the broker closed its ${closed.connection ? 'connection' : 'reply channel'} on the reply to ${quote(reply.exchange || reply.routingKey, 100)} ` +
-            `(${describeError(closed.error)}); the request is dropped and will not run again here`,
-        );
-        after();
-      } else if (closed !== undefined && !closed.connection && attempt < maxReplyAttempts && !this.#channelsClosed) {
-        this.#publishConfirmed(message, reply, after, attempt + 1);
-      } else {
-        this.#logger.error(`server ${this.serverId} could not publish the reply to ${quote(reply.exchange || reply.routingKey, 100)}: ${describeError(closed?.error ?? error)}`);
-        after();
-      }
-    };
-    const publish = (channel: ConfirmChannel): void => {
-      try {
-        channel.publish(reply.exchange, reply.routingKey, reply.body, reply.properties, (error: unknown) => {
-          if (error !== null && error !== undefined) {
-            failed(channel, error);
-            return;
-          }
-          if (reply.exchange === '') this.#accepted(reply.routingKey);
-          after();
-        });
-      } catch (error) {
-        failed(channel, error);
-      }
-    };
-    const channel = this.#replyChannel;
-    if (channel !== undefined) {
-      publish(channel);
-      return;
-    }
-    this.#openReplies().then(publish, (error: unknown) => {
-      this.#logger.error(`server ${this.serverId} could not open a channel for the reply to ${quote(reply.exchange || reply.routingKey, 100)}: ${describeError(error)}`);
-      after();
-    });
-  }
-
-  /** The broker took a direct reply to `replyTo`: later ones go out without waiting for a confirm. */
-  #accepted(replyTo: string): void {
-    this.#acceptedReplyTo.add(replyTo);
-    this.#openDirect();
-  }
-
-  #replyFor(protocol: ServerProtocol, message: ConsumeMessage, outcome: CallOutcome, method: string | undefined): OutgoingReply | undefined {
+  #replyFor(protocol: ServerProtocol, message: Delivery, outcome: CallOutcome, method: string | undefined): OutgoingReply | undefined {
     let reply;
     try {
       reply = protocol.reply(message, outcome);
@@ -695,13 +554,6 @@ export class QAMServer<Registered extends object = {}> {
     return reply;
   }
 
-  #publishDirect(channel: Channel, reply: OutgoingReply): void {
-    try {
-      channel.publish(reply.exchange, reply.routingKey, reply.body, reply.properties);
-    } catch (error) {
-      this.#logger.error(`server ${this.serverId} could not publish the reply to ${quote(reply.routingKey, 100)}: ${describeError(error)}`);
-    }
-  }
 }
 
 /**
@@ -711,23 +563,14 @@ export class QAMServer<Registered extends object = {}> {
  * server whose clock runs ahead must not skip calls their callers still wait for). The deadline in
  * the body, in the caller's clock, serves requests without an expiration.
  */
-function callerDeadline(message: ConsumeMessage, bodyDeadline: number | undefined): number | undefined {
+function callerDeadline(message: Delivery, bodyDeadline: number | undefined): number | undefined {
   const expiration: unknown = message.properties.expiration;
   const remaining = typeof expiration === 'string' && /^\d{1,10}$/.test(expiration) ? Number(expiration) : undefined;
   return remaining === undefined ? bodyDeadline : Date.now() + remaining;
 }
 
-/** Publishes of one reply, before it is given up (each on a new channel). */
-const maxReplyAttempts = 3;
-
-/** AMQP 320: an operator or a broker shutting down closed the connection, not anything it was sent. */
-const connectionForced = 320;
-
-/** What closed a reply channel: the broker's error, and whether it closed the whole connection. */
-interface ReplyChannelClosed {
-  error: Error;
-  connection: boolean;
-}
+/** The backoff of a server that could not consume, in seconds. */
+const restartBackoff = { min: 1, max: 30 };
 
 /** How often a server checks that its exchanges still exist. */
 const topologyCheckMs = 5_000;
@@ -747,20 +590,12 @@ function invoke(target: Target, params: unknown[]): unknown {
  * (and closes the channel); the broker's text names the argument that differs.
  */
 function topologyError(serverId: string, protocol: ServerProtocol, error: unknown): Error {
-  const replyCode = amqpReplyCode(error);
-  if (replyCode === 403) return error as Error;
+  const kind = failureKind(error);
+  if (kind === 'access-refused') return error as Error;
   return new QAMException(`Server ${serverId} cannot declare ${protocol.queue} for the ${protocol.name} protocol: ${describeError(error)}`, {
-    code: replyCode === 406 ? 'PRECONDITION_FAILED' : 'TOPOLOGY_FAILED',
+    code: kind === 'precondition-failed' ? 'PRECONDITION_FAILED' : 'TOPOLOGY_FAILED',
     cause: error,
   });
-}
-
-function ack(channel: Channel, message: ConsumeMessage): void {
-  try {
-    channel.ack(message);
-  } catch {
-    // The channel closed under the call: the broker redelivers the request to another consumer.
-  }
 }
 
 function acceptedSerializers(names: SerializerName[]): ReadonlySet<SerializerName> {

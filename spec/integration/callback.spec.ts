@@ -3,7 +3,7 @@ import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { QAMProxy, QAMTimeoutException, currentCall, silentLogger, type QAMServer } from '../../lib/index.js';
 import { uniqueName } from '../support/broker.js';
-import { Servers, quietConnection, recordingLogger, url } from './fixtures.js';
+import { Servers, quietConnection, recordingLogger, url, rawChannel } from './fixtures.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -170,7 +170,7 @@ describe('deadlines', () => {
     const late = servers.create();
     late.registerFunction(() => ++ran, 'count');
     const connection = quietConnection();
-    const channel = await (await connection.model()).createChannel();
+    const channel = await rawChannel();
     await channel.assertQueue(`server_${late.serverId}_queue`, { durable: true });
     const caller = new QAMProxy({ serverId: late.serverId, connection, timeout: 0.3 });
     await expect(caller['count']()).rejects.toMatchObject({ code: 'TIMEOUT' });
@@ -187,7 +187,7 @@ describe('deadlines', () => {
     late.registerFunction(() => ++ran, 'count');
     await late.serve();
     const connection = quietConnection();
-    const channel = await (await connection.model()).createChannel();
+    const channel = await rawChannel();
     channel.sendToQueue(`server_${late.serverId}_queue`, Buffer.from(JSON.stringify({ method: 'count', params: [], deadline: Date.now() - 1 })), {
       contentType: 'application/json',
     });
@@ -202,7 +202,7 @@ describe('deadlines', () => {
     server.registerFunction(() => currentCall()?.deadline, 'deadline');
     await server.serve();
     const connection = quietConnection();
-    const channel = await (await connection.model()).createChannel();
+    const channel = await rawChannel();
     const replies: unknown[] = [];
     await channel.consume('amq.rabbitmq.reply-to', (message) => message !== null && replies.push(JSON.parse(message.content.toString())), { noAck: true });
     const sent = Date.now();
@@ -239,7 +239,7 @@ describe('fast failure', () => {
   it('a publish the broker nacks fails its call', async () => {
     const serverId = uniqueName('full');
     const connection = quietConnection();
-    const channel = await (await connection.model()).createChannel();
+    const channel = await rawChannel();
     await channel.assertQueue(`server_${serverId}_queue`, { durable: true, arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' } });
     const caller = new QAMProxy({ serverId, connection, timeout: 30 });
     const started = Date.now();
@@ -255,7 +255,7 @@ describe('memory', () => {
   it('100,000 timed-out callback calls leave the table empty and the heap small', async () => {
     const serverId = uniqueName('silent');
     const connection = quietConnection();
-    const channel = await (await connection.model()).createChannel();
+    const channel = await rawChannel();
     await channel.assertQueue(`server_${serverId}_queue`, { durable: true });
     const silent = new QAMProxy({ serverId, connection, timeout: 0.1 });
     await silent['warmup']().catch(() => undefined);

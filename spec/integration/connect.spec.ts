@@ -136,7 +136,7 @@ describe('a connection that existed', () => {
     const tcp = await TcpProxy.start();
     const connection = new QAMConnection({ url: tcp.url(), reconnectDelay: { min: 0.05, max: 0.2 }, logger: silentLogger });
     try {
-      await connection.model();
+      await (await connection.openChannel({ confirms: false })).close();
       const lost = once(connection, 'disconnect');
       const failed = once(connection, 'reconnect-failed');
       tcp.refuse(true);

@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { QAMProxy, QAMServer, QAMTimeoutException, silentLogger } from '../../lib/index.js';
 import { brokerUrl, createVhost, listQueueInfo, listQueues, queueMessageCount, uniqueName } from '../support/broker.js';
-import { Servers, quietConnection, url } from './fixtures.js';
+import { Servers, quietConnection, url, rawChannel } from './fixtures.js';
 
 class Calculator {
   calls = 0;
@@ -268,7 +268,7 @@ describe('proxy lifecycle', () => {
     const server = servers.create();
     const serverId = server.serverId;
     const connection = quietConnection();
-    const channel = await (await connection.model()).createChannel();
+    const channel = await rawChannel();
     await channel.assertQueue(`server_${serverId}_queue`, { durable: true });
     const proxy = new QAMProxy({ serverId, connection, timeout: 0.2 });
     await proxy;
@@ -377,7 +377,7 @@ describe('reply addresses', () => {
     }, 'ping');
     await server.serve();
     const connection = quietConnection();
-    const channel = await (await connection.model()).createChannel();
+    const channel = await rawChannel();
     const tap = await channel.assertQueue('', { exclusive: true });
     await channel.bindQueue(tap.queue, 'amq.fanout', '');
     const replies: unknown[] = [];

@@ -2,7 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { QAMConnection, QAMException, QAMProxy, QAMServer, silentLogger } from '../../lib/index.js';
 import { deleteExchanges, deleteQueues, uniqueName, waitUntil } from '../support/broker.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
-import { Servers, quietConnection, recordingLogger, url } from './fixtures.js';
+import { Servers, quietConnection, recordingLogger, url, rawChannel } from './fixtures.js';
 
 const servers = new Servers();
 let tcp: TcpProxy;
@@ -172,7 +172,7 @@ describe('connection loss under the server', () => {
     const healthy = new QAMServer({ serverId: uniqueName('spec'), connection, logger: silentLogger }).registerFunction(() => 'ok', 'ping');
     await healthy.serve();
     const clashing = uniqueName('spec');
-    const channel = await (await connection.model()).createChannel();
+    const channel = await rawChannel();
     await channel.assertQueue(`server_${clashing}_queue`, { durable: false });
     const broken = new QAMServer({ serverId: clashing, connection, logger: silentLogger });
     const error = await broken.serve().catch((e: unknown) => e);

@@ -1,3 +1,4 @@
+import * as amqp from 'amqplib';
 import { QAMConnection, QAMServer, silentLogger, type Logger, type QAMServerOptions } from '../../lib/index.js';
 import { brokerUrl, uniqueName } from '../support/broker.js';
 
@@ -34,3 +35,23 @@ export function quietConnection(): QAMConnection {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+const rawConnections = new Set<amqp.ChannelModel>();
+
+/**
+ * A plain amqplib channel on a connection of its own, for tests that publish what no qam proxy
+ * would (hostile or hand-made messages) or declare what qam would not. Closed after the test file.
+ */
+export async function rawChannel(): Promise<amqp.Channel> {
+  const model = await amqp.connect(url);
+  rawConnections.add(model);
+  model.on('error', () => undefined);
+  const channel = await model.createChannel();
+  channel.on('error', () => undefined);
+  return channel;
+}
+
+afterAll(async () => {
+  await Promise.all([...rawConnections].map((model) => model.close().catch(() => undefined)));
+  rawConnections.clear();
+});

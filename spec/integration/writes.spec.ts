@@ -1,11 +1,13 @@
 import type { Duplex } from 'node:stream';
+import { AmqplibConnection } from '../../lib/amqp/amqplib.js';
 import { QAMProxy } from '../../lib/index.js';
 import { Servers, quietConnection } from './fixtures.js';
 
-/** The socket under a QAMConnection (amqplib keeps it as `connection.stream`). */
+/** The socket under a QAMConnection (the amqplib adapter's, with the streamlined write path). */
 async function socketOf(connection: ReturnType<typeof quietConnection>): Promise<Duplex> {
-  const model = (await connection.model()) as unknown as { connection: { stream: Duplex } };
-  return model.connection.stream;
+  const link = await connection.link();
+  if (!(link instanceof AmqplibConnection) || link.socket === undefined) throw new Error('not a streamlined amqplib connection');
+  return link.socket;
 }
 
 /** Counts what reaches the socket: `write` calls, and the flushes that become system calls. */

@@ -61,11 +61,14 @@ export function encodeError(message: string, cause?: unknown): PortError {
  * error, the whole connection) then closes with `error`, as RabbitMQ's channel process does.
  */
 export class BrokerRefusal extends Error {
+  readonly error: PortError;
   constructor(
-    readonly error: PortError,
+    error: PortError,
     readonly scope: 'channel' | 'connection' = 'channel',
   ) {
     super(error.message);
+    this.error =
+      scope === 'connection' ? new PortError(error.kind, error.message, { replyCode: error.replyCode, connection: true, cause: error.cause }) : error;
   }
 }
 

@@ -1,19 +1,15 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { decodeReply } from '../../proxy/client.js';
-import type { ErrorClass, RequestEnvelope } from '../native/format.js';
-import { QAMSerializationException, describeError } from '../../errors.js';
-import { clientNames, serverNames } from '../naming.js';
-import type { ClientProtocol } from '../../proxy/reply-queue-client.js';
 import type { Serializer } from '../../serializers.js';
+import type { ClientProtocol } from '../client-protocol.js';
+import { clientNames, serverNames } from '../naming.js';
+import { decodeReply, encodeRequest, type ReplySettings } from '../native/client.js';
 
 /** @internal */
-export interface CallmeClientSettings {
+export interface CallmeClientSettings extends ReplySettings {
   serverId: string;
   /** The AMQP user the proxy logs in as; its reply names carry it, so permissions can match them. */
   user: string;
   serializer: Serializer;
-  maxBytes: number;
-  errorClasses: ReadonlyMap<string, ErrorClass>;
 }
 
 /**
@@ -34,12 +30,13 @@ export function callmeClientProtocol(settings: CallmeClientSettings): ClientProt
 
   return {
     replyQueue: replies.queue,
+    repliesOnPublisher: false,
     repliesOutliveConnection: false,
     async declareReplies(channel) {
-      await channel.assertExchange(replies.exchange, 'fanout', { durable: false, autoDelete: true });
+      await channel.declareExchange(replies.exchange, 'fanout', { durable: false, autoDelete: true });
       // Exclusive as well as auto-delete: an auto-delete queue that never had a consumer (the
       // connection dropped between declare and consume) would otherwise stay forever.
-      await channel.assertQueue(replies.queue, { durable: false, exclusive: true, autoDelete: true });
+      await channel.declareQueue(replies.queue, { durable: false, exclusive: true, autoDelete: true });
       await channel.bindQueue(replies.queue, replies.exchange, '');
     },
     // The server declares its exchange; declaring it here would need the configure right on
@@ -51,13 +48,7 @@ export function callmeClientProtocol(settings: CallmeClientSettings): ClientProt
     },
     nextId: () => prefix + (++seq).toString(36),
     request(id, method, params, deadline) {
-      const envelope: RequestEnvelope = { method, params, deadline };
-      let body: Buffer;
-      try {
-        body = settings.serializer.encode(envelope);
-      } catch (error) {
-        throw new QAMSerializationException(`Arguments of ${method} cannot be serialized as ${settings.serializer.name}: ${describeError(error)}`, error);
-      }
+      const body = encodeRequest(settings.serializer, method, params, deadline);
       return {
         exchange: server.exchange,
         routingKey: server.routingKey,
@@ -66,11 +57,11 @@ export function callmeClientProtocol(settings: CallmeClientSettings): ClientProt
       };
     },
     returnedId(message) {
-      const { correlationId } = message.properties as { correlationId?: unknown };
+      const { correlationId } = message.properties;
       return typeof correlationId === 'string' ? correlationId : undefined;
     },
     readReply(message) {
-      const { correlationId, contentType } = message.properties as { correlationId?: unknown; contentType?: string };
+      const { correlationId, contentType } = message.properties;
       return { id: typeof correlationId === 'string' ? correlationId : undefined, outcome: decodeReply(message.content, contentType, settings) };
     },
   };

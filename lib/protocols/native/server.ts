@@ -1,4 +1,4 @@
-import type { Channel, ConsumeMessage, Options } from 'amqplib';
+import type { AmqpChannel, Delivery, MessageProperties } from '../../amqp/port.js';
 import { errorToPayload, parseRequest, serverErrorToPayload, type ErrorPayload } from './format.js';
 import {
   QAMBadMessageException,
@@ -26,7 +26,7 @@ export interface OutgoingReply {
   exchange: string;
   routingKey: string;
   body: Buffer;
-  properties: Options.Publish;
+  properties: MessageProperties;
 }
 
 /**
@@ -48,11 +48,11 @@ export interface ServerProtocol {
   /** The exchanges {@link declare} makes, which the server checks are still there. */
   readonly exchanges: readonly string[];
   /** Declares the exchanges, queue and bindings (the flags are part of the protocol). */
-  declare(channel: Channel): Promise<void>;
+  declare(channel: AmqpChannel): Promise<void>;
   /** Deletes what {@link declare} made that belongs to this server alone. A refusal closes the channel. */
-  remove(channel: Channel): Promise<void>;
+  remove(channel: AmqpChannel): Promise<void>;
   /** Reads a delivery: the call, or the error to answer with. Never throws. */
-  read(message: ConsumeMessage): { call: IncomingCall } | { error: QAMException };
+  read(message: Delivery): { call: IncomingCall } | { error: QAMException };
   /** The error for a method path nothing registered answers to. */
   notFound(method: string): QAMException;
   /**
@@ -60,7 +60,7 @@ export interface ServerProtocol {
    * QAMSerializationException or QAMPayloadTooLargeException when the outcome cannot be sent;
    * the server then replies with that error instead.
    */
-  reply(message: ConsumeMessage, outcome: CallOutcome): OutgoingReply | undefined;
+  reply(message: Delivery, outcome: CallOutcome): OutgoingReply | undefined;
 }
 
 /** @internal */
@@ -100,8 +100,11 @@ function errorPayloadOf(outcome: Exclude<CallOutcome, { result: unknown }>, sett
  */
 export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
   const { exchange, queue, routingKey } = serverNames(settings.serverId);
-  const contentTypeOf = (message: ConsumeMessage): string | undefined => (message.properties as { contentType?: string }).contentType;
-  const serializerOf = (message: ConsumeMessage): Serializer | undefined => {
+  const contentTypeOf = (message: Delivery): string | undefined => {
+    const { contentType } = message.properties;
+    return typeof contentType === 'string' ? contentType : undefined;
+  };
+  const serializerOf = (message: Delivery): Serializer | undefined => {
     const serializer = serializerForContentType(contentTypeOf(message));
     return serializer !== undefined && settings.accepted.has(serializer.name) ? serializer : undefined;
   };
@@ -111,8 +114,8 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
     queue,
     exchanges: [exchange],
     async declare(channel) {
-      await channel.assertExchange(exchange, 'direct', { durable: true, autoDelete: false });
-      await channel.assertQueue(queue, { durable: true, exclusive: false, autoDelete: false });
+      await channel.declareExchange(exchange, 'direct', { durable: true, autoDelete: false });
+      await channel.declareQueue(queue, { durable: true, exclusive: false, autoDelete: false });
       await channel.bindQueue(queue, exchange, routingKey);
     },
     async remove(channel) {
@@ -120,7 +123,7 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
       await channel.deleteExchange(exchange);
     },
     read(message) {
-      const { replyTo } = message.properties as { replyTo?: unknown };
+      const { replyTo } = message.properties;
       if (replyTo !== undefined && replyTo !== '' && (typeof replyTo !== 'string' || replyRoute(replyTo) === undefined)) {
         return { error: new QAMBadMessageException(`Request reply_to ${quote(String(replyTo), 64)} is neither a direct reply-to address nor a client reply exchange`) };
       }
@@ -144,7 +147,7 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
       return new QAMMethodNotFoundException(`Method '${clip(method)}' is not registered on server ${settings.serverId}`);
     },
     reply(message, outcome) {
-      const { replyTo, correlationId } = message.properties as { replyTo?: unknown; correlationId?: unknown };
+      const { replyTo, correlationId } = message.properties;
       const route = typeof replyTo === 'string' ? replyRoute(replyTo) : undefined;
       if (route === undefined) return undefined;
       const serializer = serializerOf(message) ?? settings.fallbackSerializer;
@@ -161,7 +164,7 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
       if (body.length > settings.maxBytes) {
         throw new QAMPayloadTooLargeException(`Reply is ${body.length} bytes, above the server's limit of ${settings.maxBytes} bytes`);
       }
-      const properties: Options.Publish = { contentType: serializer.contentType };
+      const properties: MessageProperties = { contentType: serializer.contentType };
       if (typeof correlationId === 'string') properties.correlationId = correlationId;
       return { ...route, body, properties };
     },

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { QAMBadMessageException, QAMPayloadTooLargeException, describeError } from '../../errors.js';
 import { qamClientNames, qamServerNames } from '../naming.js';
 import { decodeQamBody, encodeQamBody, parseQamReply, qamIdOf, qamProperties, qamReplyError } from './format.js';
-import type { ClientProtocol } from '../../proxy/reply-queue-client.js';
+import type { ClientProtocol } from '../client-protocol.js';
 
 /** @internal */
 export interface QamClientSettings {
@@ -42,10 +42,11 @@ export function qamClientProtocol(settings: QamClientSettings): ClientProtocol {
 
   return {
     replyQueue: client.queue,
+    repliesOnPublisher: false,
     repliesOutliveConnection: true,
     async declareReplies(channel) {
-      await channel.assertExchange(server.replyExchange, 'direct', durableDirect);
-      await channel.assertQueue(client.queue, {
+      await channel.declareExchange(server.replyExchange, 'direct', durableDirect);
+      await channel.declareQueue(client.queue, {
         durable: true,
         exclusive: false,
         autoDelete: false,
@@ -54,7 +55,7 @@ export function qamClientProtocol(settings: QamClientSettings): ClientProtocol {
       await channel.bindQueue(client.queue, server.replyExchange, client.routingKey);
     },
     async declareRequests(channel) {
-      await channel.assertExchange(server.exchange, 'direct', durableDirect);
+      await channel.declareExchange(server.exchange, 'direct', durableDirect);
     },
     async removeReplies(channel) {
       await channel.deleteQueue(client.queue);

@@ -1,5 +1,6 @@
-import type { ConsumeMessage } from 'amqplib';
-import { QAMBadMessageException, QAMMethodNotFoundException, QAMPayloadTooLargeException, amqpReplyCode, describeError, type QAMException } from '../../errors.js';
+import type { Delivery } from '../../amqp/port.js';
+import { QAMBadMessageException, QAMMethodNotFoundException, QAMPayloadTooLargeException, describeError, type QAMException } from '../../errors.js';
+import { failureKind } from '../../amqp/port.js';
 import { clip, quote } from '../../log-guard.js';
 import { qamServerNames } from '../naming.js';
 import { readThrown, type ProtocolSettings, type ServerProtocol } from '../native/server.js';
@@ -28,9 +29,9 @@ const durableDirect = { durable: true, autoDelete: false } as const;
 export function qamProtocol(settings: ProtocolSettings): ServerProtocol {
   const names = qamServerNames(settings.serverId);
   // The body is read once by read() and again by reply() for the address; deliveries are distinct objects.
-  const parsed = new WeakMap<ConsumeMessage, Parsed>();
+  const parsed = new WeakMap<Delivery, Parsed>();
 
-  const parse = (message: ConsumeMessage): Parsed => {
+  const parse = (message: Delivery): Parsed => {
     let result = parsed.get(message);
     if (result === undefined) {
       result = parseMessage(message, settings.maxBytes);
@@ -44,12 +45,12 @@ export function qamProtocol(settings: ProtocolSettings): ServerProtocol {
     queue: names.queue,
     exchanges: [names.exchange, names.replyExchange],
     async declare(channel) {
-      await channel.assertExchange(names.exchange, 'direct', durableDirect);
-      await channel.assertQueue(names.queue, { durable: true, exclusive: false, autoDelete: false });
+      await channel.declareExchange(names.exchange, 'direct', durableDirect);
+      await channel.declareQueue(names.queue, { durable: true, exclusive: false, autoDelete: false });
       await channel.bindQueue(names.queue, names.exchange, names.routingKey);
       // QAM's server declares the reply exchange before it replies: a reply published to an
       // exchange that does not exist would close the reply channel with NOT_FOUND.
-      await channel.assertExchange(names.replyExchange, 'direct', durableDirect);
+      await channel.declareExchange(names.replyExchange, 'direct', durableDirect);
     },
     async remove(channel) {
       await channel.deleteQueue(names.queue);
@@ -57,7 +58,7 @@ export function qamProtocol(settings: ProtocolSettings): ServerProtocol {
       // Proxies bind their reply queues to the reply exchange: it goes only once none is bound,
       // and the broker answers a bound one with PRECONDITION_FAILED, which is no failure here.
       await channel.deleteExchange(names.replyExchange, { ifUnused: true }).catch((error: unknown) => {
-        if (amqpReplyCode(error) !== 406) throw error;
+        if (failureKind(error) !== 'precondition-failed') throw error;
       });
     },
     read(message) {
@@ -86,7 +87,7 @@ export function qamProtocol(settings: ProtocolSettings): ServerProtocol {
  * Reads a request. An oversized body is not parsed (that is what the limit spares), so it cannot
  * be answered: QAM keeps the reply address in the body.
  */
-function parseMessage(message: ConsumeMessage, maxBytes: number): Parsed {
+function parseMessage(message: Delivery, maxBytes: number): Parsed {
   if (message.content.length > maxBytes) {
     return {
       problem: new QAMPayloadTooLargeException(`Request of ${message.content.length} bytes exceeds the server's limit of ${maxBytes} bytes`),
@@ -101,9 +102,9 @@ function parseMessage(message: ConsumeMessage, maxBytes: number): Parsed {
   }
   const result = parseQamRequest(value);
   if ('problem' in result) return { problem: new QAMBadMessageException(result.problem), address: result.address };
-  const { contentType } = message.properties as { contentType?: string };
+  const { contentType } = message.properties;
   if (contentType !== undefined && contentType !== qamProperties.contentType) {
-    return { problem: new QAMBadMessageException(`Unsupported content type ${quote(contentType, 64)}: QAM interop speaks JSON only`), address: { id: result.request.id, routingKey: result.request.routing_key } };
+    return { problem: new QAMBadMessageException(`Unsupported content type ${quote(String(contentType), 64)}: QAM interop speaks JSON only`), address: { id: result.request.id, routingKey: result.request.routing_key } };
   }
   return result;
 }

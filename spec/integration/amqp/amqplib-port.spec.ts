@@ -105,7 +105,7 @@ describe('the amqplib adapter of the AMQP port, against RabbitMQ', () => {
     await channel.close();
   });
 
-  it('fails a connect to a closed port as connect-refused', async () => {
-    await expect(amqplibPort.connect({ ...target, url: 'amqp://guest:guest@127.0.0.1:1/' })).rejects.toMatchObject({ kind: 'connect-refused' });
+  it('fails a connect to a closed port as connect-failed, refused', async () => {
+    await expect(amqplibPort.connect({ ...target, url: 'amqp://guest:guest@127.0.0.1:1/' })).rejects.toMatchObject({ kind: 'connect-failed', reason: 'refused' });
   });
 });

@@ -2,10 +2,10 @@ import { inspect } from 'node:util';
 import { jest } from '@jest/globals';
 import { QAMConnection, QAMProxy, silentLogger } from '../../../lib/index.js';
 
-/** A proxy on a connection that is never opened: any remote call would have to call model(). */
+/** A proxy on a connection that is never opened: any remote call would have to open a channel. */
 function offlineProxy() {
   const connection = new QAMConnection({ url: 'amqp://guest:guest@127.0.0.1:1', logger: silentLogger });
-  const model = jest.spyOn(connection, 'model');
+  const model = jest.spyOn(connection, 'openChannel');
   const proxy = new QAMProxy({ serverId: 'traps', connection, timeout: 1 });
   return { proxy, model };
 }

@@ -1,12 +1,15 @@
-import type { ConsumeMessage } from 'amqplib';
+import type { Delivery } from '../../../lib/amqp/port.js';
 import { BoundedSet, requestFingerprint } from '../../../lib/server/reply-guard.js';
 
-function delivery(content: string, properties: Record<string, unknown>, redelivered = false): ConsumeMessage {
+function delivery(content: string, properties: Record<string, unknown>, redelivered = false): Delivery {
   return {
     content: Buffer.from(content),
-    fields: { deliveryTag: 1, redelivered, exchange: 'x', routingKey: 'k', consumerTag: 'c' },
+    deliveryTag: 1,
+    redelivered,
+    exchange: 'x',
+    routingKey: 'k',
     properties: { headers: {}, ...properties },
-  } as unknown as ConsumeMessage;
+  } as unknown as Delivery;
 }
 
 describe('BoundedSet', () => {

@@ -38,7 +38,7 @@ describe('embedded broker: named brokers', () => {
     await declare(await connection.openChannel({ confirms: false }), 'q');
     broker.close();
     await expect(closed).resolves.toMatchObject({ replyCode: 320 });
-    await expect(broker.connect()).rejects.toMatchObject({ kind: 'connect-refused' });
+    await expect(broker.connect()).rejects.toMatchObject({ kind: 'connect-failed', reason: 'refused' });
     const fresh = memoryBroker(name);
     expect(fresh).not.toBe(broker);
     expect(fresh.queues()).toEqual([]);

@@ -1,4 +1,4 @@
-import type { ConsumeMessage } from 'amqplib';
+import type { Delivery } from '../../../../lib/amqp/port.js';
 import { nativeProtocol } from '../../../../lib/protocols/native/server.js';
 import { qamProtocol } from '../../../../lib/protocols/qam/server.js';
 import { serializerNamed } from '../../../../lib/serializers.js';
@@ -12,12 +12,15 @@ const settings = {
   warn: () => undefined,
 };
 
-function delivery(body: unknown, properties: Record<string, unknown>): ConsumeMessage {
+function delivery(body: unknown, properties: Record<string, unknown>): Delivery {
   return {
     content: Buffer.from(JSON.stringify(body)),
-    fields: { deliveryTag: 1, redelivered: false, exchange: '', routingKey: 'k', consumerTag: 'c' },
+    deliveryTag: 1,
+    redelivered: false,
+    exchange: '',
+    routingKey: 'k',
     properties: { headers: {}, contentType: 'application/json', ...properties },
-  } as unknown as ConsumeMessage;
+  } as unknown as Delivery;
 }
 
 describe.each([

@@ -1,0 +1,42 @@
+import type { AmqpChannel, Delivery, MessageProperties, Returned } from '../amqp/port.js';
+
+/** A request ready to publish. @internal */
+export interface OutgoingRequest {
+  exchange: string;
+  routingKey: string;
+  body: Buffer;
+  properties: MessageProperties;
+}
+
+/**
+ * The client side of a wire format: its names, its call ids, how a request is written and a
+ * reply read. Three exist: qam's own over direct reply-to, qam's own with callme's reply names,
+ * and Python QAM's. One {@link CallClient} runs any of them.
+ * @internal
+ */
+export interface ClientProtocol {
+  /** The queue replies arrive in (consumed without acknowledgements). */
+  readonly replyQueue: string;
+  /**
+   * True when replies arrive on the channel that published the request (RabbitMQ's direct
+   * reply-to requires it): the reply consumer then runs on the publishing channel, and a lost
+   * channel loses the replies to everything published on it.
+   */
+  readonly repliesOnPublisher: boolean;
+  /** True when the reply queue outlives the connection, so calls in flight survive a reconnect. */
+  readonly repliesOutliveConnection: boolean;
+  /** Declares the reply queue and what routes replies to it. */
+  declareReplies(channel: AmqpChannel): Promise<void>;
+  /** Declares what publishing a request needs, on the publish channel. */
+  declareRequests(channel: AmqpChannel): Promise<void>;
+  /** Deletes what {@link declareReplies} made. */
+  removeReplies(channel: AmqpChannel): Promise<void>;
+  /** A new call id; never one a reply may still come for, and not guessable by others. */
+  nextId(): string;
+  /** The request of a call. Throws QAMSerializationException when its params cannot be encoded. */
+  request(id: string, method: string, params: unknown[], deadline: number): OutgoingRequest;
+  /** The call id of a request the broker returned as unroutable. */
+  returnedId(message: Returned): string | undefined;
+  /** The call a reply answers (undefined when it names none) and how that call ends. */
+  readReply(message: Delivery): { id: string | undefined; outcome: Error | { value: unknown } };
+}

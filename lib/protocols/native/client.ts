@@ -1,0 +1,78 @@
+import { randomBytes } from 'node:crypto';
+import { QAMBadMessageException, QAMPayloadTooLargeException, QAMSerializationException, describeError } from '../../errors.js';
+import { serializerForContentType, type Serializer } from '../../serializers.js';
+import type { ClientProtocol } from '../client-protocol.js';
+import { directReplyTo, serverNames } from '../naming.js';
+import { payloadToError, parseReply, type ErrorClass, type RequestEnvelope } from './format.js';
+
+/** What reading a reply needs to know. @internal */
+export interface ReplySettings {
+  maxBytes: number;
+  errorClasses: ReadonlyMap<string, ErrorClass>;
+}
+
+/** The body of a request of qam's own protocol. Throws QAMSerializationException. @internal */
+export function encodeRequest(serializer: Serializer, method: string, params: unknown[], deadline: number): Buffer {
+  const envelope: RequestEnvelope = { method, params, deadline };
+  try {
+    return serializer.encode(envelope);
+  } catch (error) {
+    throw new QAMSerializationException(`Arguments of ${method} cannot be serialized as ${serializer.name}: ${describeError(error)}`, error);
+  }
+}
+/** Reads a reply of qam's own protocol: its result, or the error it carries or that it is. @internal */
+export function decodeReply(content: Buffer, contentType: unknown, settings: ReplySettings): Error | { value: unknown } {
+  if (content.length > settings.maxBytes) {
+    return new QAMPayloadTooLargeException(`Reply of ${content.length} bytes exceeds the limit of ${settings.maxBytes} bytes`);
+  }
+  const serializer = serializerForContentType(typeof contentType === 'string' ? contentType : undefined);
+  if (serializer === undefined) return new QAMBadMessageException(`Reply has unsupported content type '${String(contentType)}'`);
+  try {
+    const reply = parseReply(serializer.decode(content));
+    return 'error' in reply ? payloadToError(reply.error, settings.errorClasses) : { value: reply.result };
+  } catch (error) {
+    return error instanceof QAMBadMessageException ? error : new QAMBadMessageException(`Reply cannot be decoded as ${serializer.name}: ${describeError(error)}`, error);
+  }
+}
+
+/** @internal */
+export interface DirectClientSettings extends ReplySettings {
+  serverId: string;
+  serializer: Serializer;
+}
+
+/**
+ * qam's own protocol over RabbitMQ's direct reply-to: requests go to the server's queue through
+ * the default exchange, replies come back on the publishing channel without any queue of the
+ * proxy's own. The correlation id is the call id; only replies on this channel can reach it.
+ * @internal
+ */
+export function directClientProtocol(settings: DirectClientSettings): ClientProtocol {
+  const { queue } = serverNames(settings.serverId);
+  // Uids are short (memory per pending call) and distinct between proxies (logs).
+  const prefix = `${randomBytes(4).toString('base64url')}.`;
+  let seq = 0;
+  const properties = { replyTo: directReplyTo, contentType: settings.serializer.contentType };
+
+  return {
+    replyQueue: directReplyTo,
+    repliesOnPublisher: true,
+    repliesOutliveConnection: false,
+    async declareReplies() {},
+    async declareRequests() {},
+    async removeReplies() {},
+    nextId: () => prefix + (++seq).toString(36),
+    request(id, method, params, deadline) {
+      const body = encodeRequest(settings.serializer, method, params, deadline);
+      return { exchange: '', routingKey: queue, body, properties: { ...properties, correlationId: id } };
+    },
+    returnedId(message) {
+      const { correlationId } = message.properties;
+      return typeof correlationId === 'string' ? correlationId : undefined;
+    },
+    readReply(message) {
+      const { correlationId, contentType } = message.properties;
+      return { id: typeof correlationId === 'string' ? correlationId : undefined, outcome: decodeReply(message.content, contentType, settings) };
+    },
+  };
+}

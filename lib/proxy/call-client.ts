@@ -1,0 +1,459 @@
+import type { QAMConnection } from '../amqp/connection.js';
+import { failureKind, type AmqpChannel, type Delivery, type Returned } from '../amqp/port.js';
+import {
+  QAMAccessRefusedException,
+  QAMClosedException,
+  QAMConnectionException,
+  QAMException,
+  QAMNoRouteException,
+  QAMPayloadTooLargeException,
+  QAMPublishException,
+  describeError,
+} from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { ClientProtocol, OutgoingRequest } from '../protocols/client-protocol.js';
+import { SingleFlight } from '../util/single-flight.js';
+import { PendingCalls, type CallbackState, type Completion } from './pending.js';
+
+/** @internal One call as the proxy facade hands it over. */
+export interface CallRequest {
+  method: string;
+  params: unknown[];
+  timeoutMs: number;
+  completion: Completion;
+  signal: AbortSignal | undefined;
+  /** Times to send the call again after a timeout or a lost connection (idempotent functions only). */
+  retries: number;
+}
+
+/**
+ * What the proxy facade needs of the AMQP side: start a call (its uid is returned), end one that
+ * cannot be sent, cancel, ask a call's state, close.
+ * @internal
+ */
+export interface CallTransport {
+  call(request: CallRequest): string;
+  fail(method: string, completion: Completion, error: Error): string;
+  cancel(uid: string): boolean;
+  state(uid: string): CallbackState;
+  readonly waitingCallbacks: number;
+  stats(): { pending: number; droppedReplies: number };
+  close(): Promise<void>;
+}
+
+/** @internal */
+export interface CallClientSettings {
+  serverId: string;
+  connection: QAMConnection;
+  ownsConnection: boolean;
+  maxBytes: number;
+  logger: Logger;
+  protocol: ClientProtocol;
+}
+
+/** A call waiting to be written: encoded only then, so its expiration counts from when it leaves. */
+interface Queued {
+  readonly method: string;
+  readonly params: unknown[];
+  readonly deadline: number;
+}
+
+/**
+ * Calls waiting for write capacity beyond this many fail at once rather than wait: a caller that
+ * makes calls faster than the broker takes them, for longer than their timeout, would otherwise
+ * hold memory without bound.
+ */
+const maxQueuedCalls = 100_000;
+
+/**
+ * The AMQP side of a proxy, whatever its wire protocol. A confirm channel publishes requests
+ * (with `mandatory`, so a server id no queue serves comes back at once as NO_ROUTE, and with an
+ * `expiration` equal to the caller's remaining time when the request is written, so the broker
+ * drops requests nobody waits for); replies arrive on that channel (direct reply-to) or on a
+ * channel consuming the protocol's reply queue.
+ *
+ * Backpressure: a request is written at once while the connection takes writes; otherwise (the
+ * socket is full, or the broker blocks the connection for a resource alarm) the call waits, not
+ * yet encoded, in a queue that is written in order as capacity returns. A call that times out or
+ * is cancelled meanwhile leaves the queue and is never sent.
+ *
+ * A channel the broker closes (ACCESS_REFUSED for a write the user may not make, NOT_FOUND for an
+ * exchange that does not exist) fails the calls published on it, at once, and the next call opens
+ * a new one.
+ * @internal
+ */
+export class CallClient implements CallTransport {
+  readonly #pending: PendingCalls;
+  readonly #settings: CallClientSettings;
+  readonly #protocol: ClientProtocol;
+  readonly #detach: () => void;
+  readonly #setup = new SingleFlight<AmqpChannel>();
+  readonly #queue = new Map<string, Queued>();
+  /** Calls published on the current channel whose replies come on it (direct reply-to). */
+  #consumer: AmqpChannel | undefined;
+  #publisher: AmqpChannel | undefined;
+  /** True while the publisher said to wait before writing more. */
+  #congested = false;
+  #pumping = false;
+  #losing = false;
+  #declared = false;
+  #closed = false;
+
+  constructor(settings: CallClientSettings) {
+    this.#settings = settings;
+    this.#protocol = settings.protocol;
+    this.#pending = new PendingCalls(settings.logger, (id) => this.#queue.delete(id));
+    this.#detach = settings.connection.attach({
+      onConnect: () => this.#reconnected(),
+      onDisconnect: (error) => this.#disconnected(error),
+    });
+  }
+
+  get waitingCallbacks(): number {
+    return this.#pending.waitingCallbacks;
+  }
+
+  cancel(uid: string): boolean {
+    return this.#pending.cancel(uid);
+  }
+
+  state(uid: string): CallbackState {
+    return this.#pending.state(uid);
+  }
+
+  stats(): { pending: number; droppedReplies: number } {
+    return { pending: this.#pending.size, droppedReplies: this.#pending.unknownReplies };
+  }
+
+  /**
+   * Starts a call and returns its uid. A closed client or arguments that cannot be encoded end
+   * the call on a later tick, after its uid is returned. A retry goes out under the same uid, so
+   * any reply to any attempt answers the call.
+   */
+  call(request: CallRequest): string {
+    const { method, params, timeoutMs, completion, signal, retries } = request;
+    const id = this.#protocol.nextId();
+    if (this.#closed) {
+      this.#pending.rejectSoon(id, method, completion, this.#closedError());
+      return id;
+    }
+    const deadline = Date.now() + timeoutMs;
+    const retry = retries > 0 ? { times: retries, resend: (next: number) => this.#send(id, method, params, next) } : undefined;
+    const publisher = this.#writer();
+    if (publisher === undefined) {
+      this.#pending.add(id, method, timeoutMs, completion, signal, retry);
+      // An already aborted signal ended the call in add(): nothing to send, no channel to open.
+      if (this.#pending.has(id)) this.#enqueue(id, method, params, deadline);
+      return id;
+    }
+    const outgoing = this.#encode(id, method, params, deadline);
+    if (outgoing instanceof Error) {
+      this.#pending.rejectSoon(id, method, completion, outgoing);
+      return id;
+    }
+    this.#pending.add(id, method, timeoutMs, completion, signal, retry);
+    if (this.#pending.has(id)) this.#publish(publisher, id, outgoing, deadline);
+    return id;
+  }
+
+  /** Ends a call that cannot be sent; callbacks run on a later tick, after the uid is returned. */
+  fail(method: string, completion: Completion, error: Error): string {
+    const id = this.#protocol.nextId();
+    this.#pending.rejectSoon(id, method, completion, error);
+    return id;
+  }
+
+  /** Rejects waiting calls, closes the channels and deletes the reply queue (and the connection, when owned). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#queue.clear();
+    this.#pending.settleAll(new QAMClosedException(`Proxy for server ${this.#settings.serverId} was closed before the reply arrived`));
+    this.#detach();
+    // While the connection is down, a setup in progress waits for the reconnect: it then shuts
+    // down what it opened itself (see #open) rather than hold up close() until the broker is back.
+    // While the broker blocks the connection it reads nothing from it, so a channel being opened
+    // would never open: do not wait for that either.
+    const connection = this.#settings.connection;
+    if (connection.connected && !connection.blocked) await this.#setup.current?.catch(() => undefined);
+    await this.#shutdown();
+    if (this.#settings.ownsConnection) await this.#settings.connection.close();
+  }
+
+  /** The publisher when a request may be written now: open, consuming its replies, nothing queued ahead, not congested. */
+  #writer(): AmqpChannel | undefined {
+    if (this.#congested || this.#queue.size > 0 || this.#consumer === undefined) return undefined;
+    return this.#publisher;
+  }
+
+  #send(id: string, method: string, params: unknown[], deadline: number): void {
+    const publisher = this.#writer();
+    if (publisher === undefined) {
+      this.#enqueue(id, method, params, deadline);
+      return;
+    }
+    const outgoing = this.#encode(id, method, params, deadline);
+    if (outgoing instanceof Error) this.#pending.settle(id, outgoing);
+    else this.#publish(publisher, id, outgoing, deadline);
+  }
+
+  #enqueue(id: string, method: string, params: unknown[], deadline: number): void {
+    if (this.#queue.size >= maxQueuedCalls) {
+      this.#pending.settle(
+        id,
+        new QAMPublishException(`${maxQueuedCalls} calls to server ${this.#settings.serverId} already wait for the broker to take them; this one was not sent`),
+      );
+      return;
+    }
+    this.#queue.set(id, { method, params, deadline });
+    this.#pump();
+  }
+
+  /** Writes the queued calls in order, waiting for a channel and for write capacity as needed. */
+  #pump(): void {
+    if (this.#pumping || this.#closed) return;
+    this.#pumping = true;
+    this.#drain()
+      .catch((error: unknown) => {
+        // No channel could be opened: the calls waiting for one fail with the reason.
+        const reason = this.#explain(error);
+        const ids = [...this.#queue.keys()];
+        this.#queue.clear();
+        this.#pending.settleEach(ids, reason);
+      })
+      .finally(() => {
+        this.#pumping = false;
+        if (this.#queue.size > 0 && !this.#closed && this.#settings.connection.connected) this.#pump();
+      });
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.size > 0 && !this.#closed) {
+      const publisher = this.#consumer !== undefined && this.#publisher !== undefined ? this.#publisher : await this.#ready();
+      if (this.#congested) {
+        try {
+          await publisher.whenWritable();
+        } catch {
+          // The channel closed while waiting: the next round opens a new one.
+          continue;
+        } finally {
+          this.#congested = false;
+        }
+      }
+      for (const [id, queued] of this.#queue) {
+        if (this.#publisher !== publisher || this.#congested) break;
+        this.#queue.delete(id);
+        const outgoing = this.#encode(id, queued.method, queued.params, queued.deadline);
+        if (outgoing instanceof Error) this.#pending.settle(id, outgoing);
+        else this.#publish(publisher, id, outgoing, queued.deadline);
+      }
+    }
+  }
+
+  #encode(id: string, method: string, params: unknown[], deadline: number): OutgoingRequest | Error {
+    let outgoing: OutgoingRequest;
+    try {
+      outgoing = this.#protocol.request(id, method, params, deadline);
+    } catch (error) {
+      return error instanceof Error ? error : new QAMPublishException(describeError(error));
+    }
+    if (outgoing.body.length > this.#settings.maxBytes) {
+      return new QAMPayloadTooLargeException(`Request to ${method} is ${outgoing.body.length} bytes, above the limit of ${this.#settings.maxBytes} bytes`);
+    }
+    return outgoing;
+  }
+
+  #publish(channel: AmqpChannel, id: string, request: OutgoingRequest, deadline: number): void {
+    const properties = { ...request.properties, expiration: String(Math.max(1, deadline - Date.now())) };
+    try {
+      const more = channel.publish(request.exchange, request.routingKey, request.body, properties, { mandatory: true }, (failure) => {
+        if (failure !== undefined) this.#pending.settle(id, this.#explain(failure));
+      });
+      if (!more) this.#congested = true;
+    } catch (error) {
+      this.#pending.settle(id, this.#explain(error));
+    }
+  }
+
+  /** What a failed publish or channel open means to the caller. */
+  #explain(error: unknown): Error {
+    if (error instanceof QAMException) return error;
+    const serverId = this.#settings.serverId;
+    const text = describeError(error);
+    switch (failureKind(error)) {
+      case 'access-refused':
+        return new QAMAccessRefusedException(`The broker refused the call to server ${serverId} for lack of permission: ${text}`, error);
+      case 'not-found':
+        return new QAMNoRouteException(`Nothing serves server '${serverId}': ${text}`);
+      case 'closed':
+        return new QAMConnectionException(`The connection closed before the broker confirmed the request to server ${serverId}: ${text}`, error);
+      default:
+        return new QAMPublishException(`The broker did not accept the request to server ${serverId}: ${text}`, error);
+    }
+  }
+
+  #closedError(): QAMClosedException {
+    return new QAMClosedException(`Proxy for server ${this.#settings.serverId} is closed`);
+  }
+
+  /** The publish channel, once the replies are consumed (single flight). */
+  #ready(): Promise<AmqpChannel> {
+    return this.#setup.run(() => this.#open());
+  }
+
+  async #open(): Promise<AmqpChannel> {
+    const connection = this.#settings.connection;
+    if (this.#protocol.repliesOnPublisher) {
+      if (this.#publisher === undefined) {
+        const channel = await this.#openPublisher(connection);
+        await this.#consume(channel);
+      }
+    } else {
+      if (this.#consumer === undefined) await this.#consume(await connection.openChannel({ confirms: false }));
+      if (this.#publisher === undefined) await this.#openPublisher(connection);
+    }
+    const publisher = this.#publisher;
+    if (this.#closed || publisher === undefined) {
+      await this.#shutdown();
+      throw this.#closedError();
+    }
+    return publisher;
+  }
+
+  async #openPublisher(connection: QAMConnection): Promise<AmqpChannel> {
+    const channel = await connection.openChannel({ confirms: true });
+    channel.onReturn((message) => this.#returned(message));
+    channel.onClose((error) => this.#publisherClosed(channel, error));
+    try {
+      await this.#protocol.declareRequests(channel);
+    } catch (error) {
+      await channel.close();
+      throw error;
+    }
+    this.#publisher = channel;
+    this.#congested = false;
+    return channel;
+  }
+
+  async #consume(channel: AmqpChannel): Promise<void> {
+    if (!this.#protocol.repliesOnPublisher) channel.onClose((error) => this.#consumerClosed(channel, error));
+    try {
+      this.#declared = true;
+      await this.#protocol.declareReplies(channel);
+      await channel.consume(
+        this.#protocol.replyQueue,
+        (message) => this.#receive(message),
+        { noAck: true },
+        () => this.#consumerCancelled(channel),
+      );
+      this.#consumer = channel;
+    } catch (error) {
+      await channel.close();
+      throw error;
+    }
+  }
+
+  async #shutdown(): Promise<void> {
+    const channels = new Set([this.#publisher, this.#consumer]);
+    this.#publisher = undefined;
+    this.#consumer = undefined;
+    for (const channel of channels) await channel?.close();
+    if (this.#declared) await this.#removeReplies();
+  }
+
+  async #removeReplies(): Promise<void> {
+    this.#declared = false;
+    const queue = this.#protocol.replyQueue;
+    if (this.#protocol.repliesOnPublisher) return;
+    if (!this.#settings.connection.connected || this.#settings.connection.blocked) {
+      this.#settings.logger.warn(`proxy for server ${this.#settings.serverId}: disconnected or blocked at close, reply queue ${queue} left to the broker`);
+      return;
+    }
+    try {
+      const channel = await this.#settings.connection.openChannel({ confirms: false });
+      await this.#protocol.removeReplies(channel);
+      await channel.close();
+    } catch (error) {
+      this.#settings.logger.warn(`proxy for server ${this.#settings.serverId} could not delete its reply queue ${queue}: ${describeError(error)}`);
+    }
+  }
+
+  #returned(message: Returned): void {
+    const id = this.#protocol.returnedId(message);
+    if (id === undefined) return;
+    this.#pending.settle(id, new QAMNoRouteException(`No queue serves server '${this.#settings.serverId}': the broker returned the request as unroutable`));
+  }
+
+  #receive(message: Delivery): void {
+    const { id, outcome } = this.#protocol.readReply(message);
+    if (id !== undefined && this.#pending.settle(id, outcome)) return;
+    this.#pending.noteUnknownReply();
+    const problem = outcome instanceof Error ? ` (${describeError(outcome)})` : '';
+    this.#settings.logger.debug(`proxy for server ${this.#settings.serverId} dropped a reply for ${String(id)}${problem}: no call waits for it`);
+  }
+
+  /**
+   * The publish channel closed. Its unconfirmed requests fail through their confirms. With direct
+   * reply-to, replies are bound to that channel: every call published on it fails now rather than
+   * at its timeout (calls still queued wait for the next channel).
+   */
+  #publisherClosed(channel: AmqpChannel, error: Error | undefined): void {
+    if (this.#publisher !== channel) return;
+    this.#publisher = undefined;
+    this.#congested = false;
+    if (!this.#protocol.repliesOnPublisher) return;
+    this.#consumer = undefined;
+    if (this.#closed) return;
+    this.#repliesLost(`the channel to the broker closed${error === undefined ? '' : ` (${describeError(error)})`}`, error);
+  }
+
+  /** The reply channel closed: by the broker with an error, or with its connection (see #disconnected). */
+  #consumerClosed(channel: AmqpChannel, error: Error | undefined): void {
+    if (this.#consumer !== channel) return;
+    this.#consumer = undefined;
+    if (error !== undefined) this.#repliesLost(`its reply channel closed (${describeError(error)})`, error);
+  }
+
+  /** The broker cancels a consumer whose queue was deleted: replies to the calls in flight are gone. */
+  #consumerCancelled(channel: AmqpChannel): void {
+    if (this.#consumer === channel) this.#consumer = undefined;
+    if (this.#protocol.repliesOnPublisher && this.#publisher === channel) this.#publisher = undefined;
+    void channel.close();
+    this.#repliesLost(`the broker cancelled the consumer of ${this.#protocol.replyQueue} (queue deleted?)`, undefined);
+  }
+
+  /**
+   * Fails the calls sent whose replies can no longer arrive; calls still queued are sent later.
+   * The connection's own close follows its channels' in the same turn; failing after it makes
+   * retries wait for the reconnect instead of reopening on the dead connection.
+   */
+  #repliesLost(reason: string, cause: unknown): void {
+    // A channel and then its connection may both report one loss: the calls fail (or retry) once.
+    if (this.#closed || this.#losing) return;
+    this.#losing = true;
+    const lost = this.#pending.ids().filter((id) => !this.#queue.has(id));
+    const error = new QAMConnectionException(`Proxy for server ${this.#settings.serverId}: ${reason}; replies to calls in flight cannot arrive`, cause);
+    setImmediate(() => {
+      this.#losing = false;
+      this.#pending.settleEach(lost, error);
+    });
+  }
+
+  #disconnected(error: Error): void {
+    this.#consumer = undefined;
+    this.#publisher = undefined;
+    this.#congested = false;
+    if (!this.#protocol.repliesOutliveConnection) this.#repliesLost(`the connection was lost (${error.message})`, error);
+  }
+
+  /** Consumes the replies again (a durable reply queue kept those that came meanwhile) and writes what waited. */
+  #reconnected(): void {
+    if (this.#closed) return;
+    if (this.#queue.size > 0) this.#pump();
+    else if (this.#declared && this.#pending.size > 0 && this.#protocol.repliesOutliveConnection) {
+      this.#ready().catch((error: unknown) => {
+        this.#settings.logger.warn(`proxy for server ${this.#settings.serverId} could not consume its replies again: ${describeError(error)}`);
+      });
+    }
+  }
+}

@@ -1,0 +1,208 @@
+import type { QAMConnection } from '../amqp/connection.js';
+import { PortError, type AmqpChannel, type Delivery } from '../amqp/port.js';
+import { describeError } from '../errors.js';
+import { quote, type RateLimitedLog } from '../log-guard.js';
+import type { Logger } from '../logger.js';
+import type { OutgoingReply } from '../protocols/native/server.js';
+import { SingleFlight } from '../util/single-flight.js';
+import { BoundedSet, requestFingerprint } from './reply-guard.js';
+
+/** @internal */
+export interface ReplyPublisherSettings {
+  serverId: string;
+  connection: QAMConnection;
+  logger: Logger;
+  /** Where refused requests are logged, rate-limited. */
+  refusals: RateLimitedLog;
+  /** False once the server began to close: no channel is opened then. */
+  serving(): boolean;
+}
+
+/** Publishes of one reply, before it is given up (each on a new channel). */
+const maxReplyAttempts = 3;
+
+/** AMQP 320: an operator or a broker shutting down closed the connection, not anything it was sent. */
+const connectionForced = 320;
+
+/**
+ * Publishes a server's replies, never on the channel its requests come in on: a reply the broker
+ * refuses closes the channel (or, for a direct reply-to address it cannot decode, RabbitMQ 3.10
+ * closes the whole connection with 541), and the consumer must not be the one to go.
+ *
+ * A reply goes out on a confirm channel, and its request is acknowledged once the broker confirms
+ * it; once the broker took a reply to a direct reply-to address, later replies to that address go
+ * out on a plain channel without waiting for a confirm (an address the broker took once it takes
+ * again). A reply the broker refuses is never published again, and its request, when the broker
+ * redelivers it after the connection it closed, is dropped instead of run again (see
+ * {@link isPoisoned}): one request can cost at most one connection per server.
+ *
+ * Backpressure: `after` (which acknowledges the request and frees its worker) waits until the
+ * reply is confirmed, or, for an unconfirmed reply, until the connection takes writes again, so a
+ * server whose replies cannot leave stops taking requests (its prefetch is its worker count).
+ * @internal
+ */
+export class ReplyPublisher {
+  readonly #settings: ReplyPublisherSettings;
+  readonly #opening = new SingleFlight<AmqpChannel>();
+  #confirmed: AmqpChannel | undefined;
+  #direct: AmqpChannel | undefined;
+  #directOpening = false;
+  /** Reply channels whose failed reply has been found: the replies that failed after it are innocent. */
+  readonly #culpritFound = new WeakSet<AmqpChannel>();
+  /** Direct reply-to addresses the broker confirmed a reply to: later replies to them take {@link #direct}. */
+  readonly #accepted = new BoundedSet(10_000);
+  /** Fingerprints of requests whose reply made the broker close the channel or connection. */
+  readonly #poisoned = new BoundedSet(1_000);
+  /** Set as the server closes its channels: a reply still unconfirmed then is not published again. */
+  #closed = false;
+
+  constructor(settings: ReplyPublisherSettings) {
+    this.#settings = settings;
+  }
+
+  /** True for a redelivered request whose reply the broker refused before: it must not run again. */
+  isPoisoned(delivery: Delivery): boolean {
+    return delivery.redelivered && this.#poisoned.size > 0 && this.#poisoned.has(requestFingerprint(delivery));
+  }
+
+  /** Publishes the reply to `delivery`, then calls `after`. */
+  publish(delivery: Delivery, reply: OutgoingReply, after: () => void): void {
+    const direct = this.#direct;
+    if (direct !== undefined && reply.exchange === '' && this.#accepted.has(reply.routingKey)) {
+      this.#publishDirect(direct, reply, after);
+    } else {
+      this.#publishConfirmed(delivery, reply, after, 1);
+    }
+  }
+
+  /** Forgets the channels of a connection that was lost. */
+  forget(): void {
+    this.#confirmed = undefined;
+    this.#direct = undefined;
+  }
+
+  /** Closes the reply channels; replies still unconfirmed are not published again. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const connected = this.#settings.connection.connected && !this.#settings.connection.blocked;
+    const opening = connected ? await this.#opening.current?.catch(() => undefined) : undefined;
+    const channels = [this.#confirmed ?? opening, this.#direct];
+    this.forget();
+    await Promise.all(channels.map((channel) => channel?.close()));
+  }
+
+  #publishDirect(channel: AmqpChannel, reply: OutgoingReply, after: () => void): void {
+    let more = true;
+    try {
+      more = channel.publish(reply.exchange, reply.routingKey, reply.body, reply.properties, { mandatory: false });
+    } catch (error) {
+      this.#settings.logger.error(`server ${this.#settings.serverId} could not publish the reply to ${quote(reply.routingKey, 100)}: ${describeError(error)}`);
+    }
+    if (more) after();
+    else channel.whenWritable().then(after, after);
+  }
+
+  /**
+   * When the broker closes the channel, or the connection, the replies it had not confirmed fail
+   * in the order they were published, and the first of them is the one it refused (the broker
+   * confirms what it took before acting on the next publish). That reply is never published
+   * again: a 404 for its exchange means its proxy is gone; anything else (403, 541) is
+   * remembered. The replies after it are innocent: published again on a new channel, or, when the
+   * connection went with them, left to their requests' redelivery. Nothing the broker refuses is
+   * blamed on a direct address it accepted before, nor is a connection it closed for some other
+   * reason (320 CONNECTION_FORCED, a lost socket).
+   */
+  #publishConfirmed(delivery: Delivery, reply: OutgoingReply, after: () => void, attempt: number): void {
+    const failed = (channel: AmqpChannel, failure: PortError): void => {
+      if (this.#confirmed === channel) this.#confirmed = undefined;
+      const code = failure.replyCode;
+      const culprit = code !== undefined && code !== connectionForced && !this.#culpritFound.has(channel) && !(reply.exchange === '' && this.#accepted.has(reply.routingKey));
+      if (culprit) this.#culpritFound.add(channel);
+      if (code === 404 && reply.exchange !== '' && failure.message.includes(`'${reply.exchange}'`)) {
+        this.#settings.logger.debug(`server ${this.#settings.serverId}: reply to ${reply.exchange} dropped: its exchange is gone`);
+        after();
+      } else if (culprit) {
+        this.#poisoned.add(requestFingerprint(delivery));
+        this.#settings.refusals.error(
+          `server ${this.#settings.serverId}: the broker closed its ${failure.connection ? 'connection' : 'reply channel'} on the reply to ${quote(reply.exchange || reply.routingKey, 100)} ` +
+            `(${failure.message}); the request is dropped and will not run again here`,
+        );
+        after();
+      } else if (code !== undefined && !failure.connection && attempt < maxReplyAttempts && !this.#closed) {
+        this.#publishConfirmed(delivery, reply, after, attempt + 1);
+      } else {
+        this.#settings.logger.error(`server ${this.#settings.serverId} could not publish the reply to ${quote(reply.exchange || reply.routingKey, 100)}: ${failure.message}`);
+        after();
+      }
+    };
+    const publish = (channel: AmqpChannel): void => {
+      try {
+        channel.publish(reply.exchange, reply.routingKey, reply.body, reply.properties, { mandatory: false }, (failure) => {
+          if (failure !== undefined) {
+            failed(channel, failure);
+            return;
+          }
+          if (reply.exchange === '') this.#accept(reply.routingKey);
+          after();
+        });
+      } catch (error) {
+        failed(channel, error instanceof PortError ? error : new PortError('other', describeError(error), { cause: error }));
+      }
+    };
+    const channel = this.#confirmed;
+    if (channel !== undefined) {
+      publish(channel);
+      return;
+    }
+    this.#openConfirmed().then(publish, (error: unknown) => {
+      this.#settings.logger.error(
+        `server ${this.#settings.serverId} could not open a channel for the reply to ${quote(reply.exchange || reply.routingKey, 100)}: ${describeError(error)}`,
+      );
+      after();
+    });
+  }
+
+  #openConfirmed(): Promise<AmqpChannel> {
+    return this.#opening.run(async () => {
+      const channel = await this.#settings.connection.openChannel({ confirms: true });
+      channel.onClose((error) => {
+        if (this.#confirmed === channel) this.#confirmed = undefined;
+        if (error !== undefined) this.#settings.logger.warn(`server ${this.#settings.serverId} reply channel closed by the broker: ${error.message}`);
+      });
+      this.#confirmed = channel;
+      return channel;
+    });
+  }
+
+  /** The broker took a direct reply to `replyTo`: later ones go out without waiting for a confirm. */
+  #accept(replyTo: string): void {
+    this.#accepted.add(replyTo);
+    this.#openDirect();
+  }
+
+  /**
+   * The plain channel direct replies to accepted addresses go out on. Only a change of the
+   * server's rights can make the broker refuse one; then every address must be accepted anew.
+   */
+  #openDirect(): void {
+    if (this.#direct !== undefined || this.#directOpening || !this.#settings.serving()) return;
+    this.#directOpening = true;
+    this.#settings.connection
+      .openChannel({ confirms: false })
+      .then(async (channel) => {
+        channel.onClose((error) => {
+          if (error !== undefined) {
+            this.#accepted.clear();
+            this.#settings.logger.warn(`server ${this.#settings.serverId} direct reply channel closed by the broker: ${error.message}`);
+          }
+          if (this.#direct === channel) this.#direct = undefined;
+        });
+        if (this.#settings.serving() && !this.#closed) this.#direct = channel;
+        else await channel.close();
+      })
+      .catch((error: unknown) => this.#settings.logger.debug(`server ${this.#settings.serverId} could not open its direct reply channel: ${describeError(error)}`))
+      .finally(() => {
+        this.#directOpening = false;
+      });
+  }
+}
