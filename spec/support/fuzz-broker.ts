@@ -28,7 +28,7 @@ import {
   type FuzzRequest,
 } from './fuzz-messages.js';
 
-/** A logger that counts what it is told and keeps the first lines of each level. */
+/** A logger that counts what it is told and keeps the first error lines. */
 export function countingLogger(): Logger & { counts: Record<'debug' | 'info' | 'warn' | 'error', number>; first: string[] } {
   const counts = { debug: 0, info: 0, warn: 0, error: 0 };
   const first: string[] = [];
@@ -36,7 +36,7 @@ export function countingLogger(): Logger & { counts: Record<'debug' | 'info' | '
     (name: keyof typeof counts) =>
     (message: string): void => {
       counts[name]++;
-      if ((name === 'warn' || name === 'error') && first.length < 20) first.push(`${name}: ${message.slice(0, 300)}`);
+      if (name === 'error' && first.length < 20) first.push(message.slice(0, 300));
     };
   return { counts, first, debug: level('debug'), info: level('info'), warn: level('warn'), error: level('error') };
 }
@@ -90,10 +90,14 @@ export interface ServerFuzzFigures {
   unpublishable: number;
   /** The server answered a normal call of each protocol after the run. */
   alive: boolean | undefined;
-  /** Longest event-loop stall seen, in ms (the server runs in this process). */
+  /**
+   * Longest event-loop stall, in ms, while the server worked through a batch (the server runs in
+   * this process; the time spent making and publishing the batch is left out).
+   */
   maxEventLoopDelayMs: number;
-  /** Log lines of the server by level. */
+  /** Log lines of the server by level, and the first error lines. */
   logged: Record<'debug' | 'info' | 'warn' | 'error', number>;
+  errorLines: string[];
   durationMs: number;
   /** The first problems, with the seed of their batch and their index in it. */
   problems: string[];
@@ -141,7 +145,6 @@ export async function fuzzServer(options: ServerFuzzOptions): Promise<ServerFuzz
   const logger = countingLogger();
   const tally = newTally();
   const lag = monitorEventLoopDelay({ resolution: 10 });
-  lag.enable();
 
   const figures: ServerFuzzFigures = {
     seed,
@@ -165,6 +168,7 @@ export async function fuzzServer(options: ServerFuzzOptions): Promise<ServerFuzz
     alive: undefined,
     maxEventLoopDelayMs: 0,
     logged: logger.counts,
+    errorLines: logger.first,
     durationMs: 0,
     problems: [],
   };
@@ -349,6 +353,7 @@ export async function fuzzServer(options: ServerFuzzOptions): Promise<ServerFuzz
         if (expectation === 'must') due.push(sent);
         else if (expectation === 'may') figures.mayReply++;
       }
+      lag.enable();
       await channel.waitForConfirms().catch(() => undefined);
       // Replies to direct reply-to go to the channel that published: if the broker closed it, they cannot come.
       const reachable = due.filter((sent) => sent.route !== 'direct' || sent.channel === publisher);
@@ -360,6 +365,7 @@ export async function fuzzServer(options: ServerFuzzOptions): Promise<ServerFuzz
         figures.missing++;
         problem(`no reply for ${sent.where} (${sent.protocol}, ${sent.origin}): ${sent.preview}`);
       }
+      lag.disable();
       // Late replies of this batch still find their request; anonymous ones are only matched in order.
       anonymous.splice(0, anonymous.length - 1000);
       figures.registeredCalls = registeredCalls(tally);

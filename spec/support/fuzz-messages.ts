@@ -126,7 +126,7 @@ const tokens: Buffer[] = [
 const anyString = fc.string({ unit: 'binary', maxLength: 40 });
 
 const methodArb: fc.Arbitrary<string> = fc.oneof(
-  { weight: 4, arbitrary: fc.constantFrom(...registeredPaths) },
+  { weight: 6, arbitrary: fc.constantFrom(...registeredPaths) },
   { weight: 3, arbitrary: fc.constantFrom(...forbiddenPaths) },
   { weight: 1, arbitrary: anyString },
   { weight: 1, arbitrary: fc.tuple(fc.constantFrom(...registeredPaths, ...forbiddenPaths), fc.constantFrom('.', '..', '\u0000', '\r\n', ' '), anyString).map(([a, b, c]) => a + b + c) },
@@ -456,7 +456,8 @@ export function qamAddressOf(body: Buffer): { id: number; routingKey: string } |
   }
   const id = ownValue(value, 'id');
   const routingKey = ownValue(value, 'routing_key');
-  if (typeof id !== 'number' || !Number.isSafeInteger(id) || typeof routingKey !== 'string' || routingKey === '') return undefined;
+  // A routing key travels as an AMQP short string: at most 255 bytes.
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || typeof routingKey !== 'string' || routingKey === '' || Buffer.byteLength(routingKey) > 255) return undefined;
   return { id, routingKey };
 }
 
