@@ -180,7 +180,8 @@ const nativeSuperjsonEnvelope = fc
 
 /** superjson paths and annotations chosen to pollute, confuse or expand what the decoder builds. */
 const superjsonPath = fc.constantFrom('__proto__', '__proto__.polluted', 'constructor.prototype.polluted', 'method', 'params', 'params.0', 'params.0.__proto__', 'params.1', 'deadline', 'json', '', '.');
-const superjsonAnnotation = fc.constantFrom<unknown>(
+/** The type names superjson annotates values with, its own and qam's custom ones, and unknown ones. */
+const superjsonType = fc.constantFrom<unknown>(
   'undefined',
   'Date',
   'regexp',
@@ -191,17 +192,23 @@ const superjsonAnnotation = fc.constantFrom<unknown>(
   'Error',
   'URL',
   'typed-array',
+  'nope',
   ['class', 'Nope'],
   ['symbol', 'nope'],
   ['custom', 'Buffer'],
   ['custom', 'TypedArray'],
   ['custom', 'BigInt'],
   ['custom', 'Nope'],
-  ['map', { 0: ['Date'] }],
-  ['set', { 0: ['__proto__'] }],
-  [],
-  {},
-  null,
+);
+
+/**
+ * A node of superjson's annotation tree: mostly well-formed (`[type]`, or `[type, children]`), and
+ * sometimes what superjson never writes (a bare type name, an empty array, an object, null).
+ */
+const superjsonAnnotation: fc.Arbitrary<unknown> = fc.oneof(
+  { weight: 6, arbitrary: superjsonType.map((type) => [type]) },
+  { weight: 1, arbitrary: fc.tuple(superjsonType, fc.dictionary(fc.constantFrom('0', '1', '0.0', '__proto__'), superjsonType.map((type) => [type]), { maxKeys: 2 })) },
+  { weight: 1, arbitrary: fc.oneof(superjsonType, fc.constantFrom<unknown>([], {}, null, 1)) },
 );
 
 /** A superjson body whose meta names hostile paths, unknown annotations and back-references. */
