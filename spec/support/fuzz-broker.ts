@@ -8,6 +8,7 @@
  * Every batch is sampled from a seed (`seed + batch number`), so a failure is replayed by its seed.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { inspect, isDeepStrictEqual } from 'node:util';
 import * as amqp from 'amqplib';
 import type { Channel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
 import fc from 'fast-check';
@@ -77,7 +78,7 @@ export interface ServerFuzzFigures {
   malformed: number;
   /** Results for a method the request did not name. */
   wrongMethod: number;
-  /** Runs of registered functions, and of canaries (hidden members that must never run). */
+  /** Runs of registered functions for the fuzzed requests, and of canaries (hidden members that must never run). */
   registeredCalls: number;
   canaryCalls: number;
   /** Keys added to built-in prototypes. */
@@ -122,6 +123,15 @@ interface Sent {
 }
 
 const maxShortString = 255;
+
+/** Any value, for a problem report: never throws (bigints, hostile objects), at most 200 characters. */
+function show(value: unknown): string {
+  try {
+    return inspect(value, { depth: 3, breakLength: Infinity, maxArrayLength: 10, maxStringLength: 100 }).slice(0, 200);
+  } catch {
+    return '(a value that cannot be shown)';
+  }
+}
 
 function truncateBytes(text: string, bytes: number): string {
   let out = text;
@@ -191,7 +201,7 @@ export async function fuzzServer(options: ServerFuzzOptions): Promise<ServerFuzz
     figures.replies++;
     if (sent === undefined || sent.route !== route) {
       figures.stray++;
-      problem(`stray ${route} reply ${JSON.stringify(body)?.slice(0, 200)}`);
+      problem(`stray ${route} reply ${show(body)}`);
       return;
     }
     sent.replies++;
@@ -209,7 +219,7 @@ export async function fuzzServer(options: ServerFuzzOptions): Promise<ServerFuzz
     if (sent.route === 'qam') {
       if (!has('id') || typeof record?.['exception'] !== 'boolean' || !Number.isInteger(record['internal_exception']) || contentType !== 'application/json') {
         figures.malformed++;
-        problem(`malformed QAM reply to ${sent.where}: ${JSON.stringify(body)?.slice(0, 200)}`);
+        problem(`malformed QAM reply to ${sent.where}: ${show(body)}`);
         return;
       }
       if (record['exception'] === true) return;
@@ -217,7 +227,7 @@ export async function fuzzServer(options: ServerFuzzOptions): Promise<ServerFuzz
     } else {
       if (has('result') === has('error')) {
         figures.malformed++;
-        problem(`malformed reply to ${sent.where}: ${JSON.stringify(body)?.slice(0, 200)}`);
+        problem(`malformed reply to ${sent.where}: ${show(body)}`);
         return;
       }
       if (has('error')) {
@@ -232,13 +242,13 @@ export async function fuzzServer(options: ServerFuzzOptions): Promise<ServerFuzz
     }
     if (!isTagged(result)) {
       figures.malformed++;
-      problem(`result no registered function returned, for ${sent.where}: ${JSON.stringify(result)?.slice(0, 200)}`);
+      problem(`result no registered function returned, for ${sent.where}: ${show(result)}`);
       return;
     }
     const method = sent.ambiguous ? undefined : sent.method;
     if (method !== undefined && method !== result.ran) {
       figures.wrongMethod++;
-      problem(`${sent.where} named ${JSON.stringify(method)} and ${result.ran} ran`);
+      problem(`${sent.where} named ${show(method)} and ${result.ran} ran`);
     }
   };
 
@@ -374,11 +384,11 @@ export async function fuzzServer(options: ServerFuzzOptions): Promise<ServerFuzz
       figures.durationMs = Date.now() - started;
       options.progress?.(figures);
     }
+    figures.registeredCalls = registeredCalls(tally);
     figures.alive = await answersNormalCalls(url, serverId, logger);
   } finally {
     lag.disable();
     figures.maxEventLoopDelayMs = Math.round(lag.max / 1e6);
-    figures.registeredCalls = registeredCalls(tally);
     figures.canaryCalls = tally.canary;
     figures.pollution = pollution(prototypesBefore);
     await connection.close().catch(() => undefined);
@@ -556,7 +566,8 @@ export async function fuzzProxy(options: ProxyFuzzOptions): Promise<ProxyFuzzFig
         answeredWith.set(n, reply.body);
         const properties: Options.Publish = reply.contentType === undefined ? {} : { contentType: reply.contentType };
         if (reply.correlation === 'same' && correlationId !== undefined) properties.correlationId = correlationId;
-        if (reply.correlation === 'other') properties.correlationId = `${correlationId ?? ''}x`;
+        // '~' appears in no call id (base36 counters, base64url prefixes, uuids): this names no call at all.
+        if (reply.correlation === 'other') properties.correlationId = `${correlationId ?? ''}~`;
         publish(reply.body, properties);
       }
     }
@@ -596,7 +607,7 @@ export async function fuzzProxy(options: ProxyFuzzOptions): Promise<ProxyFuzzFig
           problem(`call ${where} did not settle`);
           return;
         }
-        const shown = `${'error' in outcome ? String(outcome.error) : JSON.stringify(outcome.value)?.slice(0, 100)} for ${body?.toString('utf8').slice(0, 200)}`;
+        const shown = `${show('error' in outcome ? outcome.error : outcome.value)} for ${body?.toString('utf8').slice(0, 200)}`;
         if (body === undefined || !namesItsCall(transport, reply, body, qamIds.get(n))) {
           figures.followUps++;
           if (!('value' in outcome) || outcome.value !== followUp) {
@@ -618,7 +629,7 @@ export async function fuzzProxy(options: ProxyFuzzOptions): Promise<ProxyFuzzFig
           return;
         }
         figures.values++;
-        if (expected === 'error' || (expected !== undefined && JSON.stringify(expected.value) !== JSON.stringify(outcome.value))) {
+        if (expected === 'error' || (expected !== undefined && !isDeepStrictEqual(expected.value, outcome.value))) {
           figures.wrongOutcome++;
           problem(`call ${where} resolved with ${shown}`);
         }
