@@ -34,9 +34,9 @@ import {
 } from '../support/fuzz-messages.js';
 
 /** Runs per property; the in-process server and proxies are slower per message than the readers. */
-const readerRuns = 2000;
-const serverRuns = 2000;
-const proxyRuns = 400;
+const readerRuns = 1000;
+const serverRuns = 1000;
+const proxyRuns = 300;
 
 const serverId = 'fuzz';
 const qamRoutingKey = 'fuzzclient_client_routing_key';
