@@ -393,8 +393,9 @@ export async function fuzzServer(options: ServerFuzzOptions): Promise<ServerFuzz
     figures.pollution = pollution(prototypesBefore);
     await connection.close().catch(() => undefined);
     await server.close({ deleteQueue: true });
-    await deleteQueues([qamQueue, callmeQueue]).catch(() => undefined);
-    await deleteExchanges([callmeExchange, `${serverId}_client_exchange`]).catch(() => undefined);
+    // The server deletes its names only while connected, which a run that broke it may not be.
+    await deleteQueues([`server_${serverId}_queue`, `${serverId}_server_queue`, qamQueue, callmeQueue]).catch(() => undefined);
+    await deleteExchanges([`server_${serverId}_ex`, `${serverId}_server_exchange`, `${serverId}_client_exchange`, callmeExchange]).catch(() => undefined);
     figures.durationMs = Date.now() - started;
   }
   return figures;
