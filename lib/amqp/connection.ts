@@ -434,6 +434,7 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
   readonly #url: string | Options.Connect;
   readonly #socket: SocketOptions;
   readonly #delay: { min: number; max: number };
+  readonly #options: ConnectionOptions;
   readonly #users = new Set<ConnectionUser>();
   #model: ChannelModel | undefined;
   #connecting: Promise<ChannelModel> | undefined;
@@ -451,6 +452,12 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
     this.#socket = resolved.socket;
     this.#delay = options.reconnectDelay ?? { min: 0.1, max: 10 };
     this.logger = options.logger ?? consoleLogger;
+    this.#options = options;
+  }
+
+  /** @internal A new connection to the same broker with the same settings (not yet connected). */
+  sibling(): QAMConnection {
+    return new QAMConnection({ ...this.#options, logger: this.logger });
   }
 
   /** True while an AMQP connection is open. */

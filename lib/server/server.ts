@@ -145,10 +145,16 @@ export class QAMServer<Registered extends object = {}> {
   readonly #consumers = new Map<ServerProtocol, { channel: Channel; tag: string }>();
   #replyChannel: ConfirmChannel | undefined;
   #replyOpening: Promise<ConfirmChannel> | undefined;
+  /** The confirm channel of replies to targets not accepted yet, on {@link #probeConnection}. */
+  #probeChannel: ConfirmChannel | undefined;
+  #probeOpening: Promise<ConfirmChannel> | undefined;
   readonly #replyClosedBy = new WeakMap<ConfirmChannel, ReplyChannelClosed>();
   /** Reply channels whose failed reply has been found: the replies that failed after it are innocent. */
   readonly #culpritFound = new WeakSet<ConfirmChannel>();
-  /** Direct reply-to addresses the broker confirmed a reply to: later replies to them take {@link #directChannel}. */
+  /**
+   * Reply targets (direct reply-to addresses, callme exchanges) the broker confirmed a reply to:
+   * later replies to a direct address take {@link #directChannel}, to an exchange {@link #replyChannel}.
+   */
   readonly #acceptedReplyTo = new BoundedSet(10_000);
   /** Fingerprints of requests whose reply made the broker close the connection: not run again when redelivered. */
   readonly #poisoned = new BoundedSet(1_000);
@@ -159,6 +165,11 @@ export class QAMServer<Registered extends object = {}> {
   #starting: Promise<void> | undefined;
   #restartTimer: NodeJS.Timeout | undefined;
   #restartAttempts = 0;
+  /** Replies to new direct reply-to addresses waiting for the one in flight (see {@link #probe}). */
+  readonly #probes: Array<() => void> = [];
+  #probing = false;
+  /** The connection of replies to targets not accepted yet (see {@link #probe}). */
+  #probeConnection: QAMConnection | undefined;
   #topologyTimer: NodeJS.Timeout | undefined;
   #topologyCheck: Promise<void> | undefined;
   #topologyChannel: Promise<Channel> | undefined;
@@ -297,12 +308,17 @@ export class QAMServer<Registered extends object = {}> {
       await this.#deleteTopology();
     }
     const opening = connected ? this.#replyOpening : undefined;
+    const probing = this.#probeConnection?.connected === true ? this.#probeOpening : undefined;
     const topology = connected ? this.#topologyChannel?.catch(() => undefined) : undefined;
     const channels = [...consumers.map(({ channel }) => channel), this.#replyChannel ?? (await opening?.catch(() => undefined)), this.#directChannel, await topology];
+    const probe = this.#probeChannel ?? (await probing?.catch(() => undefined));
+    this.#probeChannel = undefined;
+    await probe?.close().catch(() => undefined);
     this.#channelsClosed = true;
     this.#forgetChannels();
     for (const channel of channels) await channel?.close().catch(() => undefined);
     this.#refusals.flush();
+    await this.#probeConnection?.close();
     if (this.#ownsConnection) await this.connection.close();
     this.#state = 'closed';
   }
@@ -464,15 +480,41 @@ export class QAMServer<Registered extends object = {}> {
   }
 
   /**
-   * The confirm channel replies are published on (but for direct replies to addresses the broker
-   * accepted before), opened once and again after it closes. `closedBy` keeps what closed it, the
-   * channel or the whole connection (amqplib reports the replies it had not confirmed only as
-   * "channel closed"): a broker that cannot decode a direct reply-to address closes the connection
-   * (RabbitMQ 3.10: 541 INTERNAL_ERROR), and the connection's error comes before the channel's
+   * A reply to a target the broker has not accepted yet goes out on a connection of its own: a
+   * broker that cannot decode a direct reply-to address closes the whole connection it came on
+   * (RabbitMQ 3.10: 541 INTERNAL_ERROR), and that must not be the connection that consumes
+   * requests (its unacknowledged requests would be delivered again, and run twice) nor one with
+   * other replies in flight.
+   */
+  #probeLink(): QAMConnection {
+    if (this.#probeConnection === undefined) {
+      const connection = this.connection.sibling();
+      connection.attach({
+        onConnect: () => undefined,
+        onDisconnect: () => {
+          this.#probeChannel = undefined;
+        },
+      });
+      this.#probeConnection = connection;
+    }
+    return this.#probeConnection;
+  }
+
+  /**
+   * A confirm channel replies are published on, opened once and again after it closes: on the
+   * server's connection for accepted targets, on {@link #probeLink} for the others. `closedBy` keeps
+   * what closed it, the channel or the whole connection (amqplib reports the replies it had not
+   * confirmed only as "channel closed"); the connection's error comes before the channel's
    * unconfirmed replies fail.
    */
-  #openReplies(): Promise<ConfirmChannel> {
-    this.#replyOpening ??= this.connection
+  #openReplies(probe: boolean): Promise<ConfirmChannel> {
+    const opening = probe ? this.#probeOpening : this.#replyOpening;
+    if (opening !== undefined) return opening;
+    const forget = (channel: ConfirmChannel): void => {
+      if (this.#replyChannel === channel) this.#replyChannel = undefined;
+      if (this.#probeChannel === channel) this.#probeChannel = undefined;
+    };
+    const opened = (probe ? this.#probeLink() : this.connection)
       .model()
       .then(async (model) => {
         const channel = await model.createConfirmChannel();
@@ -482,21 +524,25 @@ export class QAMServer<Registered extends object = {}> {
         model.on('error', connectionClosed);
         channel.on('error', (error: Error) => {
           // Before amqplib fails the unconfirmed replies, which are then published on a new channel.
-          if (this.#replyChannel === channel) this.#replyChannel = undefined;
+          forget(channel);
           this.#replyClosedBy.set(channel, { error, connection: false });
           this.#logger.warn(`server ${this.serverId} reply channel closed by the broker: ${describeError(error)}`);
         });
         channel.on('close', () => {
           model.off('error', connectionClosed);
-          if (this.#replyChannel === channel) this.#replyChannel = undefined;
+          forget(channel);
         });
-        this.#replyChannel = channel;
+        if (probe) this.#probeChannel = channel;
+        else this.#replyChannel = channel;
         return channel;
       })
       .finally(() => {
-        this.#replyOpening = undefined;
+        if (probe) this.#probeOpening = undefined;
+        else this.#replyOpening = undefined;
       });
-    return this.#replyOpening;
+    if (probe) this.#probeOpening = opened;
+    else this.#replyOpening = opened;
+    return opened;
   }
 
   /**
@@ -598,13 +644,48 @@ export class QAMServer<Registered extends object = {}> {
       after();
       return;
     }
-    const direct = this.#directChannel;
-    if (direct !== undefined && reply.exchange === '' && this.#acceptedReplyTo.has(reply.routingKey)) {
-      this.#publishDirect(direct, reply);
-      after();
-    } else {
-      this.#publishConfirmed(message, reply, after, 1);
+    if (this.#replyDirect(reply)) after();
+    else if (this.#acceptedReplyTo.has(targetOf(reply))) this.#publishConfirmed(message, reply, after, 1, false);
+    else {
+      this.#probe((release) => {
+        const done = (): void => {
+          release();
+          after();
+        };
+        if (this.#replyDirect(reply)) done();
+        else this.#publishConfirmed(message, reply, done, 1, !this.#acceptedReplyTo.has(targetOf(reply)));
+      });
     }
+  }
+
+  /** Publishes a reply to a direct reply-to address the broker accepted before, without a confirm; false for any other. */
+  #replyDirect(reply: OutgoingReply): boolean {
+    const direct = this.#directChannel;
+    if (direct === undefined || reply.exchange !== '' || !this.#acceptedReplyTo.has(reply.routingKey)) return false;
+    this.#publishDirect(direct, reply);
+    return true;
+  }
+
+  /**
+   * Runs the publish of a reply to a target not accepted yet once no other such reply waits for
+   * its confirm, on a connection of its own. A broker that refuses a reply closes the channel or
+   * connection with the replies published on it unconfirmed, delivered or not (a closing channel
+   * loses the confirms it owed): one at a time, only the reply that caused it is unconfirmed, and
+   * no innocent reply is either lost or sent twice. Only the first replies to each new proxy take
+   * this path.
+   */
+  #probe(start: (release: () => void) => void): void {
+    const release = (): void => {
+      const next = this.#probes.shift();
+      if (next === undefined) this.#probing = false;
+      else next();
+    };
+    const run = (): void => {
+      this.#probing = true;
+      start(release);
+    };
+    if (this.#probing) this.#probes.push(run);
+    else run();
   }
 
   /**
@@ -613,19 +694,19 @@ export class QAMServer<Registered extends object = {}> {
    * fail in the order they were published, and the first of them is the one it refused (the
    * broker confirms what it took before acting on the next publish). That reply is never
    * published again: a 404 for its exchange means its proxy is gone; anything else (403, 541 on a
-   * direct reply-to address the broker cannot decode) is remembered, so that its request, when
-   * the broker redelivers it after the connection it closed, is dropped instead of run again. The
-   * replies after it are innocent: published again on a new channel, or, when the connection went
-   * with them, left to their requests' redelivery. Nothing the broker refuses is blamed on a
+   * direct reply-to address the broker cannot decode) is remembered, so that its request, should
+   * the broker deliver it again, is dropped instead of run again. The replies after it are
+   * innocent: published again on a new channel (of a new reply connection when the broker closed
+   * the whole connection: requests come in on another). Nothing the broker refuses is blamed on a
    * direct address it accepted before, nor is a connection it closed for some other reason (320
    * CONNECTION_FORCED, a lost socket).
    */
-  #publishConfirmed(message: ConsumeMessage, reply: OutgoingReply, after: () => void, attempt: number): void {
+  #publishConfirmed(message: ConsumeMessage, reply: OutgoingReply, after: () => void, attempt: number, probe: boolean): void {
     const failed = (channel: ConfirmChannel, error: unknown): void => {
       const closed = this.#replyClosedBy.get(channel);
       const code = amqpReplyCode(closed?.error);
       const culprit =
-        code !== undefined && code !== connectionForced && !this.#culpritFound.has(channel) && !(reply.exchange === '' && this.#acceptedReplyTo.has(reply.routingKey));
+        code !== undefined && code !== connectionForced && !this.#culpritFound.has(channel) && !this.#acceptedReplyTo.has(targetOf(reply));
       if (culprit) this.#culpritFound.add(channel);
       if (closed !== undefined && code === 404 && reply.exchange !== '' && describeError(closed.error).includes(`'${reply.exchange}'`)) {
         this.#logger.debug(`server ${this.serverId}: reply to ${reply.exchange} dropped: its exchange is gone`);
@@ -637,8 +718,11 @@ export class QAMServer<Registered extends object = {}> {
             `(${describeError(closed.error)}); the request is dropped and will not run again here`,
         );
         after();
-      } else if (closed !== undefined && !closed.connection && attempt < maxReplyAttempts && !this.#channelsClosed) {
-        this.#publishConfirmed(message, reply, after, attempt + 1);
+      } else if (closed !== undefined && attempt < maxReplyAttempts && !this.#channelsClosed) {
+        // After the connection's own close is handled, so the new channel is opened on the next connection.
+        if (this.#replyChannel === channel) this.#replyChannel = undefined;
+        if (this.#probeChannel === channel) this.#probeChannel = undefined;
+        setImmediate(() => this.#publishConfirmed(message, reply, after, attempt + 1, probe));
       } else {
         this.#logger.error(`server ${this.serverId} could not publish the reply to ${quote(reply.exchange || reply.routingKey, 100)}: ${describeError(closed?.error ?? error)}`);
         after();
@@ -651,28 +735,28 @@ export class QAMServer<Registered extends object = {}> {
             failed(channel, error);
             return;
           }
-          if (reply.exchange === '') this.#accepted(reply.routingKey);
+          this.#accepted(reply);
           after();
         });
       } catch (error) {
         failed(channel, error);
       }
     };
-    const channel = this.#replyChannel;
+    const channel = probe ? this.#probeChannel : this.#replyChannel;
     if (channel !== undefined) {
       publish(channel);
       return;
     }
-    this.#openReplies().then(publish, (error: unknown) => {
+    this.#openReplies(probe).then(publish, (error: unknown) => {
       this.#logger.error(`server ${this.serverId} could not open a channel for the reply to ${quote(reply.exchange || reply.routingKey, 100)}: ${describeError(error)}`);
       after();
     });
   }
 
-  /** The broker took a direct reply to `replyTo`: later ones go out without waiting for a confirm. */
-  #accepted(replyTo: string): void {
-    this.#acceptedReplyTo.add(replyTo);
-    this.#openDirect();
+  /** The broker took a reply to this target: later ones need not wait for the others (and direct ones not for a confirm). */
+  #accepted(reply: OutgoingReply): void {
+    this.#acceptedReplyTo.add(targetOf(reply));
+    if (reply.exchange === '') this.#openDirect();
   }
 
   #replyFor(protocol: ServerProtocol, message: ConsumeMessage, outcome: CallOutcome, method: string | undefined): OutgoingReply | undefined {
@@ -715,6 +799,11 @@ function callerDeadline(message: ConsumeMessage, bodyDeadline: number | undefine
   const expiration: unknown = message.properties.expiration;
   const remaining = typeof expiration === 'string' && /^\d{1,10}$/.test(expiration) ? Number(expiration) : undefined;
   return remaining === undefined ? bodyDeadline : Date.now() + remaining;
+}
+
+/** Where a reply goes: its exchange, or its direct reply-to address. */
+function targetOf(reply: OutgoingReply): string {
+  return reply.exchange === '' ? reply.routingKey : reply.exchange;
 }
 
 /** Publishes of one reply, before it is given up (each on a new channel). */
