@@ -57,7 +57,7 @@ type Pace = 'sync' | 'spread';
 function settings(): Settings {
   const { values } = parseArgs({
     options: {
-      scenario: { type: 'string', default: 'late,blocked' },
+      scenario: { type: 'string', default: 'blocked,late' },
       calls: { type: 'string', default: '2000' },
       size: { type: 'string', default: String(1024 * 1024) },
       timeout: { type: 'string', default: '5' },
