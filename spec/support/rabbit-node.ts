@@ -51,7 +51,7 @@ export interface TestNode {
   setMemoryAlarm(on: boolean): Promise<void>;
   /** Stops and starts the RabbitMQ application (`stop_app`, `start_app`): every connection is closed. */
   restart(): Promise<void>;
-  /** Kills the node (SIGKILL to its own process group), waits until its pid and port are gone, and deletes its directory. Idempotent. */
+  /** Kills the node (SIGKILL to its VM, then to its own process group), waits until the VM and its port are gone, and deletes its directory. Idempotent. */
   stop(): Promise<void>;
 }
 
