@@ -450,7 +450,7 @@ async function answersNormalCalls(url: string, serverId: string, logger: Logger)
     new QAMProxy({ serverId, url, timeout: 30, logger, protocol: 'qam' }),
   ];
   try {
-    const results = await Promise.all(proxies.map((proxy) => proxy.echo('alive')));
+    const results = await Promise.all(proxies.map((proxy) => proxy['echo']('alive')));
     return results.every((result) => isTagged(result) && result.value === 'alive');
   } catch {
     return false;
@@ -593,7 +593,7 @@ export async function fuzzProxy(options: ProxyFuzzOptions): Promise<ProxyFuzzFig
         const where = `seed ${batchSeed} #${index}`;
         let guard: NodeJS.Timeout | undefined;
         const outcome = await Promise.race([
-          (proxy.echo(n) as Promise<unknown>).then(
+          (proxy['echo'](n) as Promise<unknown>).then(
             (value) => ({ value }),
             (error: unknown) => ({ error }),
           ),
@@ -637,7 +637,7 @@ export async function fuzzProxy(options: ProxyFuzzOptions): Promise<ProxyFuzzFig
       });
       await Promise.all(calls);
     }
-    figures.alive = await (proxy.echo(-1) as Promise<unknown>).then(
+    figures.alive = await (proxy['echo'](-1) as Promise<unknown>).then(
       (value) => value === followUp,
       () => false,
     );
