@@ -104,6 +104,11 @@ export class AmqplibConnection implements AmqpConnection {
     return this.#error;
   }
 
+  /** @internal amqplib's connection, for tests and measurements of the write path. */
+  get model(): ChannelModel {
+    return this.#model;
+  }
+
   /** @internal The socket, for tests of the write path; undefined when writes take amqplib's own path. */
   get socket(): Duplex | undefined {
     return this.#socket;

@@ -227,6 +227,7 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
   readonly #target: ConnectTarget;
   readonly #port: AmqpPort;
   readonly #delay: BackoffBounds;
+  readonly #options: ConnectionOptions;
   readonly #users = new Set<ConnectionUser>();
   readonly #connecting = new SingleFlight<AmqpConnection>();
   #link: AmqpConnection | undefined;
@@ -243,6 +244,12 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
     this.label = this.#target.label;
     this.username = this.#target.username;
     this.#delay = options.reconnectDelay ?? { min: 0.1, max: 10 };
+    this.#options = options;
+  }
+
+  /** @internal A new connection to the same broker with the same settings (not yet connected). */
+  sibling(): QAMConnection {
+    return new QAMConnection({ ...this.#options, logger: this.logger });
   }
 
   /** True while an AMQP connection is open. */

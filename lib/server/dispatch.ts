@@ -1,6 +1,6 @@
 import { AsyncResource } from 'node:async_hooks';
-import { EventEmitter, EventEmitterAsyncResource } from 'node:events';
 import { Blob } from 'node:buffer';
+import { EventEmitter, EventEmitterAsyncResource } from 'node:events';
 import { Duplex, PassThrough, Readable, Stream, Transform, Writable } from 'node:stream';
 import { ReadableStream, TransformStream, WritableStream } from 'node:stream/web';
 import { URL, URLSearchParams } from 'node:url';

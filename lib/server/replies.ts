@@ -18,6 +18,11 @@ export interface ReplyPublisherSettings {
   serving(): boolean;
 }
 
+/** Where a reply goes: its exchange, or its direct reply-to address. */
+function targetOf(reply: OutgoingReply): string {
+  return reply.exchange === '' ? reply.routingKey : reply.exchange;
+}
+
 /** Publishes of one reply, before it is given up (each on a new channel). */
 const maxReplyAttempts = 3;
 
@@ -29,12 +34,17 @@ const connectionForced = 320;
  * refuses closes the channel (or, for a direct reply-to address it cannot decode, RabbitMQ 3.10
  * closes the whole connection with 541), and the consumer must not be the one to go.
  *
- * A reply goes out on a confirm channel, and its request is acknowledged once the broker confirms
- * it; once the broker took a reply to a direct reply-to address, later replies to that address go
- * out on a plain channel without waiting for a confirm (an address the broker took once it takes
- * again). A reply the broker refuses is never published again, and its request, when the broker
- * redelivers it after the connection it closed, is dropped instead of run again (see
- * {@link isPoisoned}): one request can cost at most one connection per server.
+ * The first replies to a target (a direct reply-to address, a callme exchange) go out one at a
+ * time, on a confirm channel of a connection of their own, each request acknowledged once its
+ * reply is confirmed: a broker that refuses a reply closes that channel or connection with the
+ * replies on it unconfirmed, delivered or not, so only the reply that caused it may be on it, and
+ * the connection that consumes requests must not be the one to go (its unacknowledged requests
+ * would be delivered again, and run twice). Once the broker took a reply to a target, later
+ * replies to it go out on the server's connection: to a direct address on a plain channel without
+ * waiting for a confirm (an address the broker took once it takes again), to an exchange on a
+ * confirm channel (the exchange goes when its proxy does). A reply the broker refuses is never
+ * published again, and its request is dropped, not run again, should it come back (see
+ * {@link isPoisoned}).
  *
  * Backpressure: `after` (which acknowledges the request and frees its worker) waits until the
  * reply is confirmed, or, for an unconfirmed reply, until the connection takes writes again, so a
@@ -44,12 +54,19 @@ const connectionForced = 320;
 export class ReplyPublisher {
   readonly #settings: ReplyPublisherSettings;
   readonly #opening = new SingleFlight<AmqpChannel>();
+  readonly #probeOpening = new SingleFlight<AmqpChannel>();
   #confirmed: AmqpChannel | undefined;
+  /** The confirm channel of first replies, on {@link #probeConnection}. */
+  #probe: AmqpChannel | undefined;
+  #probeConnection: QAMConnection | undefined;
+  /** First replies waiting for the one in flight. */
+  readonly #probes: Array<() => void> = [];
+  #probing = false;
   #direct: AmqpChannel | undefined;
   #directOpening = false;
   /** Reply channels whose failed reply has been found: the replies that failed after it are innocent. */
   readonly #culpritFound = new WeakSet<AmqpChannel>();
-  /** Direct reply-to addresses the broker confirmed a reply to: later replies to them take {@link #direct}. */
+  /** Targets the broker confirmed a reply to: later replies to them skip the probe. */
   readonly #accepted = new BoundedSet(10_000);
   /** Fingerprints of requests whose reply made the broker close the channel or connection. */
   readonly #poisoned = new BoundedSet(1_000);
@@ -67,12 +84,40 @@ export class ReplyPublisher {
 
   /** Publishes the reply to `delivery`, then calls `after`. */
   publish(delivery: Delivery, reply: OutgoingReply, after: () => void): void {
-    const direct = this.#direct;
-    if (direct !== undefined && reply.exchange === '' && this.#accepted.has(reply.routingKey)) {
-      this.#publishDirect(direct, reply, after);
-    } else {
-      this.#publishConfirmed(delivery, reply, after, 1);
+    if (this.#replyDirect(reply, after)) return;
+    if (this.#accepted.has(targetOf(reply))) {
+      this.#publishConfirmed(delivery, reply, after, 1, false);
+      return;
     }
+    this.#enqueueProbe((release) => {
+      const done = (): void => {
+        release();
+        after();
+      };
+      if (!this.#replyDirect(reply, done)) this.#publishConfirmed(delivery, reply, done, 1, !this.#accepted.has(targetOf(reply)));
+    });
+  }
+
+  /** Publishes a reply to a direct address the broker accepted before, without a confirm; false for any other. */
+  #replyDirect(reply: OutgoingReply, after: () => void): boolean {
+    const direct = this.#direct;
+    if (direct === undefined || reply.exchange !== '' || !this.#accepted.has(reply.routingKey)) return false;
+    this.#publishDirect(direct, reply, after);
+    return true;
+  }
+
+  #enqueueProbe(start: (release: () => void) => void): void {
+    const release = (): void => {
+      const next = this.#probes.shift();
+      if (next === undefined) this.#probing = false;
+      else next();
+    };
+    const run = (): void => {
+      this.#probing = true;
+      start(release);
+    };
+    if (this.#probing) this.#probes.push(run);
+    else run();
   }
 
   /** Forgets the channels of a connection that was lost. */
@@ -81,14 +126,31 @@ export class ReplyPublisher {
     this.#direct = undefined;
   }
 
+  /** The connection of first replies, made on first use. */
+  #probeLink(): QAMConnection {
+    if (this.#probeConnection === undefined) {
+      const connection = this.#settings.connection.sibling();
+      connection.attach({
+        onConnect: () => undefined,
+        onDisconnect: () => {
+          this.#probe = undefined;
+        },
+      });
+      this.#probeConnection = connection;
+    }
+    return this.#probeConnection;
+  }
+
   /** Closes the reply channels; replies still unconfirmed are not published again. */
   async close(): Promise<void> {
     this.#closed = true;
     const connected = this.#settings.connection.connected && !this.#settings.connection.blocked;
     const opening = connected ? await this.#opening.current?.catch(() => undefined) : undefined;
-    const channels = [this.#confirmed ?? opening, this.#direct];
+    const channels = [this.#confirmed ?? opening, this.#direct, this.#probe];
     this.forget();
+    this.#probe = undefined;
     await Promise.all(channels.map((channel) => channel?.close()));
+    await this.#probeConnection?.close();
   }
 
   #publishDirect(channel: AmqpChannel, reply: OutgoingReply, after: () => void): void {
@@ -112,11 +174,12 @@ export class ReplyPublisher {
    * blamed on a direct address it accepted before, nor is a connection it closed for some other
    * reason (320 CONNECTION_FORCED, a lost socket).
    */
-  #publishConfirmed(delivery: Delivery, reply: OutgoingReply, after: () => void, attempt: number): void {
+  #publishConfirmed(delivery: Delivery, reply: OutgoingReply, after: () => void, attempt: number, probe: boolean): void {
     const failed = (channel: AmqpChannel, failure: PortError): void => {
       if (this.#confirmed === channel) this.#confirmed = undefined;
+      if (this.#probe === channel) this.#probe = undefined;
       const code = failure.replyCode;
-      const culprit = code !== undefined && code !== connectionForced && !this.#culpritFound.has(channel) && !(reply.exchange === '' && this.#accepted.has(reply.routingKey));
+      const culprit = code !== undefined && code !== connectionForced && !this.#culpritFound.has(channel) && !this.#accepted.has(targetOf(reply));
       if (culprit) this.#culpritFound.add(channel);
       if (code === 404 && reply.exchange !== '' && failure.message.includes(`'${reply.exchange}'`)) {
         this.#settings.logger.debug(`server ${this.#settings.serverId}: reply to ${reply.exchange} dropped: its exchange is gone`);
@@ -128,8 +191,9 @@ export class ReplyPublisher {
             `(${failure.message}); the request is dropped and will not run again here`,
         );
         after();
-      } else if (code !== undefined && !failure.connection && attempt < maxReplyAttempts && !this.#closed) {
-        this.#publishConfirmed(delivery, reply, after, attempt + 1);
+      } else if (code !== undefined && attempt < maxReplyAttempts && !this.#closed) {
+        // After the connection's own close is handled, so a new channel opens on the next connection.
+        setImmediate(() => this.#publishConfirmed(delivery, reply, after, attempt + 1, probe));
       } else {
         this.#settings.logger.error(`server ${this.#settings.serverId} could not publish the reply to ${quote(reply.exchange || reply.routingKey, 100)}: ${failure.message}`);
         after();
@@ -142,19 +206,19 @@ export class ReplyPublisher {
             failed(channel, failure);
             return;
           }
-          if (reply.exchange === '') this.#accept(reply.routingKey);
+          this.#accept(reply);
           after();
         });
       } catch (error) {
         failed(channel, error instanceof PortError ? error : new PortError('other', describeError(error), { cause: error }));
       }
     };
-    const channel = this.#confirmed;
+    const channel = probe ? this.#probe : this.#confirmed;
     if (channel !== undefined) {
       publish(channel);
       return;
     }
-    this.#openConfirmed().then(publish, (error: unknown) => {
+    this.#openConfirmed(probe).then(publish, (error: unknown) => {
       this.#settings.logger.error(
         `server ${this.#settings.serverId} could not open a channel for the reply to ${quote(reply.exchange || reply.routingKey, 100)}: ${describeError(error)}`,
       );
@@ -162,22 +226,24 @@ export class ReplyPublisher {
     });
   }
 
-  #openConfirmed(): Promise<AmqpChannel> {
-    return this.#opening.run(async () => {
-      const channel = await this.#settings.connection.openChannel({ confirms: true });
+  #openConfirmed(probe: boolean): Promise<AmqpChannel> {
+    return (probe ? this.#probeOpening : this.#opening).run(async () => {
+      const channel = await (probe ? this.#probeLink() : this.#settings.connection).openChannel({ confirms: true });
       channel.onClose((error) => {
         if (this.#confirmed === channel) this.#confirmed = undefined;
+        if (this.#probe === channel) this.#probe = undefined;
         if (error !== undefined) this.#settings.logger.warn(`server ${this.#settings.serverId} reply channel closed by the broker: ${error.message}`);
       });
-      this.#confirmed = channel;
+      if (probe) this.#probe = channel;
+      else this.#confirmed = channel;
       return channel;
     });
   }
 
-  /** The broker took a direct reply to `replyTo`: later ones go out without waiting for a confirm. */
-  #accept(replyTo: string): void {
-    this.#accepted.add(replyTo);
-    this.#openDirect();
+  /** The broker took a reply to this target: later ones skip the probe (and direct ones the confirm). */
+  #accept(reply: OutgoingReply): void {
+    this.#accepted.add(targetOf(reply));
+    if (reply.exchange === '') this.#openDirect();
   }
 
   /**

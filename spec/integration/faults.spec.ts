@@ -204,7 +204,7 @@ describe('stuck states', () => {
   it('sends again once the broker is back after a first call with an already aborted signal failed to connect', async () => {
     const server = await slowServer();
     tcp.refuse(true);
-    const proxy = new QAMProxy({ serverId: server.serverId, url: tcp.url(), logger: silentLogger, timeout: 5 });
+    const proxy = new QAMProxy({ serverId: server.serverId, url: tcp.url(), logger: silentLogger, timeout: 15 });
     const controller = new AbortController();
     controller.abort();
     await expect(proxy.withSignal(controller.signal)['slow'](0, 'aborted')).rejects.toMatchObject({ code: 'ABORTED' });

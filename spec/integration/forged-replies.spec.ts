@@ -42,16 +42,16 @@ describe('forged replies', () => {
         sent++;
       }
       await channel.waitForConfirms();
-      await waitUntil(() => victim.getStats().droppedReplies >= sent - 1, { timeoutMs: 20_000, message: 'the forged replies reaching the victim' });
+      await waitUntil(() => victim.getStats().droppedReplies >= sent - 1, { timeoutMs: 40_000, message: 'the forged replies reaching the victim' });
       await expect(real).resolves.toBe('real');
-      await waitUntil(() => victim.getStats().droppedReplies >= sent, { timeoutMs: 20_000, message: 'every forged reply dropped' });
+      await waitUntil(() => victim.getStats().droppedReplies >= sent, { timeoutMs: 40_000, message: 'every forged reply dropped' });
       expect(victim.getStats().droppedReplies).toBe(sent);
     } finally {
       await attacker.close();
       await victim.close();
       await server.close({ deleteQueue: true });
     }
-  });
+  }, 90_000);
 
   it("a callme proxy takes no reply published to its reply exchange under the exchange's uuid and a counter", async () => {
     const serverId = uniqueName('forged');
@@ -81,14 +81,14 @@ describe('forged replies', () => {
         });
       }
       await channel.waitForConfirms();
-      await waitUntil(() => victim.getStats().droppedReplies >= forged - 1, { timeoutMs: 20_000, message: 'the forged replies reaching the victim' });
+      await waitUntil(() => victim.getStats().droppedReplies >= forged - 1, { timeoutMs: 40_000, message: 'the forged replies reaching the victim' });
       await expect(real).resolves.toBe('real');
-      await waitUntil(() => victim.getStats().droppedReplies >= forged, { timeoutMs: 20_000, message: 'every forged reply dropped' });
+      await waitUntil(() => victim.getStats().droppedReplies >= forged, { timeoutMs: 40_000, message: 'every forged reply dropped' });
       expect(victim.getStats().droppedReplies).toBe(forged);
     } finally {
       await attacker.close();
       await victim.close();
       await server.close({ deleteQueue: true });
     }
-  });
+  }, 90_000);
 });

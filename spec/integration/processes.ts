@@ -32,7 +32,7 @@ export async function buildSampleServer(): Promise<SampleBuild> {
     extends: join(root, 'tsconfig.build.json'),
     compilerOptions: { outDir: join(dir, 'out'), rootDir: root, declaration: false, sourceMap: false },
     // Worker threads load cpu.js and thread-worker.js by file, never by import, so they are named here.
-    files: [join(root, 'samples', 'server.ts'), join(root, 'samples', 'cpu.ts'), join(root, 'lib', 'thread-worker.js')],
+    files: [join(root, 'samples', 'server.ts'), join(root, 'samples', 'cpu.ts'), join(root, 'lib', 'server', 'thread-worker.js')],
     include: [],
   };
   await writeFile(join(dir, 'tsconfig.json'), JSON.stringify(config));

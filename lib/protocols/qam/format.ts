@@ -65,6 +65,11 @@ function isQamId(value: unknown): value is number {
   return Number.isSafeInteger(value);
 }
 
+/** The routing key is an AMQP short string: a longer one could not be published to. */
+function isRoutingKey(value: unknown): value is string {
+  return typeof value === 'string' && value !== '' && Buffer.byteLength(value) <= maxShortString;
+}
+
 /** Decodes a body as strict UTF-8 JSON; throws QAMBadMessageException saying why it cannot. */
 export function decodeQamBody(body: Buffer): unknown {
   let text: string;
@@ -99,12 +104,11 @@ export function parseQamRequest(value: unknown): { request: QamRequest } | { pro
   if (!isRecord(value)) return { problem: 'Request body is not a JSON object', address: undefined };
   const id = own(value, 'id');
   const routingKey = own(value, 'routing_key');
-  // The routing key is an AMQP short string: a longer one could not be published to.
-  const address = isQamId(id) && typeof routingKey === 'string' && routingKey !== '' && Buffer.byteLength(routingKey) <= maxShortString ? { id, routingKey } : undefined;
+  const address = isQamId(id) && isRoutingKey(routingKey) ? { id, routingKey } : undefined;
   const malformed = (problem: string): { problem: string; address: QamAddress | undefined } => ({ problem, address });
   if (!Number.isInteger(id)) return malformed('Request "id" is not an integer');
   if (!isQamId(id)) return malformed('Request "id" is beyond 2^53-1, the largest integer JavaScript holds exactly');
-  if (address === undefined) return malformed('Request "routing_key" is not a non-empty string of at most 255 bytes');
+  if (address === undefined) return malformed(`Request "routing_key" is not a non-empty string of at most ${maxShortString} bytes`);
   const method = own(value, 'method_name');
   if (typeof method !== 'string') return malformed('Request "method_name" is not a string');
   const params = own(value, 'params');
