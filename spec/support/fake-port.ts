@@ -33,6 +33,11 @@ import {
   type Returned,
 } from '../../lib/amqp/port.js';
 
+/** The real clock and timers, taken before a test can install jest's fake ones. */
+const realSetTimeout = globalThis.setTimeout;
+const realClearTimeout = globalThis.clearTimeout;
+const realNow = performance.now.bind(performance);
+
 const fakePorts = new Map<string, FakePort>();
 
 registerPort('fake:', {
@@ -188,9 +193,23 @@ export class FakePort implements AmqpPort {
     consumer.onCancel?.();
   }
 
-  /** Resolves once `predicate` holds, checking now and after every publish, confirm, ack, open, consume and close. */
-  async until(predicate: () => boolean): Promise<void> {
-    while (!predicate()) await new Promise<void>((resolve) => this.#waiters.push(resolve));
+  /**
+   * Resolves once `predicate` holds, checking now and after every publish, confirm, ack, open,
+   * consume and close; rejects, naming the predicate, when it still does not hold after
+   * `timeoutMs` of real time (jest's fake timers do not stop that clock).
+   */
+  async until(predicate: () => boolean, timeoutMs = 5_000): Promise<void> {
+    const deadline = realNow() + timeoutMs;
+    while (!predicate()) {
+      const left = deadline - realNow();
+      if (left <= 0) throw new Error(`fake port: ${predicate.toString()} did not hold within ${timeoutMs} ms`);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#waiters.push(resolve);
+        timer = realSetTimeout(resolve, left);
+      });
+      realClearTimeout(timer);
+    }
   }
 
   /** Wakes {@link until}. */

@@ -26,7 +26,13 @@ describe('resolveConnection', () => {
 
   it('logs in as guest when the url names no user, and applies the socket defaults', () => {
     const target = resolve({ url: 'amqps://rabbit' });
-    expect(target).toMatchObject({ username: 'guest', heartbeatSeconds: 10, connectTimeoutMs: 10_000, connectionName: undefined, tls: undefined });
+    expect(target).toMatchObject({
+      username: 'guest',
+      heartbeatSeconds: 10,
+      connectTimeoutMs: 10_000,
+      connectionName: undefined,
+      tls: undefined,
+    });
   });
 
   it('accepts memory:// URLs, which name an embedded broker', () => {
@@ -119,7 +125,11 @@ describe('resolveConnection', () => {
   });
 
   it('converts the socket settings', () => {
-    expect(resolve({ heartbeat: 0, connectTimeout: 2.5, connectionName: 'svc' })).toMatchObject({ heartbeatSeconds: 0, connectTimeoutMs: 2500, connectionName: 'svc' });
+    expect(resolve({ heartbeat: 0, connectTimeout: 2.5, connectionName: 'svc' })).toMatchObject({
+      heartbeatSeconds: 0,
+      connectTimeoutMs: 2500,
+      connectionName: 'svc',
+    });
   });
 });
 
@@ -136,7 +146,11 @@ describe('QAMConnection over the port', () => {
   });
 
   it('connects once for any number of channels opened at the same time', async () => {
-    const [confirming, plain] = await Promise.all([connection.openChannel({ confirms: true }), connection.openChannel({ confirms: false }), connection.link()]);
+    const [confirming, plain] = await Promise.all([
+      connection.openChannel({ confirms: true }),
+      connection.openChannel({ confirms: false }),
+      connection.link(),
+    ]);
     expect(port.connections).toHaveLength(1);
     expect([confirming.confirms, plain.confirms]).toEqual([true, false]);
     expect(connection.connected).toBe(true);
@@ -145,8 +159,16 @@ describe('QAMConnection over the port', () => {
 
   it.each([
     ['access-refused', new PortError('access-refused', 'login refused', { replyCode: 403 }), { code: 'ACCESS_REFUSED' }],
-    ['connect-failed (refused)', new PortError('connect-failed', 'refused', { reason: 'refused' }), { code: 'CONNECT_FAILED', reason: 'refused' }],
-    ['connect-failed (unknown vhost)', new PortError('connect-failed', 'no vhost', { reason: 'unknown-vhost' }), { code: 'CONNECT_FAILED', reason: 'unknown-vhost' }],
+    [
+      'connect-failed (refused)',
+      new PortError('connect-failed', 'refused', { reason: 'refused' }),
+      { code: 'CONNECT_FAILED', reason: 'refused' },
+    ],
+    [
+      'connect-failed (unknown vhost)',
+      new PortError('connect-failed', 'no vhost', { reason: 'unknown-vhost' }),
+      { code: 'CONNECT_FAILED', reason: 'unknown-vhost' },
+    ],
     ['tls', new PortError('tls', 'bad certificate'), { code: 'TLS_FAILED' }],
     ['other', new PortError('other', 'odd'), { code: 'CONNECT_FAILED', reason: 'handshake' }],
   ])('fails the first connection at once, without retrying, with what the port said: %s', async (_, refusal, expected) => {
@@ -164,7 +186,10 @@ describe('QAMConnection over the port', () => {
   it('tells its users of a loss and reconnects at once, then tells them again', async () => {
     await connection.link();
     const events: string[] = [];
-    connection.attach({ onConnect: () => events.push('connect'), onDisconnect: (error) => events.push(`disconnect ${(error as { code?: string }).code}`) });
+    connection.attach({
+      onConnect: () => events.push('connect'),
+      onDisconnect: (error) => events.push(`disconnect ${(error as { code?: string }).code}`),
+    });
     port.lastConnection.lose(new PortError('closed', 'socket died', { connection: true }));
     expect(connection.connected).toBe(false);
     await port.until(() => port.connections.length === 2);

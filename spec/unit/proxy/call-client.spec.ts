@@ -55,7 +55,11 @@ function setup(kind: Kind = 'direct') {
         method,
         params: options.params ?? [],
         timeoutMs: options.timeoutMs ?? 10_000,
-        completion: { kind: 'promise', resolve: (value) => resolve({ value }), reject: (error) => resolve({ error: error as { code?: unknown } }) },
+        completion: {
+          kind: 'promise',
+          resolve: (value) => resolve({ value }),
+          reject: (error) => resolve({ error: error as { code?: unknown } }),
+        },
         signal: options.signal,
         retries: 0,
       });
@@ -78,7 +82,11 @@ async function settledSoon<T>(promise: Promise<T>): Promise<T | 'pending'> {
 }
 
 /** A native reply to `request`, or with the correlation id given. */
-function nativeReply(request: Published, body: unknown, correlation: { correlationId?: string } = { correlationId: request.properties.correlationId! }) {
+function nativeReply(
+  request: Published,
+  body: unknown,
+  correlation: { correlationId?: string } = { correlationId: request.properties.correlationId! },
+) {
   return [Buffer.from(JSON.stringify(body)), { contentType: 'application/json', ...correlation }] as const;
 }
 
@@ -108,7 +116,12 @@ describe('CallClient dispatch', () => {
     await port.until(() => requests().length >= 1);
     const [request] = requests();
     expect(request).toMatchObject({ exchange: '', routingKey: 'server_calc_queue', mandatory: true });
-    expect(request!.properties).toMatchObject({ correlationId: id, replyTo: 'amq.rabbitmq.reply-to', contentType: 'application/json', expiration: '7000' });
+    expect(request!.properties).toMatchObject({
+      correlationId: id,
+      replyTo: 'amq.rabbitmq.reply-to',
+      contentType: 'application/json',
+      expiration: '7000',
+    });
     expect(JSON.parse(request!.content.toString())).toEqual({ method: 'add', params: [1, 2], deadline: Date.now() + 7_000 });
     // Direct reply-to: the replies are consumed, without acks, on the channel that publishes.
     const consumer = port.consumers.get('amq.rabbitmq.reply-to');
@@ -141,7 +154,12 @@ describe('CallClient dispatch', () => {
     await port.until(() => requests().length >= 1);
     const [request] = requests();
     expect(request).toMatchObject({ exchange: 'calc_server_exchange', routingKey: 'calc_server_routing_key', mandatory: true });
-    expect(JSON.parse(request!.content.toString())).toEqual({ id: Number(id), method_name: 'add', routing_key: 'spec_client_routing_key', params: [1, 2] });
+    expect(JSON.parse(request!.content.toString())).toEqual({
+      id: Number(id),
+      method_name: 'add',
+      routing_key: 'spec_client_routing_key',
+      params: [1, 2],
+    });
     expect(port.consumers.has(protocol.replyQueue)).toBe(true);
     expect(port.operations).toContain('declareExchange calc_server_exchange direct');
   });
@@ -195,8 +213,14 @@ describe('CallClient replies', () => {
     const second = call('b');
     await port.until(() => requests().length >= 2);
     const [a, b] = requests();
-    port.deliver('amq.rabbitmq.reply-to', Buffer.from('{not json'), { contentType: 'application/json', correlationId: a!.properties.correlationId });
-    port.deliver('amq.rabbitmq.reply-to', Buffer.alloc(maxBytes + 1), { contentType: 'application/json', correlationId: b!.properties.correlationId });
+    port.deliver('amq.rabbitmq.reply-to', Buffer.from('{not json'), {
+      contentType: 'application/json',
+      correlationId: a!.properties.correlationId,
+    });
+    port.deliver('amq.rabbitmq.reply-to', Buffer.alloc(maxBytes + 1), {
+      contentType: 'application/json',
+      correlationId: b!.properties.correlationId,
+    });
     await expect(first.outcome).resolves.toMatchObject({ error: { code: 'BAD_MESSAGE' } });
     await expect(second.outcome).resolves.toMatchObject({ error: { code: 'PAYLOAD_TOO_LARGE' } });
   });
@@ -205,7 +229,8 @@ describe('CallClient replies', () => {
     const { port, client, call, requests, protocol } = started('qam');
     const { id, outcome } = call('add');
     await port.until(() => requests().length >= 1);
-    const reply = (replyId: number, result: unknown): Buffer => Buffer.from(JSON.stringify({ id: replyId, result, exception: false, internal_exception: -1 }));
+    const reply = (replyId: number, result: unknown): Buffer =>
+      Buffer.from(JSON.stringify({ id: replyId, result, exception: false, internal_exception: -1 }));
     port.deliver(protocol.replyQueue, reply(Number(id) + 1, 'forged'), { contentType: 'application/json' });
     port.deliver(protocol.replyQueue, Buffer.from('{"result":1}'), { contentType: 'application/json' });
     expect(client.stats()).toEqual({ pending: 1, droppedReplies: 2 });
@@ -283,7 +308,11 @@ describe('CallClient failures', () => {
     await expect(directCall.outcome).resolves.toMatchObject({ error: { code: 'CONNECTION_LOST' } });
     expect(await settledSoon(qamCall.outcome)).toBe('pending');
     // After the reconnect the QAM proxy consumes its queue again, and the reply kept there arrives.
-    await qam.port.until(() => qam.port.connections.length === 2 && qam.port.consumers.get(qam.protocol.replyQueue)?.channel.connection === qam.port.lastConnection);
+    await qam.port.until(
+      () =>
+        qam.port.connections.length === 2 &&
+        qam.port.consumers.get(qam.protocol.replyQueue)?.channel.connection === qam.port.lastConnection,
+    );
     const body = { id: Number(qamCall.id), result: 'kept', exception: false, internal_exception: -1 };
     qam.port.deliver(qam.protocol.replyQueue, Buffer.from(JSON.stringify(body)), { contentType: 'application/json' });
     await expect(qamCall.outcome).resolves.toEqual({ value: 'kept' });

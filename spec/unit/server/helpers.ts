@@ -66,14 +66,28 @@ export async function serving(options: Partial<QAMServerOptions> = {}): Promise<
     ran,
     open: () => gates.shift()?.(),
     request: (method, params = [], properties = {}, fields = {}) =>
-      port.deliver(requestQueue, Buffer.from(JSON.stringify({ method, params })), { contentType: 'application/json', ...properties }, fields),
+      port.deliver(
+        requestQueue,
+        Buffer.from(JSON.stringify({ method, params })),
+        { contentType: 'application/json', ...properties },
+        fields,
+      ),
     replies: (from = 0) =>
       port.published.slice(from).map((message) => ({
         target: message.exchange === '' ? message.routingKey : message.exchange,
         body: JSON.parse(message.content.toString()) as unknown,
         message,
       })),
+    // Teardown lets everything finish, so a test that failed half-way does not hold close() for drainTimeout.
     close: async () => {
+      port.autoConfirm = true;
+      for (const message of port.published) message.confirm();
+      for (const gate of gates.splice(0)) gate();
+      for (const link of port.connections)
+        if (!link.closed) {
+          if (link.blocked) link.unblock();
+          link.drain();
+        }
       await server.close();
       await connection.close();
     },
