@@ -239,6 +239,37 @@ describe('CallClient replies', () => {
   });
 });
 
+describe('CallClient retries', () => {
+  it('sends a call with retries again after a timeout, under the same id, with a new expiration', async () => {
+    fakeClock();
+    const { port, client, requests } = started('direct');
+    let outcome: Outcome | undefined;
+    const id = client.call({
+      method: 'add',
+      params: [],
+      timeoutMs: 1_000,
+      completion: {
+        kind: 'promise',
+        resolve: (value) => (outcome = { value }),
+        reject: (error) => (outcome = { error: error as { code?: unknown } }),
+      },
+      signal: undefined,
+      retries: 1,
+    });
+    await port.until(() => requests().length >= 1);
+    jest.advanceTimersByTime(1_000);
+    await port.until(() => requests().length >= 2);
+    expect(requests().map((request) => [request.properties.correlationId, request.properties.expiration])).toEqual([
+      [id, '1000'],
+      [id, '1000'],
+    ]);
+    expect(outcome).toBeUndefined();
+    port.deliver('amq.rabbitmq.reply-to', ...nativeReply(requests()[0]!, { result: 'late but fine' }));
+    await turns();
+    expect(outcome).toEqual({ value: 'late but fine' });
+  });
+});
+
 describe('CallClient failures', () => {
   it('fails a call the broker returns as unroutable with NO_ROUTE, at once', async () => {
     const { port, call, requests } = started('direct');
@@ -403,6 +434,19 @@ describe('CallClient backpressure', () => {
     port.lastConnection.unblock();
     await turns();
     expect(port.published).toHaveLength(0);
+  });
+
+  it('sends the calls that waited through a lost connection once it is back', async () => {
+    const { port, call, requests, methodOf } = await congested();
+    call('a');
+    call('b');
+    await turns();
+    port.lastConnection.lose();
+    await port.until(() => port.connections.length === 2);
+    await port.until(() => requests().length >= 3);
+    await turns();
+    expect(requests().map(methodOf)).toEqual(['warm', 'a', 'b']);
+    expect(requests()[2]!.channel.connection).toBe(port.lastConnection);
   });
 
   it('a call made on a closed client fails with CLOSED and publishes nothing', async () => {

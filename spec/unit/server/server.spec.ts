@@ -161,6 +161,26 @@ describe('QAMServer dispatch', () => {
     await port.until(() => port.consumers.has(requestQueue));
   });
 
+  it('declares its exchange again when a periodic check finds it gone', async () => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+    const { port } = await start();
+    let gone = true;
+    port.refuse = (operation, name) =>
+      operation === 'checkExchange' && name === 'server_calc_ex' && gone
+        ? new PortError('not-found', `NOT_FOUND - no exchange '${name}'`, { replyCode: 404 })
+        : undefined;
+    const declared = port.operations.filter((operation) => operation === 'declareExchange server_calc_ex direct').length;
+    await jest.advanceTimersByTimeAsync(5_000);
+    await port.until(
+      () => port.operations.filter((operation) => operation === 'declareExchange server_calc_ex direct').length === declared + 1,
+    );
+    gone = false;
+    await jest.advanceTimersByTimeAsync(5_000);
+    await turns();
+    expect(port.operations.filter((operation) => operation === 'checkExchange server_calc_ex')).toHaveLength(2);
+    expect(port.operations.filter((operation) => operation === 'declareExchange server_calc_ex direct')).toHaveLength(declared + 1);
+  });
+
   it('close() stops consuming, lets running calls reply and be acknowledged, then closes its channels', async () => {
     const { port, server, request, open } = await start();
     const { deliveryTag } = request('gated', [], { replyTo: directAddress(1), correlationId: 'c' });
