@@ -164,7 +164,7 @@ export function resolveConnection(options: ConnectionOptions, logger: Logger): C
     } catch {
       throw new TypeError(`${source} is not a broker URL such as amqp://user:password@host:5672/vhost: ${JSON.stringify(maskPassword(url))}`);
     }
-    if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:' && parsed.protocol !== 'memory:') {
+    if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:' && parsed.protocol !== 'memory:' && !registeredPorts.has(parsed.protocol)) {
       throw new TypeError(`${source} must start with amqp://, amqps:// or memory://, got ${parsed.protocol}//`);
     }
     if (parsed.protocol !== 'amqps:' && options.ssl !== undefined && options.ssl !== false) {
@@ -189,9 +189,22 @@ export function resolveConnection(options: ConnectionOptions, logger: Logger): C
   };
 }
 
+/** Ports for URL schemes other than `amqp:`, `amqps:` and `memory:` (see {@link registerPort}). */
+const registeredPorts = new Map<string, AmqpPort>();
+
+/**
+ * Makes connections to URLs of `scheme` (such as `'fake:'`) go through `port`: how tests put a
+ * scripted fake of the port under a real server or proxy.
+ * @internal
+ */
+export function registerPort(scheme: string, port: AmqpPort): void {
+  registeredPorts.set(scheme, port);
+}
+
 /** The port that reaches the broker a URL names. */
 function portFor(url: string): AmqpPort {
-  return url.startsWith('memory:') ? memoryPort : amqplibPort;
+  const scheme = new URL(url).protocol;
+  return registeredPorts.get(scheme) ?? (scheme === 'memory:' ? memoryPort : amqplibPort);
 }
 
 /** A port failure as the exception a user sees. */

@@ -275,7 +275,9 @@ export class QAMServer<Registered extends object = {}> {
     clearTimeout(this.#topologyTimer);
     await this.#starting.current?.catch(() => undefined);
     const consumers = [...this.#consumers.values()];
-    await Promise.all(consumers.map(({ channel, tag }) => channel.cancel(tag).catch(() => undefined)));
+    const cancelled = Promise.all(consumers.map(({ channel, tag }) => channel.cancel(tag).catch(() => undefined)));
+    // While the broker blocks the connection it reads nothing from it, so no cancel would be answered.
+    if (!this.connection.blocked) await cancelled;
     const drained = await this.#drain();
     if (!drained) this.#logger.warn(`server ${this.serverId} closed with ${this.#pool.active} calls still running`);
     await this.#threads.close();

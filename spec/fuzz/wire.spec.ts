@@ -1,23 +1,24 @@
 /**
  * Property-based fuzzing, in process: everything a server and a proxy read from the wire —
  * bodies, properties, headers and delivery fields of both protocols, random and mutated from
- * valid messages — fed to the protocols' readers and to a real QAMServer and QAMProxy whose
- * channels are fakes (spec/support/fake-amqp.ts). Nothing may throw, hang, run what was not
+ * valid messages — fed to the protocols' readers and to a real QAMServer and QAMProxy over a
+ * fake of the AMQP port (spec/support/fake-port.ts). Nothing may throw, hang, run what was not
  * registered or pollute a prototype; every request with a reply address gets exactly one reply;
  * a proxy settles a call only with the outcome its reply stands for. The same messages go to
  * RabbitMQ in broker.spec.ts and, by the hundred thousand, in scripts/fuzz.ts.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import type { ConsumeMessage, MessageProperties } from 'amqplib';
+import type { QAMConnection } from '../../lib/amqp/connection.js';
+import type { Delivery, IncomingProperties } from '../../lib/amqp/port.js';
 import { QAMProxy, QAMServer, silentLogger, superjson } from '../../lib/index.js';
 import { callmeClientProtocol } from '../../lib/protocols/callme/client.js';
-import { decodeReply } from '../../lib/proxy/client.js';
+import { decodeReply } from '../../lib/protocols/native/client.js';
 import { nativeProtocol } from '../../lib/protocols/native/server.js';
 import { qamClientProtocol } from '../../lib/protocols/qam/client.js';
 import { qamProtocol } from '../../lib/protocols/qam/server.js';
 import { serializerNamed } from '../../lib/serializers.js';
-import { FakeBroker, type Published } from '../support/fake-amqp.js';
+import { FakePort, type Published } from '../support/fake-port.js';
 import { FuzzError, isTagged, newTally, pollution, prototypeKeys, registerFuzzApi, registeredCalls, type Tally } from '../support/fuzz-api.js';
 import {
   expectReply,
@@ -65,10 +66,10 @@ function replyToValue(address: ReplyAddress): string | undefined {
   }
 }
 
-/** The delivery amqplib would hand a consumer for `request`. */
-function consumeMessage(request: FuzzRequest): ConsumeMessage {
+/** The delivery the amqplib adapter hands a consumer for `request`: every property amqplib decodes, undefined where the message has none. */
+function delivery(request: FuzzRequest): Delivery {
   const { replyTo, ...rest } = request.properties;
-  const properties: MessageProperties = {
+  const properties: IncomingProperties = {
     contentType: undefined,
     contentEncoding: undefined,
     headers: {},
@@ -82,10 +83,9 @@ function consumeMessage(request: FuzzRequest): ConsumeMessage {
     type: undefined,
     userId: undefined,
     appId: undefined,
-    clusterId: undefined,
     ...rest,
   };
-  return { content: request.body, fields: { deliveryTag: 1, redelivered: request.redelivered, exchange: '', routingKey: 'fuzz', consumerTag: 'fuzz' }, properties };
+  return { content: request.body, properties, redelivered: request.redelivered, exchange: '', routingKey: 'fuzz', deliveryTag: 1 };
 }
 
 const options = { qamRoutingKey };
@@ -98,7 +98,7 @@ describe('the server protocols read any delivery', () => {
     fc.assert(
       fc.property(requestArb(options), (request) => {
         const protocol = protocols[request.protocol];
-        const read = protocol.read(consumeMessage(request));
+        const read = protocol.read(delivery(request));
         if ('call' in read) {
           expect(typeof read.call.method).toBe('string');
           expect(Array.isArray(read.call.params)).toBe(true);
@@ -122,7 +122,7 @@ describe('the server protocols read any delivery', () => {
     );
     fc.assert(
       fc.property(requestArb(options), outcome, (request, result) => {
-        const message = consumeMessage(request);
+        const message = delivery(request);
         let reply;
         try {
           reply = protocols[request.protocol].reply(message, result);
@@ -190,8 +190,8 @@ function callIdOf(body: Buffer): string | undefined {
   }
 }
 
-function replyMessage(content: Buffer, contentType: string | undefined, correlationId: string | undefined): ConsumeMessage {
-  return consumeMessage({ protocol: 'native', origin: 'random', body: content, redelivered: false, properties: { replyTo: { kind: 'none' }, ...(contentType === undefined ? {} : { contentType }), ...(correlationId === undefined ? {} : { correlationId }) } });
+function replyMessage(content: Buffer, contentType: string | undefined, correlationId: string | undefined): Delivery {
+  return delivery({ protocol: 'native', origin: 'random', body: content, redelivered: false, properties: { replyTo: { kind: 'none' }, ...(contentType === undefined ? {} : { contentType }), ...(correlationId === undefined ? {} : { correlationId }) } });
 }
 
 /** A call's outcome is a value only when its reply is a result, and otherwise an Error that has a code. */
@@ -210,35 +210,39 @@ function checkOutcome(protocol: 'native' | 'qam', reply: FuzzReply, outcome: unk
 }
 
 describe('a QAMServer fed any delivery, in process', () => {
-  const broker = new FakeBroker();
+  const port = new FakePort();
+  const connection = port.connection();
   const tally: Tally = newTally();
   let server: QAMServer;
   let delivered = 0;
 
   beforeAll(async () => {
-    server = registerFuzzApi(new QAMServer({ serverId, connection: broker.connection(), protocol: ['native', 'qam'], maxMessageBytes: fuzzMaxBytes, workers: 4, logger: silentLogger }), tally);
+    server = registerFuzzApi(new QAMServer({ serverId, connection, protocol: ['native', 'qam'], maxMessageBytes: fuzzMaxBytes, workers: 4, logger: silentLogger }), tally);
     await server.serve();
   });
 
   afterAll(async () => {
     await server.close();
+    await connection.close();
   });
 
   it('answers each request with a reply address once, with a registered result or an error, and acknowledges it', async () => {
     await fc.assert(
       fc.asyncProperty(requestArb(options), async (request) => {
-        const before = broker.published.length;
+        const before = port.published.length;
         const queue = request.protocol === 'native' ? `server_${serverId}_queue` : `${serverId}_server_queue`;
-        const message = consumeMessage(request);
-        const tag = broker.deliver(queue, message.content, message.properties, { redelivered: request.redelivered });
+        const message = delivery(request);
+        const { deliveryTag } = port.deliver(queue, message.content, message.properties, { redelivered: request.redelivered });
         delivered++;
-        await broker.until(() => broker.acked.has(tag));
-        checkReplies(request, broker.published.slice(before));
+        await port.until(() => port.acked.has(deliveryTag));
+        checkReplies(request, port.published.slice(before));
       }),
       { numRuns: serverRuns },
     );
     expect(tally.canary).toBe(0);
-    expect(broker.acked.size).toBe(delivered);
+    expect(port.acked.size).toBe(delivered);
+    // The fake closes a channel on an ack of a delivery it does not hold (twice acknowledged), as RabbitMQ does.
+    expect(port.channels.filter((channel) => channel.closeError !== undefined)).toEqual([]);
     expect(registeredCalls(tally)).toBeGreaterThan(0);
     expect(server.stats().active).toBe(0);
   });
@@ -320,21 +324,24 @@ describe.each([
   ['native, callme names', { protocol: 'native' as const, replies: 'callme' as const }],
   ['QAM', { protocol: 'qam' as const, clientId: 'fuzzclient' }],
 ])('a QAMProxy (%s) fed any reply, in process', (_, transport) => {
-  const broker = new FakeBroker();
+  const port = new FakePort();
+  let connection: QAMConnection;
   let proxy: QAMProxy;
   const settledWith: { value: number; error: number; waiting: number } = { value: 0, error: 0, waiting: 0 };
 
   beforeAll(() => {
-    proxy = new QAMProxy({ serverId, connection: broker.connection(), maxMessageBytes: fuzzMaxBytes, errors: [FuzzError], timeout: 600, logger: silentLogger, ...transport });
+    connection = port.connection();
+    proxy = new QAMProxy({ serverId, connection, maxMessageBytes: fuzzMaxBytes, errors: [FuzzError], timeout: 600, logger: silentLogger, ...transport });
   });
 
   afterAll(async () => {
     await proxy.close();
+    await connection.close();
   });
 
   /** Makes a call, waits for its request, and answers it with `answer`; returns how it ended, or 'waiting'. */
-  async function answered(answer: (request: Published) => { body: Buffer; properties: Partial<MessageProperties> }, signal: AbortSignal): Promise<{ value: unknown } | { error: unknown } | 'waiting'> {
-    const before = broker.published.length;
+  async function answered(answer: (request: Published) => { body: Buffer; properties: IncomingProperties }, signal: AbortSignal): Promise<{ value: unknown } | { error: unknown } | 'waiting'> {
+    const before = port.published.length;
     let outcome: { value: unknown } | { error: unknown } | undefined;
     proxy
       .withSignal(signal)
@@ -343,11 +350,11 @@ describe.each([
         (value: unknown) => (outcome = { value }),
         (error: unknown) => (outcome = { error }),
       );
-    await broker.until(() => broker.published.length > before);
-    const request = broker.published[before]!;
-    const [queue] = [...broker.consumers.keys()];
+    await port.until(() => port.published.length > before);
+    const request = port.published[before]!;
+    const [queue] = [...port.consumers.keys()];
     const { body, properties } = answer(request);
-    broker.deliver(queue!, body, properties);
+    port.deliver(queue!, body, properties);
     await new Promise((resolve) => setImmediate(resolve));
     return outcome ?? 'waiting';
   }
