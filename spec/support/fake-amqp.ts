@@ -121,6 +121,7 @@ export class FakeBroker {
     createConfirmChannel: (): Promise<FakeChannel> => resolved(this.#channel()),
     close: (): Promise<void> => resolved(undefined),
     on: (): void => undefined,
+    off: (): void => undefined,
   };
 
   /** A QAMConnection whose channels are this broker's. */
@@ -195,5 +196,10 @@ class FakeConnection extends QAMConnection {
 
   override model(): Promise<ChannelModel> {
     return resolved(this.#broker.model as unknown as ChannelModel);
+  }
+
+  /** The connection of a server's first replies goes to the fake broker too. */
+  override sibling(): QAMConnection {
+    return new FakeConnection(this.#broker, this.logger);
   }
 }
