@@ -494,8 +494,9 @@ export class QAMServer<Registered extends object = {}> {
   /**
    * Runs one call on a worker. With ack on receipt (QAM's way) the request is acknowledged as its
    * worker takes it, not as it arrives: acknowledging earlier would lift the prefetch bound and
-   * pull the whole backlog in. Otherwise it is acknowledged once its reply is out. A function
-   * that returns a plain value is answered in the same turn, without a promise.
+   * pull the whole backlog in. Otherwise it is acknowledged once its reply is out: confirmed by
+   * the broker, or just published for a direct reply-to address the broker took a reply to before.
+   * A function that returns a plain value is answered in the same turn, without a promise.
    */
   #run(protocol: ServerProtocol, channel: AmqpChannel, message: Delivery, target: Target, params: unknown[], context: CallContext, done: () => void): void {
     const ackOnReceipt = this.#ackOnReceipt;

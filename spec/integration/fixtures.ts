@@ -19,7 +19,8 @@ export class Servers {
 
   /** A server with a unique id on the test broker, not yet serving. */
   create(options: Partial<QAMServerOptions> = {}): QAMServer {
-    const server = new QAMServer({ serverId: uniqueName('spec'), url, logger: silentLogger, ...options });
+    const where = options.connection === undefined ? { url } : {};
+    const server = new QAMServer({ serverId: uniqueName('spec'), ...where, logger: silentLogger, ...options });
     this.#started.push(server);
     return server;
   }

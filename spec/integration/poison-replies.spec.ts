@@ -1,7 +1,8 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import * as amqp from 'amqplib';
-import { QAMProxy, silentLogger, type QAMServerOptions } from '../../lib/index.js';
+import { QAMConnection, QAMProxy, currentCall, silentLogger, type QAMServerOptions } from '../../lib/index.js';
 import { queueMessageCount, waitUntil } from '../support/broker.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 import { Servers, recordingLogger, url } from './fixtures.js';
 
 /**
@@ -81,14 +82,17 @@ describe('a request whose reply the broker refuses', () => {
       return released ? value : new Promise<number>((resolve) => waiting.push(() => resolve(value)));
     }, 'wait');
     await server.serve();
-    const proxy = new QAMProxy<{ wait(value: number): number }>({ serverId: server.serverId, url, timeout: 20, logger: silentLogger });
-    opened.push(proxy);
+    // Two proxies, so that the replies after the hostile one go to an address the broker has not
+    // taken a reply to before.
+    const first = new QAMProxy<{ wait(value: number): number }>({ serverId: server.serverId, url, timeout: 20, logger: silentLogger });
+    const second = new QAMProxy<{ wait(value: number): number }>({ serverId: server.serverId, url, timeout: 20, logger: silentLogger });
+    opened.push(first, second);
 
-    const before = Array.from({ length: 25 }, (_, i) => proxy.wait(i));
+    const before = Array.from({ length: 25 }, (_, i) => first.wait(i));
     await waitUntil(() => waiting.length === 25, { message: '25 calls waiting' });
     await publishRequest(server.serverId, 'wait', [-1], 'amq.rabbitmq.reply-to.AAAA.BBBB');
     await waitUntil(() => waiting.length === 26, { message: 'the hostile request waiting' });
-    const after = Array.from({ length: 25 }, (_, i) => proxy.wait(100 + i));
+    const after = Array.from({ length: 25 }, (_, i) => second.wait(100 + i));
     await waitUntil(() => waiting.length === 51, { message: '51 calls waiting' });
 
     // All 51 replies are published in one turn, the hostile one in the middle.
@@ -114,5 +118,49 @@ describe('a request whose reply the broker refuses', () => {
     const refusals = logger.lines.filter((line) => line.includes('refused a request: Request reply_to'));
     expect(refusals).toHaveLength(hostile.length);
     expect(refusals.every((line) => !line.includes('\n'))).toBe(true);
+  });
+
+  it('is not to blame for a connection lost for another reason: its request runs again after the reconnect', async () => {
+    const tcp = await TcpProxy.start();
+    const connection = new QAMConnection({ url: tcp.url(), reconnectDelay: { min: 0.05, max: 0.5 }, logger: silentLogger });
+    const logger = recordingLogger();
+    const runs: boolean[] = [];
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const server = servers
+      .create({ connection, logger })
+      .registerFunction(async () => {
+        runs.push(currentCall()?.redelivered ?? false);
+        await gate;
+        return 'done';
+      }, 'gated')
+      .registerFunction(() => 'ok', 'ping');
+    const warmUp = new QAMProxy<{ ping(): string }>({ serverId: server.serverId, url, timeout: 20, logger: silentLogger });
+    const proxy = new QAMProxy<{ gated(): string }>({ serverId: server.serverId, url, timeout: 20, logger: silentLogger });
+    try {
+      await server.serve();
+      // Another proxy's call opens the server's reply channel; this proxy's address is new to it,
+      // so its reply waits for the broker's confirm.
+      await expect(warmUp.ping()).resolves.toBe('ok');
+      const call = proxy.gated();
+      await waitUntil(() => runs.length === 1, { message: 'the call running' });
+      // The reply is published into a hung network, and the connection dies before it is confirmed.
+      tcp.freeze(true);
+      open();
+      await delay(300);
+      tcp.cutAll();
+      tcp.freeze(false);
+
+      await expect(call).resolves.toBe('done');
+      await waitUntil(() => runs.length === 2, { message: 'the redelivered request running' });
+      expect(runs).toEqual([false, true]);
+      expect(logger.lines.filter((line) => line.includes('dropped') || line.includes('will not run again'))).toEqual([]);
+    } finally {
+      // In this order: the server's connection goes through the TCP proxy.
+      await Promise.all([warmUp.close(), proxy.close()]);
+      await server.close({ deleteQueue: true });
+      await connection.close();
+      await tcp.close();
+    }
   });
 });
