@@ -1,12 +1,10 @@
 #!/usr/bin/env bash
-# Makes a fresh machine ready for `npm test` and `npm run demo`: dependencies installed, RabbitMQ
+# Makes a fresh machine ready for `npm test`: dependencies installed, RabbitMQ
 # answering on 127.0.0.1:5672, python3-pika present for the QAM interop tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -d node_modules/.bin ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
-fi
+bash scripts/deps.sh
 
 broker_answers() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
 

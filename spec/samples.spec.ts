@@ -1,5 +1,5 @@
 import { callbackSample } from '../samples/callback.js';
-import { demo } from '../samples/demo.js';
+import { demo, demoBroker } from '../samples/demo.js';
 import { errorsSample } from '../samples/errors.js';
 import { qamSample } from '../samples/qam.js';
 import { timeoutSample } from '../samples/timeout.js';
@@ -20,6 +20,29 @@ describe('samples', () => {
       'callback result: my_instance.slow_square(7) = 49',
       'setTimeout(0.1).my_instance.slow_square(3) -> QAMTimeoutException (TIMEOUT)',
     ]);
+  });
+
+  it('demo on the embedded broker prints the same', async () => {
+    expect(await printed((print) => demo(print, 'memory://samples-demo'))).toEqual([
+      'add(2, 3) = 5',
+      'my_instance.adder_function(2, 4) = 6',
+      expect.stringMatching(/^callback call started, uid \S+, state 0$/),
+      'callback result: my_instance.slow_square(7) = 49',
+      'setTimeout(0.1).my_instance.slow_square(3) -> QAMTimeoutException (TIMEOUT)',
+    ]);
+  });
+
+  it('demo chooses QAM_URL when set, never another broker', async () => {
+    const saved = process.env['QAM_URL'];
+    process.env['QAM_URL'] = 'memory://from-env';
+    try {
+      const lines: string[] = [];
+      await expect(demoBroker((line) => lines.push(line))).resolves.toBeUndefined();
+      expect(lines).toEqual(['broker: QAM_URL']);
+    } finally {
+      if (saved === undefined) delete process.env['QAM_URL'];
+      else process.env['QAM_URL'] = saved;
+    }
   });
 
   it('callback: ok, err with a timeout, state polling', async () => {
