@@ -2,6 +2,7 @@ import { callbackSample } from '../samples/callback.js';
 import { demo, demoBroker } from '../samples/demo.js';
 import { errorsSample } from '../samples/errors.js';
 import { qamSample } from '../samples/qam.js';
+import { testingSample } from '../samples/testing.js';
 import { timeoutSample } from '../samples/timeout.js';
 
 /** The README's examples are these samples; running them keeps the README honest. */
@@ -43,6 +44,10 @@ describe('samples', () => {
       if (saved === undefined) delete process.env['QAM_URL'];
       else process.env['QAM_URL'] = saved;
     }
+  });
+
+  it('testing: a service tested on the embedded broker, through a cut connection', async () => {
+    expect(await printed(testingSample)).toEqual(['apples left: 2', 'pear: OUT_OF_STOCK', 'queues: server_inventory_queue', 'after a cut, apples left: 1']);
   });
 
   it('callback: ok, err with a timeout, state polling', async () => {
