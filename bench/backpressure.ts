@@ -118,10 +118,7 @@ interface Run {
 }
 
 type ToServer = { type: 'report' } | { type: 'close' };
-type FromServer =
-  | { type: 'ready' }
-  | { type: 'report'; runs: Run[]; expired: number; lastActivity: number }
-  | { type: 'closed' };
+type FromServer = { type: 'ready' } | { type: 'report'; runs: Run[]; expired: number; lastActivity: number } | { type: 'closed' };
 
 async function serverMain(): Promise<void> {
   const url = process.env['QAM_BP_URL'] ?? '';
@@ -244,7 +241,14 @@ interface CallRecord {
  * Makes `count` calls at `pace`; resolves once all have settled, or after `capMs`, with each
  * call's record and how long making the calls took.
  */
-async function burst(proxy: QAMProxy<Work>, tag: string, count: number, payload: string, pace: Pace, capMs: number): Promise<{ records: CallRecord[]; loopMs: number }> {
+async function burst(
+  proxy: QAMProxy<Work>,
+  tag: string,
+  count: number,
+  payload: string,
+  pace: Pace,
+  capMs: number,
+): Promise<{ records: CallRecord[]; loopMs: number }> {
   const records: CallRecord[] = [];
   const loopStart = Date.now();
   const settled: Promise<void>[] = [];
@@ -311,7 +315,12 @@ async function queueDepth(node: TestNode, queue: string): Promise<number> {
  * Waits until the server has been idle for `quietMs` (no call started, none skipped as expired)
  * and its queue is empty, or `capMs` passed; returns the last report.
  */
-async function quiesce(server: ServerChild, node: TestNode, quietMs: number, capMs: number): Promise<Extract<FromServer, { type: 'report' }> & { quiet: boolean }> {
+async function quiesce(
+  server: ServerChild,
+  node: TestNode,
+  quietMs: number,
+  capMs: number,
+): Promise<Extract<FromServer, { type: 'report' }> & { quiet: boolean }> {
   const cap = Date.now() + capMs;
   for (;;) {
     const report = await server.report();
@@ -378,12 +387,27 @@ async function lateScenario(node: TestNode, server: ServerChild, s: Settings) {
   trace('late: all settled');
   const settle = settleFigures(records, start, timeoutMs);
   const closeStart = Date.now();
-  const closed = (await within(proxy.close().then(() => true), s.closeLimit * 1000)) ?? false;
+  const closed =
+    (await within(
+      proxy.close().then(() => true),
+      s.closeLimit * 1000,
+    )) ?? false;
   const closeMs = Date.now() - closeStart;
   trace('late: closed');
   const report = await quiesce(server, node, 3000, 120_000);
   trace('late: server quiet');
-  return { calls: s.lateCalls, size: s.lateSize, timeoutS: s.lateTimeout, loopMs, ...settle, connectionEvents: log.lines, closeReturned: closed, closeMs, serverQuiet: report.quiet, ...lateness(report.runs, 'late', records, timeoutMs) };
+  return {
+    calls: s.lateCalls,
+    size: s.lateSize,
+    timeoutS: s.lateTimeout,
+    loopMs,
+    ...settle,
+    connectionEvents: log.lines,
+    closeReturned: closed,
+    closeMs,
+    serverQuiet: report.quiet,
+    ...lateness(report.runs, 'late', records, timeoutMs),
+  };
 }
 
 async function blockedScenario(node: TestNode, server: ServerChild, s: Settings) {

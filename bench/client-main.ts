@@ -37,7 +37,12 @@ runChild<ClientChildConfig>(async (config) => {
   await tell({ type: 'result', outcome });
 });
 
-async function driverFor(variant: Variant, config: ClientChildConfig, drivers: Map<Target, ClientDriver>, target: Target): Promise<ClientDriver> {
+async function driverFor(
+  variant: Variant,
+  config: ClientChildConfig,
+  drivers: Map<Target, ClientDriver>,
+  target: Target,
+): Promise<ClientDriver> {
   const existing = drivers.get(target);
   if (existing !== undefined) return existing;
   const name = config.targets[target];

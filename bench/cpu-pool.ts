@@ -17,7 +17,10 @@ type Work = typeof import('./cpu-pool-work.js');
 const workModule = new URL('./cpu-pool-work.js', import.meta.url);
 
 function buildServer(serverId: string, threads: number) {
-  return new QAMServer({ serverId, threads, workers: 2 * threads, logger: silentLogger }).registerWorkerFunction<Work, 'fib'>(workModule, 'fib');
+  return new QAMServer({ serverId, threads, workers: 2 * threads, logger: silentLogger }).registerWorkerFunction<Work, 'fib'>(
+    workModule,
+    'fib',
+  );
 }
 
 interface Run {
@@ -77,7 +80,9 @@ async function main(): Promise<void> {
   const one = best.get(1)?.perSecond ?? 0;
   const two = best.get(2)?.perSecond ?? 0;
   console.log(`best: 1 thread ${one.toFixed(1)} calls/s, 2 threads ${two.toFixed(1)} calls/s: ${(two / one).toFixed(2)}×`);
-  console.log(`2 threads / 1 thread by round: ${ratios.map((ratio) => `${ratio.toFixed(2)}×`).join(', ')}; median ${median(ratios).toFixed(2)}×`);
+  console.log(
+    `2 threads / 1 thread by round: ${ratios.map((ratio) => `${ratio.toFixed(2)}×`).join(', ')}; median ${median(ratios).toFixed(2)}×`,
+  );
 }
 
 function median(values: number[]): number {

@@ -30,10 +30,7 @@ export interface TaskOutcome {
 }
 
 export type ChildMessage =
-  | { type: 'ready' }
-  | { type: 'stopped' }
-  | { type: 'result'; outcome: TaskOutcome }
-  | { type: 'error'; message: string };
+  { type: 'ready' } | { type: 'stopped' } | { type: 'result'; outcome: TaskOutcome } | { type: 'error'; message: string };
 
 export type ParentMessage = { type: 'start' } | { type: 'stop' };
 

@@ -25,7 +25,8 @@ export interface Measured {
 /** Throws unless the reply is the echo of the payload (checked on the first call of each measurement). */
 async function checkedCall(driver: ClientDriver, payload: unknown): Promise<void> {
   const reply = await driver.call(payload);
-  if (!isDeepStrictEqual(reply, payload)) throw new Error(`echo mismatch: sent ${JSON.stringify(payload).slice(0, 80)}…, got ${JSON.stringify(reply)?.slice(0, 80)}…`);
+  if (!isDeepStrictEqual(reply, payload))
+    throw new Error(`echo mismatch: sent ${JSON.stringify(payload).slice(0, 80)}…, got ${JSON.stringify(reply)?.slice(0, 80)}…`);
 }
 
 /** Runs up to `calls` calls with `inFlight` of them outstanding, until the deadline; returns calls done. */
@@ -134,7 +135,7 @@ const settleMs = 1000;
 /** Resolves once three 20 ms sleeps in a row wake on time (nothing left to send), or after 10 s. */
 async function quiet(): Promise<void> {
   const end = performance.now() + 10_000;
-  for (let calm = 0; calm < 3 && performance.now() < end; ) {
+  for (let calm = 0; calm < 3 && performance.now() < end;) {
     const start = performance.now();
     await sleep(20);
     calm = performance.now() - start < 30 ? calm + 1 : 0;

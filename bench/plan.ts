@@ -119,7 +119,15 @@ export function tasksFor(plan: Plan, scope: Scope): Task[] {
     tasks.push({ kind: 'throughput', key: 'cpu', target: 'cpu', payloadBytes: small, ...cpu });
   }
   // Last: its thousands of late replies would disturb anything measured after it.
-  if (scope.memory) tasks.push({ kind: 'memory', key: 'mem', target: 'slow', payloadBytes: memory.payloadBytes, calls: memory.calls, holdMs: memory.holdMs });
+  if (scope.memory)
+    tasks.push({
+      kind: 'memory',
+      key: 'mem',
+      target: 'slow',
+      payloadBytes: memory.payloadBytes,
+      calls: memory.calls,
+      holdMs: memory.holdMs,
+    });
   return tasks;
 }
 
@@ -128,7 +136,8 @@ export function serversFor(plan: Plan, scope: Scope): Array<{ target: Target; be
   const servers: Array<{ target: Target; behavior: Behavior; concurrency: number }> = [];
   if (scope.echo) servers.push({ target: 'echo', behavior: { kind: 'echo' }, concurrency: plan.serverConcurrency });
   // Every pending call, the primer and the release must all be in the server at once.
-  if (scope.memory) servers.push({ target: 'slow', behavior: { kind: 'hold', maxMs: plan.memory.holdMs }, concurrency: plan.memory.calls + 2 });
+  if (scope.memory)
+    servers.push({ target: 'slow', behavior: { kind: 'hold', maxMs: plan.memory.holdMs }, concurrency: plan.memory.calls + 2 });
   if (scope.cpu) servers.push({ target: 'cpu', behavior: { kind: 'cpu' }, concurrency: plan.serverConcurrency });
   return servers;
 }

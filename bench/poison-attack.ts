@@ -34,7 +34,9 @@ const in5s = { ...counts };
 
 const proxy = new QAMProxy<{ other(): string }>({ serverId, url, timeout: 5, logger: silentLogger });
 const otherCall = await proxy.other().catch((error: unknown) => `failed with ${String((error as { code?: unknown }).code)}`);
-console.log(JSON.stringify({ replyTo, functionRunsIn5s: in5s.runs, connectionLossesIn5s: in5s.connectionLosses, otherCallThen: otherCall }));
+console.log(
+  JSON.stringify({ replyTo, functionRunsIn5s: in5s.runs, connectionLossesIn5s: in5s.connectionLosses, otherCallThen: otherCall }),
+);
 
 await proxy.close();
 await server.close({ deleteQueue: true });

@@ -131,7 +131,10 @@ export function renderReport(input: ReportInput): string {
     'summarized as median (min–max). † marks a cell where a measurement hit its time cap (fewer calls than',
     'planned; see Notes). See bench/README.md for how to read the spread.',
     ...(input.plan.mode === 'quick'
-      ? ['', '**Quick mode**: small call counts and sub-second time caps, for checking the harness and rough ratios only; quote the full run.']
+      ? [
+          '',
+          '**Quick mode**: small call counts and sub-second time caps, for checking the harness and rough ratios only; quote the full run.',
+        ]
       : []),
     '',
     ...input.sections.flatMap((section) => [renderSection(section, input), '']),

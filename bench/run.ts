@@ -40,7 +40,10 @@ function options(): { plan: Plan; entries: VariantEntry[]; out: string } {
     if (!Number.isInteger(plan.rounds) || plan.rounds < 1) throw new Error(`--rounds must be a positive integer, got ${values.rounds}`);
   }
   // The reference always runs: every ratio needs its same-round value.
-  const names = values.only?.split(',').map((name) => name.trim()).filter((name) => name !== '');
+  const names = values.only
+    ?.split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== '');
   const entries = names === undefined ? [...variants] : [...new Set([referenceName, ...names])].map(variantNamed);
   return { plan, entries, out: values.out ?? `${projectRoot}bench/results.md` };
 }
@@ -64,7 +67,14 @@ async function measureOnce(plan: Plan, entry: VariantEntry, prefix: string, used
   const targets: Partial<Record<Target, string>> = Object.fromEntries(servers.map((server) => [server.target, server.name]));
 
   const serverConfig: ServerChildConfig = { variant: entry.name, url, servers, lifetimeMs: budget + 180_000 };
-  const clientConfig: ClientChildConfig = { variant: entry.name, url, targets, tasks, callTimeoutMs: plan.callTimeoutMs, lifetimeMs: budget + 90_000 };
+  const clientConfig: ClientChildConfig = {
+    variant: entry.name,
+    url,
+    targets,
+    tasks,
+    callTimeoutMs: plan.callTimeoutMs,
+    lifetimeMs: budget + 90_000,
+  };
   const started = Date.now();
   const elapsed = (): string => `${((Date.now() - started) / 1000).toFixed(2)} s`;
   // The client boots while the servers start, and waits for 'start' before it connects.
@@ -100,7 +110,8 @@ async function cleanBroker(runId: string, used: Map<string, string[]>): Promise<
   }
   const failures = await deleteNames(url, names);
   const left = await leftovers(runId);
-  if (left === undefined) return `deleted every name the run may have declared (${failures.length} errors); rabbitmqctl unavailable, not verified.`;
+  if (left === undefined)
+    return `deleted every name the run may have declared (${failures.length} errors); rabbitmqctl unavailable, not verified.`;
   if (left.queues.length + left.exchanges.length > 0) {
     const again = await deleteNames(url, left);
     return `rabbitmqctl found ${left.queues.length} queue(s) and ${left.exchanges.length} exchange(s) named '${runId}…' left over; deleted (${again.length} errors).`;

@@ -47,12 +47,21 @@ export const nonEmptyString = rule('a non-empty string', (value) => typeof value
 export const boolean = rule('true or false', (value) => typeof value === 'boolean');
 export const positiveInteger = rule('a positive integer', (value) => Number.isSafeInteger(value) && (value as number) > 0);
 /** A duration: a positive number of seconds (fractions allowed) that a timer can hold. */
-export const seconds = rule(`a positive number of seconds up to ${maxSeconds}`, (value) => typeof value === 'number' && value > 0 && value <= maxSeconds);
+export const seconds = rule(
+  `a positive number of seconds up to ${maxSeconds}`,
+  (value) => typeof value === 'number' && value > 0 && value <= maxSeconds,
+);
 /** A duration that may be zero. */
-export const secondsOrZero = rule(`a number of seconds from 0 up to ${maxSeconds}`, (value) => typeof value === 'number' && value >= 0 && value <= maxSeconds);
+export const secondsOrZero = rule(
+  `a number of seconds from 0 up to ${maxSeconds}`,
+  (value) => typeof value === 'number' && value >= 0 && value <= maxSeconds,
+);
 
 export function integerBetween(min: number, max: number): Rule {
-  return rule(`an integer from ${min} to ${max}`, (value) => Number.isInteger(value) && (value as number) >= min && (value as number) <= max);
+  return rule(
+    `an integer from ${min} to ${max}`,
+    (value) => Number.isInteger(value) && (value as number) >= min && (value as number) <= max,
+  );
 }
 
 export function oneOf(...allowed: string[]): Rule {
@@ -81,7 +90,9 @@ export function nested<T>(rules: Rules<T>): Rule {
 export function checkOptions<T>(owner: string, options: unknown, rules: Rules<T>, prefix = ''): asserts options is T {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new TypeError(
-      prefix === '' ? `The options of ${owner} must be an object, got ${describeValue(options, '')}` : `Option '${prefix}' of ${owner} must be an object, got ${describeValue(options, prefix)}`,
+      prefix === ''
+        ? `The options of ${owner} must be an object, got ${describeValue(options, '')}`
+        : `Option '${prefix}' of ${owner} must be an object, got ${describeValue(options, prefix)}`,
     );
   }
   const known: Readonly<Record<string, Rule>> = rules;

@@ -79,7 +79,8 @@ superjson.registerCustom<bigint, string>(
     serialize: (value) => value.toString(),
     deserialize: (value) => {
       const digits = expectString(value, 'BigInt');
-      if (!/^-?\d+$/.test(digits) || digits.length > maxBigIntDigits) throw new TypeError(`BigInt must be at most ${maxBigIntDigits} digits`);
+      if (!/^-?\d+$/.test(digits) || digits.length > maxBigIntDigits)
+        throw new TypeError(`BigInt must be at most ${maxBigIntDigits} digits`);
       return BigInt(digits);
     },
   },

@@ -52,7 +52,10 @@ export function decodeSuperjson(superjson: SuperJSON, text: string): unknown {
   const legacy = version < 1;
   const values = own(meta, 'values');
   if (values !== undefined) checkValueAnnotations(json, values, legacy, pathStepsPerByte * text.length);
-  const value = superjson.deserialize({ json: json as never, meta: (values === undefined ? { v: version } : { values, v: version }) as never });
+  const value = superjson.deserialize({
+    json: json as never,
+    meta: (values === undefined ? { v: version } : { values, v: version }) as never,
+  });
   const references = own(meta, 'referentialEqualities');
   if (references === undefined) return value;
   applyReferences(value, references, legacy);
@@ -149,7 +152,8 @@ function checkValueAnnotations(json: unknown, values: unknown, legacy: boolean, 
   const descend = (from: Place, key: string): Place => {
     const segments = parsePath(key, legacy);
     steps += from.depth + segments.length;
-    if (steps > maxSteps) throw new TypeError(`superjson annotation paths longer in all than ${pathStepsPerByte} segments per byte of the message`);
+    if (steps > maxSteps)
+      throw new TypeError(`superjson annotation paths longer in all than ${pathStepsPerByte} segments per byte of the message`);
     let { json: node, annotated } = from;
     for (const segment of segments) {
       annotated = annotated.enter(segment);

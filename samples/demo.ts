@@ -20,7 +20,9 @@ function add(x: number, y: number): number {
 
 /** Builds the demo server; its type tells the proxy what it may call. */
 function buildServer(serverId: string, url?: string) {
-  return new QAMServer({ serverId, workers: 4, ...(url === undefined ? {} : { url }) }).registerFunction(add, 'add').registerClass(new Calculator(), 'my_instance');
+  return new QAMServer({ serverId, workers: 4, ...(url === undefined ? {} : { url }) })
+    .registerFunction(add, 'add')
+    .registerClass(new Calculator(), 'my_instance');
 }
 
 type Api = ServerApi<ReturnType<typeof buildServer>>;
@@ -88,8 +90,10 @@ export async function demoBroker(print: (line: string) => void): Promise<string 
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  demoBroker(console.log).then((url) => demo(console.log, url)).catch((error: unknown) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
+  demoBroker(console.log)
+    .then((url) => demo(console.log, url))
+    .catch((error: unknown) => {
+      console.error(error);
+      process.exitCode = 1;
+    });
 }

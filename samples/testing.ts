@@ -25,7 +25,12 @@ export async function testingSample(print: (line: string) => void = console.log)
   try {
     print(`apples left: ${await proxy.inventory.take('apple')}`);
     await proxy.inventory.take('pear').catch((error: { remoteCode?: string }) => print(`pear: ${error.remoteCode}`));
-    print(`queues: ${broker.queues().map((queue) => queue.name).join(', ')}`);
+    print(
+      `queues: ${broker
+        .queues()
+        .map((queue) => queue.name)
+        .join(', ')}`,
+    );
     broker.cut();
     // The cut reaches the proxy and the server a moment later, as a lost socket would; calls made
     // then wait for the reconnect.

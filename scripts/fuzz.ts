@@ -50,8 +50,13 @@ function describe(error: unknown): string {
 }
 
 function serverFailed(figures: ServerFuzzFigures): boolean {
-  const { missing, duplicates, stray, malformed, wrongMethod, canaryCalls, pollution, serverConnectionLosses, alive, registeredCalls } = figures;
-  return missing + duplicates + stray + malformed + wrongMethod + canaryCalls + pollution.length + serverConnectionLosses > 0 || alive !== true || registeredCalls > figures.messages;
+  const { missing, duplicates, stray, malformed, wrongMethod, canaryCalls, pollution, serverConnectionLosses, alive, registeredCalls } =
+    figures;
+  return (
+    missing + duplicates + stray + malformed + wrongMethod + canaryCalls + pollution.length + serverConnectionLosses > 0 ||
+    alive !== true ||
+    registeredCalls > figures.messages
+  );
 }
 
 function proxyFailed(figures: ProxyFuzzFigures): boolean {
@@ -60,7 +65,9 @@ function proxyFailed(figures: ProxyFuzzFigures): boolean {
 
 async function main(): Promise<boolean> {
   const started = Date.now();
-  console.log(`fuzzing ${url.replace(/:[^:@/]*@/, ':***@')}: ${messages} requests to a server, ${proxyCalls} replies to each of 3 proxies, seed ${seed}${args['hostile-reply-to'] ? ', hostile reply_to values' : ''}`);
+  console.log(
+    `fuzzing ${url.replace(/:[^:@/]*@/, ':***@')}: ${messages} requests to a server, ${proxyCalls} replies to each of 3 proxies, seed ${seed}${args['hostile-reply-to'] ? ', hostile reply_to values' : ''}`,
+  );
 
   let lastReport = 0;
   const server = await fuzzServer({

@@ -6,7 +6,17 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as amqp from 'amqplib';
 import { QAMConnection, QAMProxy, QAMServer, silentLogger } from '../lib/index.js';
-import { brokerUrl, createUser, createVhost, queueMessageCount, rabbitmqctl, uniqueName, waitUntil, type TempUser, type TempVhost } from './support/broker.js';
+import {
+  brokerUrl,
+  createUser,
+  createVhost,
+  queueMessageCount,
+  rabbitmqctl,
+  uniqueName,
+  waitUntil,
+  type TempUser,
+  type TempVhost,
+} from './support/broker.js';
 
 const password = 'secret-password';
 
@@ -54,7 +64,13 @@ describe("callme's permission scheme", () => {
 
   const urlOf = (user: TempUser): string => brokerUrl(vhost.vhost, user.name, password);
   const proxyFor = (user: TempUser, serverId: string, connection?: QAMConnection): QAMProxy =>
-    new QAMProxy({ serverId, replies: 'callme', timeout: 5, logger: silentLogger, ...(connection === undefined ? { url: urlOf(user) } : { connection }) });
+    new QAMProxy({
+      serverId,
+      replies: 'callme',
+      timeout: 5,
+      logger: silentLogger,
+      ...(connection === undefined ? { url: urlOf(user) } : { connection }),
+    });
 
   beforeAll(async () => {
     vhost = await createVhost('qam_perms');
@@ -100,10 +116,14 @@ describe("callme's permission scheme", () => {
       await expect(oscarFoo.add(3, 4)).resolves.toBe(7);
       await expect(oscarBar.add(5, 6)).resolves.toBe(11);
 
-      const queues = JSON.parse(await rabbitmqctl('list_queues', '-p', vhost.vhost, 'name', 'durable', 'auto_delete', '--formatter', 'json', '--quiet')) as Record<string, unknown>[];
+      const queues = JSON.parse(
+        await rabbitmqctl('list_queues', '-p', vhost.vhost, 'name', 'durable', 'auto_delete', '--formatter', 'json', '--quiet'),
+      ) as Record<string, unknown>[];
       const oliviaQueues = queues.filter((queue) => String(queue['name']).startsWith(`client_${olivia.name}_queue_`));
       expect(oliviaQueues).toEqual([{ name: expect.any(String), durable: false, auto_delete: true }]);
-      const exchanges = JSON.parse(await rabbitmqctl('list_exchanges', '-p', vhost.vhost, 'name', 'type', 'durable', 'auto_delete', '--formatter', 'json', '--quiet')) as Record<string, unknown>[];
+      const exchanges = JSON.parse(
+        await rabbitmqctl('list_exchanges', '-p', vhost.vhost, 'name', 'type', 'durable', 'auto_delete', '--formatter', 'json', '--quiet'),
+      ) as Record<string, unknown>[];
       const oliviaExchanges = exchanges.filter((exchange) => String(exchange['name']).startsWith(`client_${olivia.name}_ex_`));
       expect(oliviaExchanges).toEqual([{ name: expect.any(String), type: 'fanout', durable: false, auto_delete: true }]);
     } finally {
@@ -125,7 +145,10 @@ describe("callme's permission scheme", () => {
       const after = Array.from({ length: 10 }, (_, i) => allowed.add(i, 2));
       await expect(refused).rejects.toMatchObject({ name: 'QAMAccessRefusedException', code: 'ACCESS_REFUSED' });
       expect(Date.now() - started).toBeLessThan(2000);
-      await expect(Promise.all([...before, ...after])).resolves.toEqual([...Array.from({ length: 10 }, (_, i) => i + 1), ...Array.from({ length: 10 }, (_, i) => i + 2)]);
+      await expect(Promise.all([...before, ...after])).resolves.toEqual([
+        ...Array.from({ length: 10 }, (_, i) => i + 1),
+        ...Array.from({ length: 10 }, (_, i) => i + 2),
+      ]);
 
       // The refused publish closed only that proxy's publish channel; the next calls open another.
       await expect(forbidden.add(2, 2)).rejects.toMatchObject({ code: 'ACCESS_REFUSED' });
@@ -194,7 +217,9 @@ describe("callme's permission scheme", () => {
       } finally {
         await proxy.close();
       }
-      await waitUntil(async () => (await queueMessageCount(`server_${foo}_queue`, vhost.vhost)) === 0, { message: 'the request leaving the queue' });
+      await waitUntil(async () => (await queueMessageCount(`server_${foo}_queue`, vhost.vhost)) === 0, {
+        message: 'the request leaving the queue',
+      });
       // Redelivered in a loop, it would have run again within the consumer's restart delay (1 s).
       await new Promise((resolve) => setTimeout(resolve, 2500));
       expect(runs.get(foo)).toBe(1);

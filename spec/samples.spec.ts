@@ -47,7 +47,12 @@ describe('samples', () => {
   });
 
   it('testing: a service tested on the embedded broker, through a cut connection', async () => {
-    expect(await printed(testingSample)).toEqual(['apples left: 2', 'pear: OUT_OF_STOCK', 'queues: server_inventory_queue', 'after a cut, apples left: 1']);
+    expect(await printed(testingSample)).toEqual([
+      'apples left: 2',
+      'pear: OUT_OF_STOCK',
+      'queues: server_inventory_queue',
+      'after a cut, apples left: 1',
+    ]);
   });
 
   it('callback: ok, err with a timeout, state polling', async () => {
@@ -55,7 +60,11 @@ describe('samples', () => {
   });
 
   it('timeout: setTimeout and an AbortSignal', async () => {
-    expect(await printed(timeoutSample)).toEqual(['remote function is too slow, timeout occurred', 'cancelled: ABORTED', 'sleep(0.1) = done']);
+    expect(await printed(timeoutSample)).toEqual([
+      'remote function is too slow, timeout occurred',
+      'cancelled: ABORTED',
+      'sleep(0.1) = done',
+    ]);
   });
 
   it('errors: custom classes, remote codes, method not found', async () => {

@@ -23,7 +23,13 @@ describe('TLS', () => {
   /** A server reached over TLS with the trusted client certificate. */
   async function serveOverTls(protocol: 'native' | 'qam'): Promise<string> {
     const serverId = uniqueName('tls');
-    const server = new QAMServer({ serverId, url: tls.url, ssl: { ca: tls.ca, cert: tls.cert, key: tls.key }, protocol, logger: silentLogger });
+    const server = new QAMServer({
+      serverId,
+      url: tls.url,
+      ssl: { ca: tls.ca, cert: tls.cert, key: tls.key },
+      protocol,
+      logger: silentLogger,
+    });
     started.push({ close: () => server.close({ deleteQueue: true }) });
     await server.registerFunction((a: number, b: number) => a + b, 'add').serve();
     return serverId;
@@ -44,7 +50,13 @@ describe('TLS', () => {
 
   it('connects to an amqps:// URL with a trusted CA and client certificate', async () => {
     const serverId = await serveOverTls('native');
-    const proxy = new QAMProxy({ serverId, url: tls.url, ssl: { ca: [tls.ca], cert: tls.cert, key: tls.key }, timeout: 5, logger: silentLogger });
+    const proxy = new QAMProxy({
+      serverId,
+      url: tls.url,
+      ssl: { ca: [tls.ca], cert: tls.cert, key: tls.key },
+      timeout: 5,
+      logger: silentLogger,
+    });
     started.push(proxy);
     await expect(proxy.add(2, 3)).resolves.toBe(5);
     expect(tls.connectionCount).toBeGreaterThanOrEqual(2);

@@ -40,7 +40,8 @@ export function amqplibVariant(settings: AmqplibSettings): Variant {
             decodeJson(message.content),
             (result) => {
               if (typeof replyTo === 'string') {
-                const options = typeof correlationId === 'string' ? { correlationId, contentType: jsonContentType } : { contentType: jsonContentType };
+                const options =
+                  typeof correlationId === 'string' ? { correlationId, contentType: jsonContentType } : { contentType: jsonContentType };
                 channel.sendToQueue(replyTo, encodeJson(result), options);
               }
               channel.ack(message);

@@ -44,8 +44,18 @@ export const variants: readonly VariantEntry[] = [
   { name: 'rabbitmq-client', title: 'rabbitmq-client RPCClient', load: () => rabbitmqClient(true) },
   { name: 'cloudamqp', title: '@cloudamqp/amqp-client, direct reply-to', load: () => cloudamqp(true) },
   { name: 'amqplib-defaults', title: 'amqplib, library defaults (Nagle on)', load: () => amqplib(false), scope: { memory: false } },
-  { name: 'rabbitmq-client-defaults', title: 'rabbitmq-client, library defaults (Nagle on)', load: () => rabbitmqClient(false), scope: { memory: false } },
-  { name: 'cloudamqp-defaults', title: '@cloudamqp/amqp-client, library defaults (Nagle on)', load: () => cloudamqp(false), scope: { memory: false } },
+  {
+    name: 'rabbitmq-client-defaults',
+    title: 'rabbitmq-client, library defaults (Nagle on)',
+    load: () => rabbitmqClient(false),
+    scope: { memory: false },
+  },
+  {
+    name: 'cloudamqp-defaults',
+    title: '@cloudamqp/amqp-client, library defaults (Nagle on)',
+    load: () => cloudamqp(false),
+    scope: { memory: false },
+  },
 ];
 
 export function variantNamed(name: string): VariantEntry {

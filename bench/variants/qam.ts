@@ -69,10 +69,11 @@ export function qamVariant(settings: QamSettings): Variant {
       }
       const close = (): Promise<void> => server.close({ deleteQueue: true });
       await server.serve();
-      if (settings.protocol === 'qam') await expectQueue(url, qamServerNames(name).queue).catch(async (error: unknown) => {
-        await close();
-        throw error;
-      });
+      if (settings.protocol === 'qam')
+        await expectQueue(url, qamServerNames(name).queue).catch(async (error: unknown) => {
+          await close();
+          throw error;
+        });
       return { close };
     },
 

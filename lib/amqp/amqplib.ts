@@ -34,7 +34,9 @@ export const amqplibPort: AmqpPort = {
     const connection = new AmqplibConnection(model, target.username);
     if (!connection.streamlined && !notedPlainWrites) {
       notedPlainWrites = true;
-      target.logger.debug(`amqplib ${amqplibVersion} is not one qam's write path was tested with (${testedAmqplibVersions.join(', ')}): writes go through amqplib's own path`);
+      target.logger.debug(
+        `amqplib ${amqplibVersion} is not one qam's write path was tested with (${testedAmqplibVersions.join(', ')}): writes go through amqplib's own path`,
+      );
     }
     return connection;
   },
@@ -81,7 +83,9 @@ export class AmqplibConnection implements AmqpConnection {
     model.on('close', (error?: unknown) => {
       this.#blocked = false;
       this.#wakeWriters();
-      const cause = this.#closing ? undefined : (this.#error ?? (error === undefined ? new PortError('closed', 'Connection closed') : classify(error)));
+      const cause = this.#closing
+        ? undefined
+        : (this.#error ?? (error === undefined ? new PortError('closed', 'Connection closed') : classify(error)));
       this.#onClose?.(cause);
     });
     model.on('blocked', (reason: unknown) => {
@@ -166,7 +170,10 @@ export class AmqplibConnection implements AmqpConnection {
       () => true,
       () => true,
     );
-    const answered = await Promise.race([closed, new Promise<boolean>((resolve) => (timer = setTimeout(resolve, this.#blocked ? 0 : closeTimeoutMs, false)))]);
+    const answered = await Promise.race([
+      closed,
+      new Promise<boolean>((resolve) => (timer = setTimeout(resolve, this.#blocked ? 0 : closeTimeoutMs, false))),
+    ]);
     clearTimeout(timer);
     if (!answered) this.#socket?.destroy();
   }
@@ -230,7 +237,12 @@ class AmqplibChannel implements AmqpChannel {
     await this.#do(() => this.#channel.prefetch(count));
   }
 
-  async consume(queue: string, onDelivery: (delivery: Delivery) => void, options: { noAck: boolean; exclusive?: boolean }, onCancel?: () => void): Promise<string> {
+  async consume(
+    queue: string,
+    onDelivery: (delivery: Delivery) => void,
+    options: { noAck: boolean; exclusive?: boolean },
+    onCancel?: () => void,
+  ): Promise<string> {
     const reply = await this.#do(() =>
       this.#channel.consume(
         queue,
@@ -266,7 +278,14 @@ class AmqplibChannel implements AmqpChannel {
     }
   }
 
-  publish(exchange: string, routingKey: string, content: Buffer, properties: MessageProperties, options: { mandatory: boolean }, confirmed?: Confirmation): boolean {
+  publish(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    properties: MessageProperties,
+    options: { mandatory: boolean },
+    confirmed?: Confirmation,
+  ): boolean {
     const publishOptions: Options.Publish = options.mandatory ? { ...properties, mandatory: true } : properties;
     let written: boolean;
     try {
@@ -411,7 +430,11 @@ const handshakeCaptureBytes = 64 * 1024;
  * TLS sockets are not announced there: over TLS only what amqplib reports is known. Resolves with
  * the error that explains a failure.
  */
-async function openModel(url: string, socketOptions: Options.Connect & Record<string, unknown>, label: string): Promise<ChannelModel | PortError> {
+async function openModel(
+  url: string,
+  socketOptions: Options.Connect & Record<string, unknown>,
+  label: string,
+): Promise<ChannelModel | PortError> {
   let socket: Socket | undefined;
   const announced = (message: unknown): void => {
     socket ??= (message as { socket?: Socket }).socket;
@@ -458,7 +481,7 @@ function copyReads(socket: Socket): { stop(): void; close(): BrokerClose | undef
 /** The connection.close (class 10, method 50) among the AMQP frames at the start of `bytes`. */
 function findClose(bytes: Buffer): BrokerClose | undefined {
   // A frame: type (1 byte), channel (2), payload size (4), payload, frame end (1).
-  for (let offset = 0; offset + 7 <= bytes.length; ) {
+  for (let offset = 0; offset + 7 <= bytes.length;) {
     const type = bytes.readUInt8(offset);
     const size = bytes.readUInt32BE(offset + 3);
     const payload = offset + 7;
@@ -513,7 +536,10 @@ function explainConnectError(error: unknown, captured: BrokerClose | undefined, 
     // not found`, `access to vhost 'x' refused for user 'u'` (permissions), the same followed by
     // `: connection limit (n) is reached`, or `vhost x is down`.
     if (close.replyCode === 403 || (close.replyCode === 530 && /refused for user '[^']*'$/.test(close.replyText))) {
-      return new PortError('access-refused', `Broker at ${label} refused the login or vhost: ${words}`, { replyCode: close.replyCode, cause: error });
+      return new PortError('access-refused', `Broker at ${label} refused the login or vhost: ${words}`, {
+        replyCode: close.replyCode,
+        cause: error,
+      });
     }
     if (close.replyCode === 530 && /vhost .* not found/i.test(close.replyText)) {
       return failed('unknown-vhost', `Broker at ${label} has no such vhost: ${words}`, error);
@@ -524,18 +550,34 @@ function explainConnectError(error: unknown, captured: BrokerClose | undefined, 
   const reason = error instanceof Error && error.message === 'connect ETIMEDOUT' ? 'timeout' : networkReasons[networkCode(error) ?? ''];
   switch (reason) {
     case 'refused':
-      return failed(reason, `Cannot connect to the broker at ${label}: nothing accepts connections there (is the broker running, on this port?): ${text}`, error);
+      return failed(
+        reason,
+        `Cannot connect to the broker at ${label}: nothing accepts connections there (is the broker running, on this port?): ${text}`,
+        error,
+      );
     case 'unknown-host':
       return failed(reason, `Cannot connect to the broker at ${label}: its host name does not resolve: ${text}`, error);
     case 'unreachable':
       return failed(reason, `Cannot connect to the broker at ${label}: its host or network is unreachable: ${text}`, error);
     case 'timeout':
-      return failed(reason, `Cannot connect to the broker at ${label}: the connection and AMQP handshake did not complete within connectTimeout (${timeoutSeconds} s): ${text}`, error);
+      return failed(
+        reason,
+        `Cannot connect to the broker at ${label}: the connection and AMQP handshake did not complete within connectTimeout (${timeoutSeconds} s): ${text}`,
+        error,
+      );
     default:
       if (/ConnectionOpenOk; got <ConnectionClose/.test(text)) {
-        return failed('handshake', `Broker at ${label} refused to open the vhost, for a reason amqplib does not pass on over TLS (does the vhost exist, may the user use it?): ${text}`, error);
+        return failed(
+          'handshake',
+          `Broker at ${label} refused to open the vhost, for a reason amqplib does not pass on over TLS (does the vhost exist, may the user use it?): ${text}`,
+          error,
+        );
       }
-      return failed('handshake', `Cannot connect to the broker at ${label}: the connection ended before the AMQP handshake completed (is this an AMQP 0-9-1 port?): ${text}`, error);
+      return failed(
+        'handshake',
+        `Cannot connect to the broker at ${label}: the connection ended before the AMQP handshake completed (is this an AMQP 0-9-1 port?): ${text}`,
+        error,
+      );
   }
 }
 
@@ -548,16 +590,28 @@ function explainConnectError(error: unknown, captured: BrokerClose | undefined, 
 function explainTlsError(error: unknown, label: string, text: string): PortError | undefined {
   const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
   if (typeof code === 'string' && /^ERR_SSL_.*ALERT/.test(code)) {
-    return new PortError('tls', `The broker at ${label} refused the TLS handshake (${code}); check the client certificate and key (ssl.cert, ssl.key): ${text}`, { cause: error });
+    return new PortError(
+      'tls',
+      `The broker at ${label} refused the TLS handshake (${code}); check the client certificate and key (ssl.cert, ssl.key): ${text}`,
+      { cause: error },
+    );
   }
   if (typeof code === 'string' && /CERT|^UNABLE_TO_/.test(code)) {
-    return new PortError('tls', `The certificate of the broker at ${label} was not accepted (${code}); pass the CA that signed it as ssl.ca and a servername it is issued for: ${text}`, { cause: error });
+    return new PortError(
+      'tls',
+      `The certificate of the broker at ${label} was not accepted (${code}); pass the CA that signed it as ssl.ca and a servername it is issued for: ${text}`,
+      { cause: error },
+    );
   }
   if (typeof code === 'string' && /^ERR_(SSL|TLS)_/.test(code)) {
     return new PortError('tls', `The TLS handshake with ${label} failed (${code}); is that port a TLS listener? ${text}`, { cause: error });
   }
   if (label.startsWith('amqps:') && /closed abruptly during opening handshake/.test(text)) {
-    return new PortError('tls', `The TLS endpoint at ${label} closed the connection during the handshake; it probably refused the client certificate (ssl.cert, ssl.key): ${text}`, { cause: error });
+    return new PortError(
+      'tls',
+      `The TLS endpoint at ${label} closed the connection during the handshake; it probably refused the client certificate (ssl.cert, ssl.key): ${text}`,
+      { cause: error },
+    );
   }
   return undefined;
 }
@@ -565,4 +619,3 @@ function explainTlsError(error: unknown, label: string, text: string): PortError
 function failed(reason: ConnectFailedReason, message: string, cause: unknown): PortError {
   return new PortError('connect-failed', message, { reason, cause });
 }
-

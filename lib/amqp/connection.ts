@@ -129,7 +129,10 @@ export const connectionRules: Rules<ConnectionOptions> = {
   },
   logger: rule(
     'an object with debug, info, warn and error methods',
-    (value) => typeof value === 'object' && value !== null && loggerMethods.every((method) => typeof (value as Record<string, unknown>)[method] === 'function'),
+    (value) =>
+      typeof value === 'object' &&
+      value !== null &&
+      loggerMethods.every((method) => typeof (value as Record<string, unknown>)[method] === 'function'),
   ),
 };
 
@@ -153,7 +156,9 @@ export function resolveConnection(options: ConnectionOptions, logger: Logger): C
     tls: typeof options.ssl === 'object' ? { ...options.ssl } : undefined,
     logger,
   };
-  const discrete = ['hostname', 'port', 'username', 'password', 'vhost'].some((key) => options[key as keyof ConnectionOptions] !== undefined);
+  const discrete = ['hostname', 'port', 'username', 'password', 'vhost'].some(
+    (key) => options[key as keyof ConnectionOptions] !== undefined,
+  );
   const fromEnvironment = options.url === undefined && !discrete ? process.env['QAM_URL'] : undefined;
   const url = options.url ?? fromEnvironment;
   if (url !== undefined) {
@@ -162,13 +167,22 @@ export function resolveConnection(options: ConnectionOptions, logger: Logger): C
     try {
       parsed = new URL(url);
     } catch {
-      throw new TypeError(`${source} is not a broker URL such as amqp://user:password@host:5672/vhost: ${JSON.stringify(maskPassword(url))}`);
+      throw new TypeError(
+        `${source} is not a broker URL such as amqp://user:password@host:5672/vhost: ${JSON.stringify(maskPassword(url))}`,
+      );
     }
-    if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:' && parsed.protocol !== 'memory:' && !registeredPorts.has(parsed.protocol)) {
+    if (
+      parsed.protocol !== 'amqp:' &&
+      parsed.protocol !== 'amqps:' &&
+      parsed.protocol !== 'memory:' &&
+      !registeredPorts.has(parsed.protocol)
+    ) {
       throw new TypeError(`${source} must start with amqp://, amqps:// or memory://, got ${parsed.protocol}//`);
     }
     if (parsed.protocol !== 'amqps:' && options.ssl !== undefined && options.ssl !== false) {
-      throw new TypeError(`The ssl option is set but ${source.replace(/^The/, 'the')} starts with ${parsed.protocol}//: use amqps:// for TLS`);
+      throw new TypeError(
+        `The ssl option is set but ${source.replace(/^The/, 'the')} starts with ${parsed.protocol}//: use amqps:// for TLS`,
+      );
     }
     const username = parsed.username === '' ? 'guest' : decodeURIComponent(parsed.username);
     if (parsed.password !== '') parsed.password = '***';
@@ -209,7 +223,8 @@ function portFor(url: string): AmqpPort {
 
 /** A port failure as the exception a user sees. */
 function connectError(error: unknown, label: string): QAMException {
-  if (!(error instanceof PortError)) return new QAMConnectFailedException(`Cannot connect to the broker at ${label}: ${describeError(error)}`, 'handshake', error);
+  if (!(error instanceof PortError))
+    return new QAMConnectFailedException(`Cannot connect to the broker at ${label}: ${describeError(error)}`, 'handshake', error);
   switch (error.kind) {
     case 'access-refused':
       return new QAMAccessRefusedException(error.message, error.cause);
@@ -364,7 +379,10 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
   #lost(link: AmqpConnection, error: PortError | undefined): void {
     if (this.#link !== link) return;
     this.#link = undefined;
-    const reason = new QAMConnectionException(`Connection to ${this.label} was lost${error === undefined ? '' : `: ${error.message}`}`, error);
+    const reason = new QAMConnectionException(
+      `Connection to ${this.label} was lost${error === undefined ? '' : `: ${error.message}`}`,
+      error,
+    );
     if (!this.#closed) this.logger.warn(reason.message);
     this.emit('disconnect', reason);
     for (const user of this.#users) user.onDisconnect(reason);
@@ -402,6 +420,7 @@ export function connectionFor(owner: string, options: ConnectionOptions & { conn
   const given = connectionKeys.filter((key) => options[key] !== undefined);
   if (options.connection === undefined) return new QAMConnection(Object.fromEntries(given.map((key) => [key, options[key]])));
   const ignored = given.find((key) => key !== 'logger');
-  if (ignored !== undefined) throw new TypeError(`Option '${ignored}' of ${owner} has no effect beside 'connection': set it on the QAMConnection`);
+  if (ignored !== undefined)
+    throw new TypeError(`Option '${ignored}' of ${owner} has no effect beside 'connection': set it on the QAMConnection`);
   return options.connection;
 }

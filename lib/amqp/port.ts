@@ -187,15 +187,7 @@ export interface AmqpPort {
  * - `'other'`.
  */
 export type FailureKind =
-  | 'access-refused'
-  | 'not-found'
-  | 'precondition-failed'
-  | 'resource-locked'
-  | 'closed'
-  | 'connect-failed'
-  | 'tls'
-  | 'internal'
-  | 'other';
+  'access-refused' | 'not-found' | 'precondition-failed' | 'resource-locked' | 'closed' | 'connect-failed' | 'tls' | 'internal' | 'other';
 
 /** A failure of the port, classified. `cause` is the adapter's own error. */
 export class PortError extends Error {

@@ -76,5 +76,6 @@ export const maxShortString = 255;
 export function replyRoute(replyTo: string): { exchange: string; routingKey: string } | undefined {
   if (Buffer.byteLength(replyTo) > maxShortString) return undefined;
   if (directReplyToPattern.test(replyTo)) return { exchange: '', routingKey: replyTo };
+  // eslint-disable-next-line no-control-regex -- control characters are what this refuses
   return clientExchangePattern.test(replyTo) && !/[\u0000-\u001f\u007f]/.test(replyTo) ? { exchange: replyTo, routingKey: '' } : undefined;
 }

@@ -201,7 +201,9 @@ export class CallClient implements CallTransport {
     if (this.#queue.size >= maxQueuedCalls) {
       this.#pending.settle(
         id,
-        new QAMPublishException(`${maxQueuedCalls} calls to server ${this.#settings.serverId} already wait for the broker to take them; this one was not sent`),
+        new QAMPublishException(
+          `${maxQueuedCalls} calls to server ${this.#settings.serverId} already wait for the broker to take them; this one was not sent`,
+        ),
       );
       return;
     }
@@ -258,7 +260,9 @@ export class CallClient implements CallTransport {
       return error instanceof Error ? error : new QAMPublishException(describeError(error));
     }
     if (outgoing.body.length > this.#settings.maxBytes) {
-      return new QAMPayloadTooLargeException(`Request to ${method} is ${outgoing.body.length} bytes, above the limit of ${this.#settings.maxBytes} bytes`);
+      return new QAMPayloadTooLargeException(
+        `Request to ${method} is ${outgoing.body.length} bytes, above the limit of ${this.#settings.maxBytes} bytes`,
+      );
     }
     return outgoing;
   }
@@ -286,7 +290,10 @@ export class CallClient implements CallTransport {
       case 'not-found':
         return new QAMNoRouteException(`Nothing serves server '${serverId}': ${text}`);
       case 'closed':
-        return new QAMConnectionException(`The connection closed before the broker confirmed the request to server ${serverId}: ${text}`, error);
+        return new QAMConnectionException(
+          `The connection closed before the broker confirmed the request to server ${serverId}: ${text}`,
+          error,
+        );
       default:
         return new QAMPublishException(`The broker did not accept the request to server ${serverId}: ${text}`, error);
     }
@@ -366,7 +373,9 @@ export class CallClient implements CallTransport {
     const queue = this.#protocol.replyQueue;
     if (this.#protocol.repliesOnPublisher) return;
     if (!this.#settings.connection.connected || this.#settings.connection.blocked) {
-      this.#settings.logger.warn(`proxy for server ${this.#settings.serverId}: disconnected or blocked at close, reply queue ${queue} left to the broker`);
+      this.#settings.logger.warn(
+        `proxy for server ${this.#settings.serverId}: disconnected or blocked at close, reply queue ${queue} left to the broker`,
+      );
       return;
     }
     try {
@@ -374,14 +383,19 @@ export class CallClient implements CallTransport {
       await this.#protocol.removeReplies(channel);
       await channel.close();
     } catch (error) {
-      this.#settings.logger.warn(`proxy for server ${this.#settings.serverId} could not delete its reply queue ${queue}: ${describeError(error)}`);
+      this.#settings.logger.warn(
+        `proxy for server ${this.#settings.serverId} could not delete its reply queue ${queue}: ${describeError(error)}`,
+      );
     }
   }
 
   #returned(message: Returned): void {
     const id = this.#protocol.returnedId(message);
     if (id === undefined) return;
-    this.#pending.settle(id, new QAMNoRouteException(`No queue serves server '${this.#settings.serverId}': the broker returned the request as unroutable`));
+    this.#pending.settle(
+      id,
+      new QAMNoRouteException(`No queue serves server '${this.#settings.serverId}': the broker returned the request as unroutable`),
+    );
   }
 
   #receive(message: Delivery): void {
@@ -389,7 +403,9 @@ export class CallClient implements CallTransport {
     if (id !== undefined && this.#pending.settle(id, outcome)) return;
     this.#pending.noteUnknownReply();
     const problem = outcome instanceof Error ? ` (${describeError(outcome)})` : '';
-    this.#settings.logger.debug(`proxy for server ${this.#settings.serverId} dropped a reply for ${String(id)}${problem}: no call waits for it`);
+    this.#settings.logger.debug(
+      `proxy for server ${this.#settings.serverId} dropped a reply for ${String(id)}${problem}: no call waits for it`,
+    );
   }
 
   /**
@@ -432,7 +448,10 @@ export class CallClient implements CallTransport {
     if (this.#closed || this.#losing) return;
     this.#losing = true;
     const lost = this.#pending.ids().filter((id) => !this.#queue.has(id));
-    const error = new QAMConnectionException(`Proxy for server ${this.#settings.serverId}: ${reason}; replies to calls in flight cannot arrive`, cause);
+    const error = new QAMConnectionException(
+      `Proxy for server ${this.#settings.serverId}: ${reason}; replies to calls in flight cannot arrive`,
+      cause,
+    );
     setImmediate(() => {
       this.#losing = false;
       this.#pending.settleEach(lost, error);
@@ -452,7 +471,9 @@ export class CallClient implements CallTransport {
     if (this.#queue.size > 0) this.#pump();
     else if (this.#declared && this.#pending.size > 0 && this.#protocol.repliesOutliveConnection) {
       this.#ready().catch((error: unknown) => {
-        this.#settings.logger.warn(`proxy for server ${this.#settings.serverId} could not consume its replies again: ${describeError(error)}`);
+        this.#settings.logger.warn(
+          `proxy for server ${this.#settings.serverId} could not consume its replies again: ${describeError(error)}`,
+        );
       });
     }
   }

@@ -79,7 +79,14 @@ export class PendingCalls {
    * `retry`, a timeout or a lost connection sends the call again (up to `times` more times, each
    * with a fresh timeout) instead of ending it.
    */
-  add(id: string, method: string, timeoutMs: number, completion: Completion, signal?: AbortSignal, retry?: { times: number; resend: Resend }): void {
+  add(
+    id: string,
+    method: string,
+    timeoutMs: number,
+    completion: Completion,
+    signal?: AbortSignal,
+    retry?: { times: number; resend: Resend },
+  ): void {
     const entry: Entry = {
       method,
       timeoutMs,

@@ -85,7 +85,15 @@ const controlNames: ReadonlySet<string> = new Set<ControlName>([
  * would otherwise publish a request for `then` and wait on it. Names starting with `_` or `@@`
  * are absent too (servers never expose `_` names).
  */
-const absentNames: ReadonlySet<string> = new Set(['then', 'constructor', 'asymmetricMatch', '$$typeof', 'nodeType', 'tagName', 'hasAttribute']);
+const absentNames: ReadonlySet<string> = new Set([
+  'then',
+  'constructor',
+  'asymmetricMatch',
+  '$$typeof',
+  'nodeType',
+  'tagName',
+  'hasAttribute',
+]);
 
 /** Conversions that print the proxy's label instead of calling anything. */
 const labelNames: ReadonlySet<string> = new Set(['toJSON', 'toString', 'valueOf']);
@@ -155,7 +163,13 @@ function remoteProxy(client: CallTransport, settings: CallSettings, path: readon
 }
 
 /** Sends one call; a bad path ends the call the way any failure would, never by throwing. */
-function call(client: CallTransport, settings: CallSettings, method: string, callable: boolean, params: unknown[]): Promise<unknown> | string {
+function call(
+  client: CallTransport,
+  settings: CallSettings,
+  method: string,
+  callable: boolean,
+  params: unknown[],
+): Promise<unknown> | string {
   const callbacks = settings.callbacks;
   if (callbacks === undefined) {
     return new Promise((resolve, reject) => send(client, settings, method, callable, params, { kind: 'promise', resolve, reject }));
@@ -163,9 +177,20 @@ function call(client: CallTransport, settings: CallSettings, method: string, cal
   return send(client, settings, method, callable, params, { kind: 'callback', ok: callbacks.ok, err: callbacks.err });
 }
 
-function send(client: CallTransport, settings: CallSettings, method: string, callable: boolean, params: unknown[], completion: Completion): string {
+function send(
+  client: CallTransport,
+  settings: CallSettings,
+  method: string,
+  callable: boolean,
+  params: unknown[],
+  completion: Completion,
+): string {
   if (!callable) {
-    return client.fail(method, completion, new QAMInvalidCallException(`'${method}' is not a callable path: call a function or instance.method`));
+    return client.fail(
+      method,
+      completion,
+      new QAMInvalidCallException(`'${method}' is not a callable path: call a function or instance.method`),
+    );
   }
   return client.call({ method, params, timeoutMs: settings.timeoutMs, signal: settings.signal, completion, retries: settings.retries });
 }
@@ -210,7 +235,10 @@ const proxyRules: Rules<QAMProxyOptions> = {
   serializer: oneOf('json', 'superjson'),
   timeout: seconds,
   maxMessageBytes: positiveInteger,
-  errors: arrayOf(rule('an Error class', (value) => typeof value === 'function'), 'an array of Error classes'),
+  errors: arrayOf(
+    rule('an Error class', (value) => typeof value === 'function'),
+    'an array of Error classes',
+  ),
   protocol: oneOf('native', 'qam'),
   clientId: anyString,
   replies: oneOf('direct', 'callme'),

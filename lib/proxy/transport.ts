@@ -43,7 +43,8 @@ export function createTransport(choice: TransportChoice): CallTransport {
 
 function clientProtocol(choice: TransportChoice): ClientProtocol {
   const { serverId, maxBytes, serializer, errorClasses, protocol = 'native', replies = 'direct' } = choice;
-  if (protocol === 'native' && choice.clientId !== undefined) throw new TypeError("clientId names a QAM reply queue: it applies to protocol 'qam' only");
+  if (protocol === 'native' && choice.clientId !== undefined)
+    throw new TypeError("clientId names a QAM reply queue: it applies to protocol 'qam' only");
   if (protocol === 'qam') {
     if (replies !== 'direct') throw new TypeError("replies: 'callme' applies to the native protocol; QAM has reply names of its own");
     if (serializer.name !== 'json') throw new TypeError("protocol 'qam' speaks QAM's JSON format: serializer must be 'json'");

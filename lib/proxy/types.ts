@@ -85,7 +85,10 @@ export interface ProxyControls<Api, Mode extends CallMode> {
    */
   retry(times: number): QAMProxy<Api, Mode>;
   /** Calls `method` (`'name'` or `'instance.method'`) explicitly: for names that collide with a control. */
-  invoke<P extends MethodPath<Api>>(method: P, ...params: Parameters<Extract<FunctionAt<Api, P>, AnyFunction>>): ReturnType<Completed<FunctionAt<Api, P>, Mode>>;
+  invoke<P extends MethodPath<Api>>(
+    method: P,
+    ...params: Parameters<Extract<FunctionAt<Api, P>, AnyFunction>>
+  ): ReturnType<Completed<FunctionAt<Api, P>, Mode>>;
   /** Cancels the call with this uid; its `err` (or rejection) gets QAMAbortException. False if it already ended. */
   cancel(uid: string): boolean;
   /** QAM's state of a callback call: 0 waiting, 1 running `ok`/`err`, 2 finished (also for unknown uids). */

@@ -82,7 +82,11 @@ function isBuiltIn(proto: object): boolean {
 function exposedMethods(instance: object): Map<string, RemoteFunction> {
   const methods = new Map<string, RemoteFunction>();
   const shadowed = new Set(Object.getOwnPropertyNames(instance));
-  for (let proto = Object.getPrototypeOf(instance) as object | null; proto !== null && !isBuiltIn(proto); proto = Object.getPrototypeOf(proto) as object | null) {
+  for (
+    let proto = Object.getPrototypeOf(instance) as object | null;
+    proto !== null && !isBuiltIn(proto);
+    proto = Object.getPrototypeOf(proto) as object | null
+  ) {
     for (const name of Object.getOwnPropertyNames(proto)) {
       if (isHiddenName(name) || shadowed.has(name)) continue;
       shadowed.add(name);

@@ -158,7 +158,9 @@ export class ReplyPublisher {
     try {
       more = channel.publish(reply.exchange, reply.routingKey, reply.body, reply.properties, { mandatory: false });
     } catch (error) {
-      this.#settings.logger.error(`server ${this.#settings.serverId} could not publish the reply to ${quote(reply.routingKey, 100)}: ${describeError(error)}`);
+      this.#settings.logger.error(
+        `server ${this.#settings.serverId} could not publish the reply to ${quote(reply.routingKey, 100)}: ${describeError(error)}`,
+      );
     }
     if (more) after();
     else channel.whenWritable().then(after, after);
@@ -179,7 +181,8 @@ export class ReplyPublisher {
       if (this.#confirmed === channel) this.#confirmed = undefined;
       if (this.#probe === channel) this.#probe = undefined;
       const code = failure.replyCode;
-      const culprit = code !== undefined && code !== connectionForced && !this.#culpritFound.has(channel) && !this.#accepted.has(targetOf(reply));
+      const culprit =
+        code !== undefined && code !== connectionForced && !this.#culpritFound.has(channel) && !this.#accepted.has(targetOf(reply));
       if (culprit) this.#culpritFound.add(channel);
       if (code === 404 && reply.exchange !== '' && failure.message.includes(`'${reply.exchange}'`)) {
         this.#settings.logger.debug(`server ${this.#settings.serverId}: reply to ${reply.exchange} dropped: its exchange is gone`);
@@ -195,7 +198,9 @@ export class ReplyPublisher {
         // After the connection's own close is handled, so a new channel opens on the next connection.
         setImmediate(() => this.#publishConfirmed(delivery, reply, after, attempt + 1, probe));
       } else {
-        this.#settings.logger.error(`server ${this.#settings.serverId} could not publish the reply to ${quote(reply.exchange || reply.routingKey, 100)}: ${failure.message}`);
+        this.#settings.logger.error(
+          `server ${this.#settings.serverId} could not publish the reply to ${quote(reply.exchange || reply.routingKey, 100)}: ${failure.message}`,
+        );
         after();
       }
     };
@@ -232,7 +237,8 @@ export class ReplyPublisher {
       channel.onClose((error) => {
         if (this.#confirmed === channel) this.#confirmed = undefined;
         if (this.#probe === channel) this.#probe = undefined;
-        if (error !== undefined) this.#settings.logger.warn(`server ${this.#settings.serverId} reply channel closed by the broker: ${error.message}`);
+        if (error !== undefined)
+          this.#settings.logger.warn(`server ${this.#settings.serverId} reply channel closed by the broker: ${error.message}`);
       });
       if (probe) this.#probe = channel;
       else this.#confirmed = channel;
@@ -266,7 +272,9 @@ export class ReplyPublisher {
         if (this.#settings.serving() && !this.#closed) this.#direct = channel;
         else await channel.close();
       })
-      .catch((error: unknown) => this.#settings.logger.debug(`server ${this.#settings.serverId} could not open its direct reply channel: ${describeError(error)}`))
+      .catch((error: unknown) =>
+        this.#settings.logger.debug(`server ${this.#settings.serverId} could not open its direct reply channel: ${describeError(error)}`),
+      )
       .finally(() => {
         this.#directOpening = false;
       });

@@ -47,6 +47,7 @@ export class BoundedSet {
 export function requestFingerprint(message: Delivery): string {
   const { replyTo, correlationId, messageId, contentType } = message.properties;
   const hash = createHash('sha256');
-  for (const field of [replyTo, correlationId, messageId, contentType]) hash.update(`${typeof field === 'string' ? field.length : -1}:${String(field)}\0`);
+  for (const field of [replyTo, correlationId, messageId, contentType])
+    hash.update(`${typeof field === 'string' ? field.length : -1}:${String(field)}\0`);
   return hash.update(message.content).digest('hex');
 }

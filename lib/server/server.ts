@@ -10,7 +10,13 @@ import { anyString, arrayOf, boolean, checkOptions, oneOf, positiveInteger, seco
 import type { Logger } from '../logger.js';
 import { checkId, type WireProtocol } from '../protocols/naming.js';
 import { WorkerPool } from './pool.js';
-import { nativeProtocol, type CallOutcome, type OutgoingReply, type ProtocolSettings, type ServerProtocol } from '../protocols/native/server.js';
+import {
+  nativeProtocol,
+  type CallOutcome,
+  type OutgoingReply,
+  type ProtocolSettings,
+  type ServerProtocol,
+} from '../protocols/native/server.js';
 import { qamProtocol } from '../protocols/qam/server.js';
 import { ReplyPublisher } from './replies.js';
 import { serializerNamed, type SerializerName } from '../serializers.js';
@@ -164,7 +170,8 @@ export class QAMServer<Registered extends object = {}> {
     this.#logger = escapingLogger(options.logger ?? this.connection.logger);
     this.#refusals = new RateLimitedLog(
       this.#logger,
-      (suppressed, seconds) => `server ${this.serverId}: ${suppressed} more refused or dropped requests in the last ${seconds} s were not logged`,
+      (suppressed, seconds) =>
+        `server ${this.serverId}: ${suppressed} more refused or dropped requests in the last ${seconds} s were not logged`,
       refusalLines,
       refusalIntervalMs,
     );
@@ -175,7 +182,9 @@ export class QAMServer<Registered extends object = {}> {
       refusals: this.#refusals,
       serving: () => this.#state === 'serving',
     });
-    this.#pool = new WorkerPool(options.workers ?? 16, (error) => this.#logger.error(`server ${this.serverId}: a call failed outside its handler: ${describeError(error)}`));
+    this.#pool = new WorkerPool(options.workers ?? 16, (error) =>
+      this.#logger.error(`server ${this.serverId}: a call failed outside its handler: ${describeError(error)}`),
+    );
     this.#threads = new ThreadPool(options.threads ?? availableParallelism(), `server ${this.serverId}`, this.#logger);
     const settings = {
       serverId: this.serverId,
@@ -227,8 +236,16 @@ export class QAMServer<Registered extends object = {}> {
    * @example
    * server.registerWorkerFunction<typeof import('./cpu.js'), 'fib'>(new URL('./cpu.js', import.meta.url), 'fib');
    */
-  registerWorkerFunction<M extends object, K extends WorkerExport<M>, N extends string = K>(module: string | URL, exportName: K, name?: N): QAMServer<Registered & Record<N, M[K]>>;
-  registerWorkerFunction<E extends string, N extends string = E>(module: string | URL, exportName: E, name?: N): QAMServer<Registered & Record<N, RemoteFunction>>;
+  registerWorkerFunction<M extends object, K extends WorkerExport<M>, N extends string = K>(
+    module: string | URL,
+    exportName: K,
+    name?: N,
+  ): QAMServer<Registered & Record<N, M[K]>>;
+  registerWorkerFunction<E extends string, N extends string = E>(
+    module: string | URL,
+    exportName: E,
+    name?: N,
+  ): QAMServer<Registered & Record<N, RemoteFunction>>;
   registerWorkerFunction(module: string | URL, exportName: string, name: string = exportName): this {
     const href = workerModuleHref(module);
     this.#table.registerFunction((...params: unknown[]) => this.#threads.run({ href, exportName, params }, currentCall()?.deadline), name);
@@ -409,7 +426,9 @@ export class QAMServer<Registered extends object = {}> {
       } catch (error) {
         if (this.#state !== 'serving') return;
         delayMs = Math.min(maxTopologyCheckMs, topologyCheckMs * 2 ** ++this.#topologyFailures);
-        this.#logger.error(`server ${this.serverId} could not check or declare its exchanges, trying again in ${Math.round(delayMs / 1000)} s: ${describeError(error)}`);
+        this.#logger.error(
+          `server ${this.serverId} could not check or declare its exchanges, trying again in ${Math.round(delayMs / 1000)} s: ${describeError(error)}`,
+        );
       }
     }
     this.#scheduleTopologyCheck(delayMs);
@@ -463,7 +482,9 @@ export class QAMServer<Registered extends object = {}> {
   }
 
   #consumerCancelled(protocol: ServerProtocol, channel: AmqpChannel): void {
-    this.#logger.error(`server ${this.serverId}: the broker cancelled the consumer of ${protocol.queue} (queue deleted?); redeclaring it shortly`);
+    this.#logger.error(
+      `server ${this.serverId}: the broker cancelled the consumer of ${protocol.queue} (queue deleted?); redeclaring it shortly`,
+    );
     if (this.#consumers.get(protocol)?.channel === channel) this.#consumers.delete(protocol);
     void channel.close();
     this.#scheduleRestart();
@@ -472,7 +493,9 @@ export class QAMServer<Registered extends object = {}> {
   #receive(protocol: ServerProtocol, channel: AmqpChannel, message: Delivery): void {
     if (this.#replies.isPoisoned(message)) {
       const replyTo = quote(String(message.properties.replyTo), 100);
-      this.#refusals.warn(`server ${this.serverId} dropped a redelivered request without running it again: its reply to ${replyTo} made the broker close the connection`);
+      this.#refusals.warn(
+        `server ${this.serverId} dropped a redelivered request without running it again: its reply to ${replyTo} made the broker close the connection`,
+      );
       channel.ack(message);
       return;
     }
@@ -498,7 +521,15 @@ export class QAMServer<Registered extends object = {}> {
    * the broker, or just published for a direct reply-to address the broker took a reply to before.
    * A function that returns a plain value is answered in the same turn, without a promise.
    */
-  #run(protocol: ServerProtocol, channel: AmqpChannel, message: Delivery, target: Target, params: unknown[], context: CallContext, done: () => void): void {
+  #run(
+    protocol: ServerProtocol,
+    channel: AmqpChannel,
+    message: Delivery,
+    target: Target,
+    params: unknown[],
+    context: CallContext,
+    done: () => void,
+  ): void {
     const ackOnReceipt = this.#ackOnReceipt;
     if (ackOnReceipt) channel.ack(message);
     const finish = (): void => {
@@ -556,7 +587,6 @@ export class QAMServer<Registered extends object = {}> {
     if (reply === undefined) this.#logger.debug(`server ${this.serverId}: request without a reply address, reply dropped`);
     return reply;
   }
-
 }
 
 /**
@@ -595,10 +625,13 @@ function invoke(target: Target, params: unknown[]): unknown {
 function topologyError(serverId: string, protocol: ServerProtocol, error: unknown): Error {
   const kind = failureKind(error);
   if (kind === 'access-refused') return error as Error;
-  return new QAMException(`Server ${serverId} cannot declare ${protocol.queue} for the ${protocol.name} protocol: ${describeError(error)}`, {
-    code: kind === 'precondition-failed' ? 'PRECONDITION_FAILED' : 'TOPOLOGY_FAILED',
-    cause: error,
-  });
+  return new QAMException(
+    `Server ${serverId} cannot declare ${protocol.queue} for the ${protocol.name} protocol: ${describeError(error)}`,
+    {
+      code: kind === 'precondition-failed' ? 'PRECONDITION_FAILED' : 'TOPOLOGY_FAILED',
+      cause: error,
+    },
+  );
 }
 
 function acceptedSerializers(names: SerializerName[]): ReadonlySet<SerializerName> {

@@ -2,7 +2,14 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Piscina } from 'piscina';
-import { QAMClosedException, QAMException, QAMSerializationException, QAMTimeoutException, describeError, serverRaised } from '../errors.js';
+import {
+  QAMClosedException,
+  QAMException,
+  QAMSerializationException,
+  QAMTimeoutException,
+  describeError,
+  serverRaised,
+} from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { RemoteFunction } from './dispatch.js';
 
@@ -83,7 +90,9 @@ export class ThreadPool {
     }
     if ('result' in outcome) return outcome.result;
     if ('error' in outcome) throw rebuild(outcome.error);
-    throw serverRaised(new QAMSerializationException(`The result of ${task.exportName} cannot leave its worker thread: ${outcome.unsendable}`));
+    throw serverRaised(
+      new QAMSerializationException(`The result of ${task.exportName} cannot leave its worker thread: ${outcome.unsendable}`),
+    );
   }
 
   /** Stops every thread. Calls still running fail with QAMClosedException. */
@@ -100,7 +109,13 @@ export class ThreadPool {
     this.#piscina ??= import('piscina').then(({ Piscina }) => {
       // Atomics off: an idle thread then waits in its event loop, not in Atomics.wait, so timers and
       // promises a module leaves behind run (and fail) between calls rather than inside the next one.
-      const piscina = new Piscina<ThreadTask, ThreadOutcome>({ filename: entry, name: 'call', minThreads: this.size, maxThreads: this.size, atomics: 'disabled' });
+      const piscina = new Piscina<ThreadTask, ThreadOutcome>({
+        filename: entry,
+        name: 'call',
+        minThreads: this.size,
+        maxThreads: this.size,
+        atomics: 'disabled',
+      });
       // Piscina emits 'error' for a thread that fails with no call on it; unheard, it would end the process.
       piscina.on('error', (error: unknown) => this.#logger.error(`${this.#label}: a worker thread failed: ${describeError(error)}`));
       return piscina;
@@ -113,10 +128,18 @@ export class ThreadPool {
   }
 
   #failure(task: ThreadTask, error: unknown, timedOut: boolean): Error {
-    if (timedOut) return serverRaised(new QAMTimeoutException(`${task.exportName} ran past its caller's deadline; its worker thread was stopped`));
+    if (timedOut)
+      return serverRaised(new QAMTimeoutException(`${task.exportName} ran past its caller's deadline; its worker thread was stopped`));
     if (this.#closed) return serverRaised(new QAMClosedException(`${this.#label} closed while ${task.exportName} ran on a worker thread`));
-    this.#logger.error(`${this.#label}: the worker thread running ${task.exportName} died (${describeError(error)}); a new thread replaces it`);
-    return serverRaised(new QAMException(`The worker thread running ${task.exportName} died: ${describeError(error)}`, { code: 'WORKER_CRASHED', cause: error }));
+    this.#logger.error(
+      `${this.#label}: the worker thread running ${task.exportName} died (${describeError(error)}); a new thread replaces it`,
+    );
+    return serverRaised(
+      new QAMException(`The worker thread running ${task.exportName} died: ${describeError(error)}`, {
+        code: 'WORKER_CRASHED',
+        cause: error,
+      }),
+    );
   }
 }
 
@@ -129,7 +152,10 @@ function abortAt(deadline: number): { signal: AbortSignal; clear: () => void } {
 
 /** The error a thread reported, with its name, message, code, args, stack and cause, for the error reply. */
 function rebuild(payload: ThreadError): Error {
-  const error: Error & { code?: string; args?: unknown[] } = new Error(payload.message, payload.cause === undefined ? undefined : { cause: rebuild(payload.cause) });
+  const error: Error & { code?: string; args?: unknown[] } = new Error(
+    payload.message,
+    payload.cause === undefined ? undefined : { cause: rebuild(payload.cause) },
+  );
   error.name = payload.name;
   error.stack = payload.stack ?? `${payload.name}: ${payload.message}`;
   if (payload.code !== undefined) error.code = payload.code;

@@ -23,7 +23,10 @@ class Calculator {
   }
 }
 
-function buildServer(url: string, options: { protocol?: 'native' | 'qam' | Array<'native' | 'qam'>; ack?: 'afterReply' | 'onReceipt' } = {}) {
+function buildServer(
+  url: string,
+  options: { protocol?: 'native' | 'qam' | Array<'native' | 'qam'>; ack?: 'afterReply' | 'onReceipt' } = {},
+) {
   return new QAMServer({ serverId: uniqueName('conf'), url, logger: silentLogger, workers: 8, ...options })
     .registerFunction((a: number, b: number) => a + b, 'add')
     .registerFunction(() => currentCall()?.deadline !== undefined, 'hasDeadline')

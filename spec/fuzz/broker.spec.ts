@@ -18,7 +18,19 @@ describe('a QAMServer fed fuzzed requests through RabbitMQ', () => {
   it('answers each request with a reply address, runs only what is registered, pollutes nothing and keeps serving', async () => {
     const figures = await fuzzServer({ url, messages: 400, seed, batch: 200, replyTimeoutMs: 30_000 });
     expect(figures.problems).toEqual([]);
-    expect(figures).toMatchObject({ missing: 0, duplicates: 0, stray: 0, malformed: 0, wrongMethod: 0, canaryCalls: 0, pollution: [], serverConnectionLosses: 0, publisherChannelLosses: 0, unpublishable: 0, alive: true });
+    expect(figures).toMatchObject({
+      missing: 0,
+      duplicates: 0,
+      stray: 0,
+      malformed: 0,
+      wrongMethod: 0,
+      canaryCalls: 0,
+      pollution: [],
+      serverConnectionLosses: 0,
+      publisherChannelLosses: 0,
+      unpublishable: 0,
+      alive: true,
+    });
     expect(figures.registeredCalls).toBeLessThanOrEqual(figures.messages);
     expect(figures.mustReply).toBeGreaterThan(100);
     expect(figures.registeredCalls).toBeGreaterThan(0);

@@ -37,15 +37,23 @@ describe('a QAM request whose routing_key no AMQP routing key can hold (over 255
   });
 
   it('has no reply address', () => {
-    expect(parseQamRequest({ id: 1, method_name: 'echo', routing_key: routingKey, params: [] })).toEqual({ problem: expect.any(String), address: undefined });
-    expect(parseQamRequest({ id: 1, method_name: 'echo', routing_key: 'é'.repeat(128), params: [] })).toEqual({ problem: expect.any(String), address: undefined });
+    expect(parseQamRequest({ id: 1, method_name: 'echo', routing_key: routingKey, params: [] })).toEqual({
+      problem: expect.any(String),
+      address: undefined,
+    });
+    expect(parseQamRequest({ id: 1, method_name: 'echo', routing_key: 'é'.repeat(128), params: [] })).toEqual({
+      problem: expect.any(String),
+      address: undefined,
+    });
     expect(parseQamRequest({ id: 1, method_name: 'echo', routing_key: 'k'.repeat(255), params: [] })).toHaveProperty('request');
   });
 
   it('is refused before it runs, with a warning rather than a failed reply, and the server serves on', async () => {
     const channel = await connection.createConfirmChannel();
     const body = JSON.stringify({ id: 7, method_name: 'echo', routing_key: routingKey, params: ['unanswerable'] });
-    channel.publish(`${server.serverId}_server_exchange`, `${server.serverId}_server_routing_key`, Buffer.from(body), { contentType: 'application/json' });
+    channel.publish(`${server.serverId}_server_exchange`, `${server.serverId}_server_routing_key`, Buffer.from(body), {
+      contentType: 'application/json',
+    });
     await channel.waitForConfirms();
     await waitUntil(() => server.stats().served + server.stats().failed === 1, { message: 'the request is handled' });
     expect({ runs, failed: server.stats().failed, errorsLogged: logger.counts.error }).toEqual({ runs: 0, failed: 1, errorsLogged: 0 });

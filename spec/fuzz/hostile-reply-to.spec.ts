@@ -16,7 +16,19 @@ describe('a QAMServer fed fuzzed requests with hostile reply_to values through R
   it('runs each at most once, answers every other request, and keeps its connection', async () => {
     const figures = await fuzzServer({ url, messages: 400, seed, batch: 200, replyTimeoutMs: 30_000, hostileReplyTo: true });
     expect(figures.problems).toEqual([]);
-    expect(figures).toMatchObject({ missing: 0, duplicates: 0, stray: 0, malformed: 0, wrongMethod: 0, canaryCalls: 0, pollution: [], serverConnectionLosses: 0, publisherChannelLosses: 0, unpublishable: 0, alive: true });
+    expect(figures).toMatchObject({
+      missing: 0,
+      duplicates: 0,
+      stray: 0,
+      malformed: 0,
+      wrongMethod: 0,
+      canaryCalls: 0,
+      pollution: [],
+      serverConnectionLosses: 0,
+      publisherChannelLosses: 0,
+      unpublishable: 0,
+      alive: true,
+    });
     expect(figures.registeredCalls).toBeLessThanOrEqual(figures.messages);
     expect(figures.mustReply).toBeGreaterThan(100);
   }, 150_000);

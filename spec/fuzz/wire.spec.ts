@@ -19,7 +19,16 @@ import { qamClientProtocol } from '../../lib/protocols/qam/client.js';
 import { qamProtocol } from '../../lib/protocols/qam/server.js';
 import { serializerNamed } from '../../lib/serializers.js';
 import { FakePort, type Published } from '../support/fake-port.js';
-import { FuzzError, isTagged, newTally, pollution, prototypeKeys, registerFuzzApi, registeredCalls, type Tally } from '../support/fuzz-api.js';
+import {
+  FuzzError,
+  isTagged,
+  newTally,
+  pollution,
+  prototypeKeys,
+  registerFuzzApi,
+  registeredCalls,
+  type Tally,
+} from '../support/fuzz-api.js';
 import {
   expectReply,
   expectedResult,
@@ -90,7 +99,14 @@ function delivery(request: FuzzRequest): Delivery {
 
 const options = { qamRoutingKey };
 /** The protocols' settings (with a `warn` for protocols that log through their settings). */
-const settings = { serverId, maxBytes: fuzzMaxBytes, exposeStack: false, fallbackSerializer: serializerNamed('json'), accepted: new Set(['json', 'superjson'] as const), warn: (): void => undefined };
+const settings = {
+  serverId,
+  maxBytes: fuzzMaxBytes,
+  exposeStack: false,
+  fallbackSerializer: serializerNamed('json'),
+  accepted: new Set(['json', 'superjson'] as const),
+  warn: (): void => undefined,
+};
 
 describe('the server protocols read any delivery', () => {
   it('and return a call or the error to answer with, never throwing', () => {
@@ -153,7 +169,13 @@ describe('the proxies read any reply', () => {
   });
 
   it('of callme names, with the call named by the correlation id', () => {
-    const protocol = callmeClientProtocol({ serverId, user: 'guest', serializer: serializerNamed('json'), maxBytes: fuzzMaxBytes, errorClasses });
+    const protocol = callmeClientProtocol({
+      serverId,
+      user: 'guest',
+      serializer: serializerNamed('json'),
+      maxBytes: fuzzMaxBytes,
+      errorClasses,
+    });
     fc.assert(
       fc.property(nativeReplyArb, fc.option(fc.string({ maxLength: 40 }), { nil: undefined }), (reply, correlationId) => {
         const { id, outcome } = protocol.readReply(replyMessage(reply.body, reply.contentType, correlationId));
@@ -183,7 +205,10 @@ function callIdOf(body: Buffer): string | undefined {
   if (body.length > fuzzMaxBytes) return undefined;
   try {
     const value: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
-    const id = typeof value === 'object' && value !== null && !Array.isArray(value) && Object.prototype.hasOwnProperty.call(value, 'id') ? (value as { id: unknown }).id : undefined;
+    const id =
+      typeof value === 'object' && value !== null && !Array.isArray(value) && Object.prototype.hasOwnProperty.call(value, 'id')
+        ? (value as { id: unknown }).id
+        : undefined;
     return Number.isSafeInteger(id) ? String(id) : undefined;
   } catch {
     return undefined;
@@ -191,7 +216,17 @@ function callIdOf(body: Buffer): string | undefined {
 }
 
 function replyMessage(content: Buffer, contentType: string | undefined, correlationId: string | undefined): Delivery {
-  return delivery({ protocol: 'native', origin: 'random', body: content, redelivered: false, properties: { replyTo: { kind: 'none' }, ...(contentType === undefined ? {} : { contentType }), ...(correlationId === undefined ? {} : { correlationId }) } });
+  return delivery({
+    protocol: 'native',
+    origin: 'random',
+    body: content,
+    redelivered: false,
+    properties: {
+      replyTo: { kind: 'none' },
+      ...(contentType === undefined ? {} : { contentType }),
+      ...(correlationId === undefined ? {} : { correlationId }),
+    },
+  });
 }
 
 /** A call's outcome is a value only when its reply is a result, and otherwise an Error that has a code. */
@@ -217,7 +252,10 @@ describe('a QAMServer fed any delivery, in process', () => {
   let delivered = 0;
 
   beforeAll(async () => {
-    server = registerFuzzApi(new QAMServer({ serverId, connection, protocol: ['native', 'qam'], maxMessageBytes: fuzzMaxBytes, workers: 4, logger: silentLogger }), tally);
+    server = registerFuzzApi(
+      new QAMServer({ serverId, connection, protocol: ['native', 'qam'], maxMessageBytes: fuzzMaxBytes, workers: 4, logger: silentLogger }),
+      tally,
+    );
     await server.serve();
   });
 
@@ -283,7 +321,12 @@ function checkNativeReply(request: FuzzRequest, reply: Published): void {
   }
   const result = (body as { result: unknown }).result;
   expect(isTagged(result)).toBe(true);
-  checkRan(result as { ran: string; value: unknown }, request.properties.contentType === 'application/json' || request.properties.contentType === undefined ? ownString(request.body, 'method') : undefined);
+  checkRan(
+    result as { ran: string; value: unknown },
+    request.properties.contentType === 'application/json' || request.properties.contentType === undefined
+      ? ownString(request.body, 'method')
+      : undefined,
+  );
 }
 
 function checkQamReply(request: FuzzRequest, reply: Published, address: { id: number; routingKey: string }): void {
@@ -312,7 +355,10 @@ function checkRan(result: { ran: string; value: unknown }, method: string | unde
 function ownString(body: Buffer, key: string): string | undefined {
   try {
     const value: unknown = JSON.parse(body.toString('utf8'));
-    const member = typeof value === 'object' && value !== null && Object.prototype.hasOwnProperty.call(value, key) ? (value as Record<string, unknown>)[key] : undefined;
+    const member =
+      typeof value === 'object' && value !== null && Object.prototype.hasOwnProperty.call(value, key)
+        ? (value as Record<string, unknown>)[key]
+        : undefined;
     return typeof member === 'string' ? member : undefined;
   } catch {
     return undefined;
@@ -331,7 +377,15 @@ describe.each([
 
   beforeAll(() => {
     connection = port.connection();
-    proxy = new QAMProxy({ serverId, connection, maxMessageBytes: fuzzMaxBytes, errors: [FuzzError], timeout: 600, logger: silentLogger, ...transport });
+    proxy = new QAMProxy({
+      serverId,
+      connection,
+      maxMessageBytes: fuzzMaxBytes,
+      errors: [FuzzError],
+      timeout: 600,
+      logger: silentLogger,
+      ...transport,
+    });
   });
 
   afterAll(async () => {
@@ -340,7 +394,10 @@ describe.each([
   });
 
   /** Makes a call, waits for its request, and answers it with `answer`; returns how it ended, or 'waiting'. */
-  async function answered(answer: (request: Published) => { body: Buffer; properties: IncomingProperties }, signal: AbortSignal): Promise<{ value: unknown } | { error: unknown } | 'waiting'> {
+  async function answered(
+    answer: (request: Published) => { body: Buffer; properties: IncomingProperties },
+    signal: AbortSignal,
+  ): Promise<{ value: unknown } | { error: unknown } | 'waiting'> {
     const before = port.published.length;
     let outcome: { value: unknown } | { error: unknown } | undefined;
     proxy
@@ -372,7 +429,8 @@ describe.each([
             body = qamReplyBody(reply, callId);
             return { body, properties: reply.contentType === undefined ? {} : { contentType: reply.contentType } };
           }
-          const correlationId = reply.correlation === 'same' ? request.properties.correlationId : reply.correlation === 'other' ? 'other' : undefined;
+          const correlationId =
+            reply.correlation === 'same' ? request.properties.correlationId : reply.correlation === 'other' ? 'other' : undefined;
           return { body, properties: { contentType: reply.contentType, correlationId } };
         }, abort.signal);
         if (outcome === 'waiting') {
@@ -398,8 +456,14 @@ describe.each([
     const healthy = await answered((request) => {
       const id = protocol === 'qam' ? (JSON.parse(request.content.toString()) as { id: number }).id : undefined;
       return protocol === 'qam'
-        ? { body: Buffer.from(JSON.stringify({ id, result: 'pong', exception: false, internal_exception: -1 })), properties: { contentType: 'application/json' } }
-        : { body: Buffer.from('{"result":"pong"}'), properties: { contentType: 'application/json', correlationId: request.properties.correlationId } };
+        ? {
+            body: Buffer.from(JSON.stringify({ id, result: 'pong', exception: false, internal_exception: -1 })),
+            properties: { contentType: 'application/json' },
+          }
+        : {
+            body: Buffer.from('{"result":"pong"}'),
+            properties: { contentType: 'application/json', correlationId: request.properties.correlationId },
+          };
     }, new AbortController().signal);
     expect(healthy).toEqual({ value: 'pong' });
     expect(settledWith.value + settledWith.error).toBeGreaterThan(0);

@@ -111,7 +111,11 @@ describe('superjson proxies calling a default server', () => {
     const proxy = new QAMProxy({ serverId: server.serverId, url, logger: silentLogger, serializer: 'superjson', timeout: 10 });
     try {
       const shared = { when: new Date(0), tags: new Set(['a']) };
-      const back = (await proxy['echo']({ first: shared, second: shared, map: new Map([[1, shared]]) })) as { first: unknown; second: unknown; map: Map<number, unknown> };
+      const back = (await proxy['echo']({ first: shared, second: shared, map: new Map([[1, shared]]) })) as {
+        first: unknown;
+        second: unknown;
+        map: Map<number, unknown>;
+      };
       expect(back).toEqual({ first: shared, second: shared, map: new Map([[1, shared]]) });
       expect(back.second).toBe(back.first);
       expect(back.map.get(1)).toBe(back.first);
@@ -136,7 +140,10 @@ describe('a superjson reply whose references unfold into 2^25 values', () => {
       await channel.consume(`server_${serverId}_queue`, (message) => {
         if (message === null) return;
         const body = answered++ === 0 ? dagBody(25) : Buffer.from(JSON.stringify({ json: { result: 'fine' } }));
-        channel.publish('', message.properties.replyTo as string, body, { contentType: 'application/x-superjson', correlationId: message.properties.correlationId as string });
+        channel.publish('', message.properties.replyTo as string, body, {
+          contentType: 'application/x-superjson',
+          correlationId: message.properties.correlationId as string,
+        });
         channel.ack(message);
       });
       await expect(proxy['anything']()).rejects.toBeInstanceOf(QAMBadMessageException);

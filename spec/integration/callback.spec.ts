@@ -63,10 +63,12 @@ describe('callback mode', () => {
     let release!: () => void;
     let entered!: () => void;
     const inOk = new Promise<void>((resolve) => (entered = resolve));
-    const uid = proxy.callback(async () => {
-      entered();
-      await new Promise<void>((resolve) => (release = resolve));
-    })['slow'](200, 'x');
+    const uid = proxy
+      .callback(async () => {
+        entered();
+        await new Promise<void>((resolve) => (release = resolve));
+      })
+      ['slow'](200, 'x');
     expect(proxy.getCallbackState(uid)).toBe(0);
     expect(proxy.getNumWaitingCallbacks()).toBe(1);
     await inOk;
@@ -104,10 +106,15 @@ describe('callback mode', () => {
     const logger = recordingLogger();
     const logged = new QAMProxy({ serverId: server.serverId, url, logger });
     logged.callback(() => undefined)['fails']();
-    logged.callback(() => undefined).setTimeout(0.05)['slow'](500, 1);
-    logged.callback(() => {
-      throw new Error('ok exploded');
-    })['add'](1, 1);
+    logged
+      .callback(() => undefined)
+      .setTimeout(0.05)
+      ['slow'](500, 1);
+    logged
+      .callback(() => {
+        throw new Error('ok exploded');
+      })
+      ['add'](1, 1);
     const healthy = outcome();
     logged.callback(healthy.ok, healthy.err)['add'](20, 22);
     expect(await healthy.settled).toEqual({ value: 42 });
@@ -129,7 +136,10 @@ describe('callback mode', () => {
     });
     const inFlight = own['slow'](300, 'still here');
     own.callback(hostile)['add'](1, 2);
-    own.callback(() => undefined, hostile).setTimeout(0.05)['slow'](500, 'late');
+    own
+      .callback(() => undefined, hostile)
+      .setTimeout(0.05)
+      ['slow'](500, 'late');
     await expect(inFlight).resolves.toBe('still here');
     while (own.getNumWaitingCallbacks() > 0) await delay(10);
     expect(logger.lines.filter((line) => line.includes('then broke'))).toHaveLength(2);
@@ -188,9 +198,13 @@ describe('deadlines', () => {
     await late.serve();
     const connection = quietConnection();
     const channel = await rawChannel();
-    channel.sendToQueue(`server_${late.serverId}_queue`, Buffer.from(JSON.stringify({ method: 'count', params: [], deadline: Date.now() - 1 })), {
-      contentType: 'application/json',
-    });
+    channel.sendToQueue(
+      `server_${late.serverId}_queue`,
+      Buffer.from(JSON.stringify({ method: 'count', params: [], deadline: Date.now() - 1 })),
+      {
+        contentType: 'application/json',
+      },
+    );
     await delay(300);
     expect(ran).toBe(0);
     expect(late.stats().expired).toBe(1);
@@ -204,7 +218,9 @@ describe('deadlines', () => {
     const connection = quietConnection();
     const channel = await rawChannel();
     const replies: unknown[] = [];
-    await channel.consume('amq.rabbitmq.reply-to', (message) => message !== null && replies.push(JSON.parse(message.content.toString())), { noAck: true });
+    await channel.consume('amq.rabbitmq.reply-to', (message) => message !== null && replies.push(JSON.parse(message.content.toString())), {
+      noAck: true,
+    });
     const sent = Date.now();
     const body = { method: 'deadline', params: [], deadline: sent - 3_600_000 + 5000 };
     channel.sendToQueue(`server_${server.serverId}_queue`, Buffer.from(JSON.stringify(body)), {
@@ -226,7 +242,10 @@ describe('deadlines', () => {
 describe('fast failure', () => {
   it('a call to a server id no queue serves fails in under 200 ms even with a 30 s timeout', async () => {
     const nobody = new QAMProxy({ serverId: uniqueName('nobody'), url, timeout: 30 });
-    await nobody.setTimeout(30)['add'](0, 0).catch(() => undefined);
+    await nobody
+      .setTimeout(30)
+      ['add'](0, 0)
+      .catch(() => undefined);
     const started = Date.now();
     await expect(nobody['add'](1, 2)).rejects.toMatchObject({ code: 'NO_ROUTE' });
     expect(Date.now() - started).toBeLessThan(200);
@@ -240,7 +259,10 @@ describe('fast failure', () => {
     const serverId = uniqueName('full');
     const connection = quietConnection();
     const channel = await rawChannel();
-    await channel.assertQueue(`server_${serverId}_queue`, { durable: true, arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' } });
+    await channel.assertQueue(`server_${serverId}_queue`, {
+      durable: true,
+      arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' },
+    });
     const caller = new QAMProxy({ serverId, connection, timeout: 30 });
     const started = Date.now();
     await expect(caller['add'](1, 2)).rejects.toMatchObject({ code: 'PUBLISH_FAILED' });

@@ -4,7 +4,15 @@
  */
 import * as net from 'node:net';
 import { once } from 'node:events';
-import { QAMConnection, QAMProxy, QAMServer, silentLogger, type ConnectionOptions, type QAMConnectFailedException, type QAMProxyOptions } from '../../lib/index.js';
+import {
+  QAMConnection,
+  QAMProxy,
+  QAMServer,
+  silentLogger,
+  type ConnectionOptions,
+  type QAMConnectFailedException,
+  type QAMProxyOptions,
+} from '../../lib/index.js';
 import { brokerUrl, rabbitmqctl, uniqueName } from '../support/broker.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
@@ -60,7 +68,8 @@ describe('a connection that cannot be made', () => {
     const port = await closedPort();
     const errors = await failures({ hostname: '127.0.0.1', port });
     expect(errors).toHaveLength(1 + replyKinds.length);
-    for (const error of errors) expect(error).toMatchObject({ name: 'QAMConnectFailedException', code: 'CONNECT_FAILED', reason: 'refused' });
+    for (const error of errors)
+      expect(error).toMatchObject({ name: 'QAMConnectFailedException', code: 'CONNECT_FAILED', reason: 'refused' });
   });
 
   it('is CONNECT_FAILED, reason unknown-host, for a host name that does not resolve', async () => {

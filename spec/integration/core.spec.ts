@@ -58,7 +58,10 @@ describe('awaited calls', () => {
     'answers my_instance.%s with method-not-found and runs nothing',
     async (name) => {
       const before = calculator.calls;
-      await expect(proxy.invoke(`my_instance.${name}`)).rejects.toMatchObject({ code: 'METHOD_NOT_FOUND', name: 'QAMMethodNotFoundException' });
+      await expect(proxy.invoke(`my_instance.${name}`)).rejects.toMatchObject({
+        code: 'METHOD_NOT_FOUND',
+        name: 'QAMMethodNotFoundException',
+      });
       expect(calculator.calls).toBe(before);
     },
   );
@@ -71,7 +74,10 @@ describe('awaited calls', () => {
 
   it('times out after setTimeout seconds with QAMTimeoutException', async () => {
     const started = Date.now();
-    const error = await proxy.setTimeout(0.2)['slow'](1000, 'late').catch((e: unknown) => e);
+    const error = await proxy
+      .setTimeout(0.2)
+      ['slow'](1000, 'late')
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(QAMTimeoutException);
     expect(error).toMatchObject({ code: 'TIMEOUT' });
     expect(Date.now() - started).toBeLessThan(900);
@@ -143,7 +149,14 @@ describe('errors from the remote function', () => {
     await server.serve();
     const proxy = new QAMProxy({ serverId: server.serverId, url, logger: silentLogger, errors: [InsufficientFunds, Overdrawn] });
     const error = await proxy['fails']().catch((e: unknown) => e);
-    expect(error).toMatchObject({ name: 'QAMRemoteException', remoteName: 'RangeError', message: 'too big', code: 'REMOTE_ERROR', remoteCode: 'E_RANGE', remoteStack: undefined });
+    expect(error).toMatchObject({
+      name: 'QAMRemoteException',
+      remoteName: 'RangeError',
+      message: 'too big',
+      code: 'REMOTE_ERROR',
+      remoteCode: 'E_RANGE',
+      remoteStack: undefined,
+    });
     expect((error as Error).cause).toMatchObject({ remoteName: 'Error', message: 'limit 10' });
     const custom = await proxy['withdraw']().catch((e: unknown) => e);
     expect(custom).toBeInstanceOf(Overdrawn);
@@ -165,11 +178,13 @@ describe('errors from the remote function', () => {
 
   it('turn a result that cannot be serialized into an error reply, not a timeout', async () => {
     const server = servers.create();
-    server.registerFunction(() => 10n, 'bigint').registerFunction(() => {
-      const cyclic: Record<string, unknown> = {};
-      cyclic['self'] = cyclic;
-      return cyclic;
-    }, 'cyclic');
+    server
+      .registerFunction(() => 10n, 'bigint')
+      .registerFunction(() => {
+        const cyclic: Record<string, unknown> = {};
+        cyclic['self'] = cyclic;
+        return cyclic;
+      }, 'cyclic');
     await server.serve();
     const proxy = new QAMProxy({ serverId: server.serverId, url, logger: silentLogger, timeout: 5 });
     await expect(proxy['bigint']()).rejects.toMatchObject({ code: 'SERIALIZATION_FAILED' });
@@ -222,7 +237,10 @@ describe('hostile input', () => {
     await server.serve();
     for (const serializer of ['json', 'superjson'] as const) {
       const proxy = new QAMProxy({ serverId: server.serverId, url, serializer, logger: silentLogger });
-      const hostile = JSON.parse('{"__proto__": {"polluted": true}, "constructor": {"prototype": {"polluted": true}}}') as Record<string, unknown>;
+      const hostile = JSON.parse('{"__proto__": {"polluted": true}, "constructor": {"prototype": {"polluted": true}}}') as Record<
+        string,
+        unknown
+      >;
       await proxy['inspect'](hostile).catch(() => undefined);
       expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
       expect(Object.prototype).not.toHaveProperty('polluted');
@@ -249,7 +267,10 @@ describe('hostile input', () => {
         return [...this.values()].reduce((sum, value) => sum + value, 0);
       }
     }
-    const store = new Store([['a', 1], ['b', 2]]);
+    const store = new Store([
+      ['a', 1],
+      ['b', 2],
+    ]);
     const server = servers.create();
     server.registerClass(store, 'store');
     await server.serve();
@@ -257,7 +278,10 @@ describe('hostile input', () => {
     await expect(proxy['store']['clear']()).rejects.toMatchObject({ code: 'METHOD_NOT_FOUND' });
     await expect(proxy['store']['set']('c', 3)).rejects.toMatchObject({ code: 'METHOD_NOT_FOUND' });
     await expect(proxy['store']['delete']('a')).rejects.toMatchObject({ code: 'METHOD_NOT_FOUND' });
-    expect([...store]).toEqual([['a', 1], ['b', 2]]);
+    expect([...store]).toEqual([
+      ['a', 1],
+      ['b', 2],
+    ]);
     await expect(proxy['store']['total']()).resolves.toBe(3);
     await proxy.close();
   });
@@ -322,7 +346,10 @@ describe('proxy lifecycle', () => {
   it('shares one connection between several servers and proxies, each on its own channels', async () => {
     const connection = quietConnection();
     const first = new QAMServer({ serverId: uniqueName('spec'), connection, logger: silentLogger }).registerFunction(() => 'first', 'who');
-    const second = new QAMServer({ serverId: uniqueName('spec'), connection, logger: silentLogger }).registerFunction(() => 'second', 'who');
+    const second = new QAMServer({ serverId: uniqueName('spec'), connection, logger: silentLogger }).registerFunction(
+      () => 'second',
+      'who',
+    );
     await Promise.all([first.serve(), second.serve()]);
     const a = new QAMProxy({ serverId: first.serverId, connection });
     const b = new QAMProxy({ serverId: second.serverId, connection });

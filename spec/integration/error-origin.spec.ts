@@ -25,10 +25,25 @@ class OutOfStock extends Error {
 
 const posers: Array<[string, () => unknown, string, string | undefined]> = [
   ['an error with the code of a timeout', () => Object.assign(new Error('late'), { code: 'TIMEOUT' }), 'Error', 'TIMEOUT'],
-  ['qam’s own not-found error, rethrown', () => new QAMMethodNotFoundException('no such'), 'QAMMethodNotFoundException', 'METHOD_NOT_FOUND'],
+  [
+    'qam’s own not-found error, rethrown',
+    () => new QAMMethodNotFoundException('no such'),
+    'QAMMethodNotFoundException',
+    'METHOD_NOT_FOUND',
+  ],
   ['qam’s own timeout error, rethrown', () => new QAMTimeoutException('late'), 'QAMTimeoutException', 'TIMEOUT'],
-  ['an error named as qam’s not-found, with its code', () => Object.assign(new Error('no such'), { name: 'QAMMethodNotFoundException', code: 'METHOD_NOT_FOUND' }), 'QAMMethodNotFoundException', 'METHOD_NOT_FOUND'],
-  ['an error that sets the server’s mark on itself', () => Object.assign(new Error('bad'), { name: 'QAMBadMessageException', code: 'BAD_MESSAGE', origin: 'server' }), 'QAMBadMessageException', 'BAD_MESSAGE'],
+  [
+    'an error named as qam’s not-found, with its code',
+    () => Object.assign(new Error('no such'), { name: 'QAMMethodNotFoundException', code: 'METHOD_NOT_FOUND' }),
+    'QAMMethodNotFoundException',
+    'METHOD_NOT_FOUND',
+  ],
+  [
+    'an error that sets the server’s mark on itself',
+    () => Object.assign(new Error('bad'), { name: 'QAMBadMessageException', code: 'BAD_MESSAGE', origin: 'server' }),
+    'QAMBadMessageException',
+    'BAD_MESSAGE',
+  ],
   ['an error with a code of its own', () => Object.assign(new Error('disk full'), { code: 'ENOSPC' }), 'Error', 'ENOSPC'],
   ['a plain object with a code', () => ({ code: 'TIMEOUT' }), 'Error', undefined],
 ];
@@ -49,7 +64,13 @@ describe('an error a function throws', () => {
     }, 'outOfStock');
     await server.serve();
     // Even listed in `errors`, qam's own classes are not rebuilt from what a function threw.
-    proxy = new QAMProxy({ serverId: server.serverId, url, logger: silentLogger, timeout: 10, errors: [QAMMethodNotFoundException, QAMTimeoutException, OutOfStock] });
+    proxy = new QAMProxy({
+      serverId: server.serverId,
+      url,
+      logger: silentLogger,
+      timeout: 10,
+      errors: [QAMMethodNotFoundException, QAMTimeoutException, OutOfStock],
+    });
   });
   afterAll(() => proxy.close());
 

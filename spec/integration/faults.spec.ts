@@ -28,7 +28,14 @@ async function slowServer(): Promise<QAMServer> {
 /** Calls until one succeeds, returning how long that took. */
 async function recoveryTime(call: () => Promise<unknown>, limitMs: number): Promise<number> {
   const started = Date.now();
-  await waitUntil(() => call().then(() => true, () => false), { timeoutMs: limitMs, intervalMs: 100, message: 'a call succeeding again' });
+  await waitUntil(
+    () =>
+      call().then(
+        () => true,
+        () => false,
+      ),
+    { timeoutMs: limitMs, intervalMs: 100, message: 'a call succeeding again' },
+  );
   return Date.now() - started;
 }
 
@@ -47,7 +54,9 @@ describe('connection loss under the proxy', () => {
     tcp.cutAll();
     const outcomes = await calls;
     expect(Date.now() - cut).toBeLessThan(1000);
-    expect(outcomes.every((outcome) => outcome.status === 'rejected' && (outcome.reason as { code?: string }).code === 'CONNECTION_LOST')).toBe(true);
+    expect(
+      outcomes.every((outcome) => outcome.status === 'rejected' && (outcome.reason as { code?: string }).code === 'CONNECTION_LOST'),
+    ).toBe(true);
     expect(proxy.getStats().pending).toBe(0);
     await expect(proxy['slow'](0, 'again')).resolves.toBe('again');
     expect(events).toEqual(['connect', 'disconnect', 'connect']);
@@ -96,14 +105,16 @@ describe('retries on timeout', () => {
   it('re-sends a bounded number of times, then gives up with TIMEOUT', async () => {
     let invocations = 0;
     const server = servers.create();
-    server.registerFunction(async () => {
-      invocations++;
-      if (invocations === 1) await delay(1000);
-      return invocations;
-    }, 'flaky').registerFunction(async () => {
-      await delay(1000);
-      return 'never in time';
-    }, 'hopeless');
+    server
+      .registerFunction(async () => {
+        invocations++;
+        if (invocations === 1) await delay(1000);
+        return invocations;
+      }, 'flaky')
+      .registerFunction(async () => {
+        await delay(1000);
+        return 'never in time';
+      }, 'hopeless');
     await server.serve();
     const proxy = new QAMProxy({ serverId: server.serverId, url, logger: silentLogger });
     await expect(proxy.setTimeout(0.3).retry(2)['flaky']()).resolves.toBe(2);
@@ -161,7 +172,8 @@ describe('connection loss under the server', () => {
       ]);
       await recoveryTime(() => native['ping'](), 40_000);
       await recoveryTime(() => qam['ping'](), 40_000);
-      for (const exchange of exchanges) expect(logger.lines.filter((line) => line.includes(`its exchange ${exchange} is gone`))).toHaveLength(1);
+      for (const exchange of exchanges)
+        expect(logger.lines.filter((line) => line.includes(`its exchange ${exchange} is gone`))).toHaveLength(1);
     } finally {
       await Promise.all([native.close(), qam.close()]);
     }
@@ -222,7 +234,9 @@ describe('stuck states', () => {
     const retried = [proxy.retry(1)['slow'](0, 1), proxy.retry(1)['slow'](0, 2)];
     const outcomes = await Promise.allSettled(retried);
     expect(outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'rejected']);
-    expect(outcomes.map((outcome) => (outcome.status === 'rejected' ? (outcome.reason as QAMException).code : undefined))).not.toContain('TIMEOUT');
+    expect(outcomes.map((outcome) => (outcome.status === 'rejected' ? (outcome.reason as QAMException).code : undefined))).not.toContain(
+      'TIMEOUT',
+    );
     tcp.refuse(false);
     await expect(proxy['slow'](0, 'back')).resolves.toBe('back');
     await proxy.close();

@@ -42,7 +42,10 @@ describe('forged replies', () => {
         sent++;
       }
       await channel.waitForConfirms();
-      await waitUntil(() => victim.getStats().droppedReplies >= sent - 1, { timeoutMs: 40_000, message: 'the forged replies reaching the victim' });
+      await waitUntil(() => victim.getStats().droppedReplies >= sent - 1, {
+        timeoutMs: 40_000,
+        message: 'the forged replies reaching the victim',
+      });
       await expect(real).resolves.toBe('real');
       await waitUntil(() => victim.getStats().droppedReplies >= sent, { timeoutMs: 40_000, message: 'every forged reply dropped' });
       expect(victim.getStats().droppedReplies).toBe(sent);
@@ -81,7 +84,10 @@ describe('forged replies', () => {
         });
       }
       await channel.waitForConfirms();
-      await waitUntil(() => victim.getStats().droppedReplies >= forged - 1, { timeoutMs: 40_000, message: 'the forged replies reaching the victim' });
+      await waitUntil(() => victim.getStats().droppedReplies >= forged - 1, {
+        timeoutMs: 40_000,
+        message: 'the forged replies reaching the victim',
+      });
       await expect(real).resolves.toBe('real');
       await waitUntil(() => victim.getStats().droppedReplies >= forged, { timeoutMs: 40_000, message: 'every forged reply dropped' });
       expect(victim.getStats().droppedReplies).toBe(forged);

@@ -50,7 +50,8 @@ function revoked(): object {
 function errorWithThrowingGetters(): Error {
   const error = new Error('ignored');
   // The stack first: once `name` throws, defining `stack` would format the old one and throw.
-  for (const key of ['stack', 'name', 'message', 'code', 'cause', 'args']) Object.defineProperty(error, key, { get: thrower, enumerable: true });
+  for (const key of ['stack', 'name', 'message', 'code', 'cause', 'args'])
+    Object.defineProperty(error, key, { get: thrower, enumerable: true });
   return error;
 }
 
@@ -79,13 +80,20 @@ const hostile: Array<[string, () => unknown, boolean]> = [
   ['an object without prototype', () => Object.create(null) as object, true],
   ['a symbol', () => Symbol('thrown'), false],
   ['an Error whose causes form a cycle', cyclicCauses, false],
-  ['an Error whose name and message cannot be printed', () => Object.assign(new Error('odd'), { name: Object.create(null) as object, message: Object.create(null) as object }), true],
+  [
+    'an Error whose name and message cannot be printed',
+    () => Object.assign(new Error('odd'), { name: Object.create(null) as object, message: Object.create(null) as object }),
+    true,
+  ],
 ];
 
 describe.each([
-  ['throws', (make: () => unknown) => () => {
-    throw make();
-  }],
+  [
+    'throws',
+    (make: () => unknown) => () => {
+      throw make();
+    },
+  ],
   ['rejects with', (make: () => unknown) => () => Promise.reject(make())],
 ])('a function that %s a hostile value', (_how, fail) => {
   it.each(hostile)('%s: the caller gets an error reply, the server serves on, the queue is empty', async (_label, make, unreadable) => {
@@ -123,11 +131,18 @@ async function expectNothingQueued(server: QAMServer): Promise<void> {
 
 describe('a worker-thread function that throws a hostile value', () => {
   it.each(['throwTrapped', 'throwGetters'])('%s: the caller gets the error its thread could read, not WORKER_CRASHED', async (name) => {
-    const server = servers.create({ threads: 1 }).registerWorkerFunction(new URL('../fixtures/hostile-work.mjs', import.meta.url), name, 'hostile');
+    const server = servers
+      .create({ threads: 1 })
+      .registerWorkerFunction(new URL('../fixtures/hostile-work.mjs', import.meta.url), name, 'hostile');
     await server.serve();
     const proxy = new QAMProxy({ serverId: server.serverId, url, logger: silentLogger, timeout: 10 });
     try {
-      await expect(proxy['hostile']()).rejects.toMatchObject({ name: 'QAMRemoteException', code: 'REMOTE_ERROR', remoteName: 'Error', remoteCode: undefined });
+      await expect(proxy['hostile']()).rejects.toMatchObject({
+        name: 'QAMRemoteException',
+        code: 'REMOTE_ERROR',
+        remoteName: 'Error',
+        remoteCode: undefined,
+      });
     } finally {
       await proxy.close();
     }

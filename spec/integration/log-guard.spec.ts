@@ -19,7 +19,9 @@ async function callRaw(serverId: string, methods: string[]): Promise<Array<{ err
   opened.push(connection);
   const channel = await connection.createChannel();
   const replies: Array<{ error: { code: string; message: string } }> = [];
-  await channel.consume('amq.rabbitmq.reply-to', (message) => message !== null && replies.push(JSON.parse(message.content.toString())), { noAck: true });
+  await channel.consume('amq.rabbitmq.reply-to', (message) => message !== null && replies.push(JSON.parse(message.content.toString())), {
+    noAck: true,
+  });
   for (const method of methods) {
     channel.sendToQueue(`server_${serverId}_queue`, Buffer.from(JSON.stringify({ method, params: [] })), {
       replyTo: 'amq.rabbitmq.reply-to',
@@ -41,7 +43,7 @@ describe('log lines about requests', () => {
     expect(reply?.error.code).toBe('METHOD_NOT_FOUND');
     const refusal = logger.lines.filter((line) => line.includes('refused a request'));
     expect(refusal).toEqual([expect.stringContaining("'nosuch\\nqam: server ready, admin password reset\\r\\n\\u001b[2K'")]);
-    expect(logger.lines.every((line) => !/[\n\r\u001b]/.test(line))).toBe(true);
+    expect(logger.lines.every((line) => !line.includes('\n') && !line.includes('\r') && !line.includes('\u001b'))).toBe(true);
   });
 
   it('cap a 100,000-character method name, in the log and in the error reply', async () => {

@@ -60,7 +60,9 @@ describe('a request whose reply the broker refuses', () => {
 
     await publishRequest(server.serverId, 'target', [], replyTo);
     await waitUntil(() => counts.runs >= 1, { message: 'the request running' });
-    await expect(Promise.all(Array.from({ length: 20 }, (_, i) => proxy.echo(i)))).resolves.toEqual(Array.from({ length: 20 }, (_, i) => i));
+    await expect(Promise.all(Array.from({ length: 20 }, (_, i) => proxy.echo(i)))).resolves.toEqual(
+      Array.from({ length: 20 }, (_, i) => i),
+    );
     await waitUntil(async () => (await queueMessageCount(queue)) === 0, { message: 'the request leaving the queue' });
     // Looping, the request ran about 50 times a second.
     await delay(2000);
@@ -98,7 +100,10 @@ describe('a request whose reply the broker refuses', () => {
     // All 51 replies are published in one turn, the hostile one in the middle.
     released = true;
     for (const release of waiting.splice(0)) release();
-    await expect(Promise.all([...before, ...after])).resolves.toEqual([...Array.from({ length: 25 }, (_, i) => i), ...Array.from({ length: 25 }, (_, i) => 100 + i)]);
+    await expect(Promise.all([...before, ...after])).resolves.toEqual([
+      ...Array.from({ length: 25 }, (_, i) => i),
+      ...Array.from({ length: 25 }, (_, i) => 100 + i),
+    ]);
     await waitUntil(async () => (await queueMessageCount(`server_${server.serverId}_queue`)) === 0, { message: 'the queue empty' });
     await delay(1000);
     expect(runs.get(-1)).toBe(1);
@@ -108,7 +113,13 @@ describe('a request whose reply the broker refuses', () => {
     const { server, logger, counts, proxy, queue } = await countingServer();
     // (The bare 'amq.rabbitmq.reply-to' never arrives: the broker refuses to publish it from a
     // channel that does not consume its replies, and rewrites it from one that does.)
-    const hostile = ['amq.rabbitmq.reply-to.', 'amq.rabbitmq.reply-to.AAAA BBBB', 'amq.rabbitmq.reply-to.AAAA\nqam: forged line', `amq.rabbitmq.reply-to.${'A'.repeat(200)}!`, 'server_other_ex'];
+    const hostile = [
+      'amq.rabbitmq.reply-to.',
+      'amq.rabbitmq.reply-to.AAAA BBBB',
+      'amq.rabbitmq.reply-to.AAAA\nqam: forged line',
+      `amq.rabbitmq.reply-to.${'A'.repeat(200)}!`,
+      'server_other_ex',
+    ];
     for (const replyTo of hostile) await publishRequest(server.serverId, 'target', [], replyTo);
     await waitUntil(async () => (await queueMessageCount(queue)) === 0, { message: 'the requests leaving the queue' });
     await expect(proxy.echo(3)).resolves.toBe(3);

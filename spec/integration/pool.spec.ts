@@ -59,7 +59,11 @@ describe('worker threads', () => {
 
   it('structured-clone the params: a Date or a Map sent with superjson arrives as one on the thread', async () => {
     const typed = proxyFor(server.serverId, { serializer: 'superjson' });
-    await expect(typed.echo({ list: [1, { nested: 'yes' }] })).resolves.toEqual({ value: { list: [1, { nested: 'yes' }] }, isDate: false, isMap: false });
+    await expect(typed.echo({ list: [1, { nested: 'yes' }] })).resolves.toEqual({
+      value: { list: [1, { nested: 'yes' }] },
+      isDate: false,
+      isMap: false,
+    });
     await expect(typed.echo(new Date(0))).resolves.toMatchObject({ isDate: true, isMap: false });
     await expect(typed.echo(new Map([['a', 1]]))).resolves.toMatchObject({ isDate: false, isMap: true });
   });
@@ -72,14 +76,24 @@ describe('worker threads', () => {
   it('answer with the thrown error’s name, message, code and cause, and go on serving', async () => {
     const error = await proxy.withdraw(100).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(QAMRemoteException);
-    expect(error).toMatchObject({ remoteName: 'InsufficientFunds', message: 'cannot withdraw 100', code: 'REMOTE_ERROR', remoteCode: 'E_FUNDS' });
+    expect(error).toMatchObject({
+      remoteName: 'InsufficientFunds',
+      message: 'cannot withdraw 100',
+      code: 'REMOTE_ERROR',
+      remoteCode: 'E_FUNDS',
+    });
     expect((error as Error).cause).toMatchObject({ remoteName: 'RangeError', message: 'limit 10' });
     await expect(proxy.fib(10)).resolves.toBe(55);
   });
 
   it('fail only the call whose thread died, with WORKER_CRASHED; new threads serve the next calls', async () => {
     const beside = proxy.busy(300);
-    for (const code of [1, 2, 3]) await expect(proxy.crash(code)).rejects.toMatchObject({ name: 'QAMRemoteException', code: 'REMOTE_ERROR', remoteCode: 'WORKER_CRASHED' });
+    for (const code of [1, 2, 3])
+      await expect(proxy.crash(code)).rejects.toMatchObject({
+        name: 'QAMRemoteException',
+        code: 'REMOTE_ERROR',
+        remoteCode: 'WORKER_CRASHED',
+      });
     await expect(beside).resolves.toMatchObject({ rounds: expect.any(Number) });
     const results = await Promise.all(Array.from({ length: 4 }, () => proxy.busy(50)));
     expect(new Set(results.map((result) => result.threadId)).size).toBe(2);
@@ -157,8 +171,14 @@ describe('a poison message', () => {
     opened.push(connection);
     const channel = await connection.createChannel();
     const replies: unknown[] = [];
-    await channel.consume('amq.rabbitmq.reply-to', (message) => message !== null && replies.push(JSON.parse(message.content.toString())), { noAck: true });
-    channel.sendToQueue(`server_${server.serverId}_queue`, body, { contentType, replyTo: 'amq.rabbitmq.reply-to', correlationId: 'poison' });
+    await channel.consume('amq.rabbitmq.reply-to', (message) => message !== null && replies.push(JSON.parse(message.content.toString())), {
+      noAck: true,
+    });
+    channel.sendToQueue(`server_${server.serverId}_queue`, body, {
+      contentType,
+      replyTo: 'amq.rabbitmq.reply-to',
+      correlationId: 'poison',
+    });
     await waitUntil(() => replies.length > 0, { message: 'the error reply' });
     await delay(300);
     expect(replies).toEqual([{ error: expect.objectContaining({ code: 'BAD_MESSAGE' }) }]);

@@ -106,7 +106,12 @@ describe('a soak of 100,000 calls through one proxy and one server', () => {
   it('keeps the heap flat', async () => {
     const server = servers.create({ workers: 64 }).registerFunction((x: number, y: number) => x + y, 'add');
     await server.serve();
-    const proxy = new QAMProxy<{ add(x: number, y: number): number }>({ serverId: server.serverId, url, logger: silentLogger, timeout: 30 });
+    const proxy = new QAMProxy<{ add(x: number, y: number): number }>({
+      serverId: server.serverId,
+      url,
+      logger: silentLogger,
+      timeout: 30,
+    });
     proxies.push(proxy);
     const batch = 1000;
     const run = async (calls: number): Promise<void> => {

@@ -6,14 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as amqp from 'amqplib';
 import type { ConsumeMessage } from 'amqplib';
-import {
-  QAMMethodNotFoundException,
-  QAMProxy,
-  QAMRemoteException,
-  QAMServer,
-  silentLogger,
-  type WireProtocol,
-} from '../../lib/index.js';
+import { QAMMethodNotFoundException, QAMProxy, QAMRemoteException, QAMServer, silentLogger, type WireProtocol } from '../../lib/index.js';
 import { brokerUrl, listQueueInfo, listQueues, listExchanges, rabbitmqctl, uniqueName, waitUntil } from '../support/broker.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { QamPeer, peerCleanup, type PeerLine } from './peer.js';
@@ -67,7 +60,8 @@ async function publishRaw(exchange: string, routingKey: string, bodies: Buffer[]
   const connection = await amqp.connect(url);
   try {
     const channel = await connection.createConfirmChannel();
-    for (const body of bodies) channel.publish(exchange, routingKey, body, { persistent: true, contentType: 'application/json', contentEncoding: 'utf-8' });
+    for (const body of bodies)
+      channel.publish(exchange, routingKey, body, { persistent: true, contentType: 'application/json', contentEncoding: 'utf-8' });
     await channel.waitForConfirms();
   } finally {
     await connection.close();
@@ -151,7 +145,14 @@ describe('a TypeScript QAM proxy calling the Python QAM peer server', () => {
 
   it('keeps a call waiting across a reconnect: its reply waits in the durable reply queue', async () => {
     const tcp = await TcpProxy.start();
-    const cut = new QAMProxy({ url: tcp.url(), serverId, protocol: 'qam', timeout: 5, reconnectDelay: { min: 0.05, max: 0.2 }, logger: silentLogger });
+    const cut = new QAMProxy({
+      url: tcp.url(),
+      serverId,
+      protocol: 'qam',
+      timeout: 5,
+      reconnectDelay: { min: 0.05, max: 0.2 },
+      logger: silentLogger,
+    });
     try {
       await expect(cut.add(1, 1)).resolves.toBe(2);
       const call = cut.slow(0.8, 'kept');
@@ -209,7 +210,13 @@ describe('the Python QAM peer proxy calling a TypeScript QAMServer with protocol
     const line = await call('add', [2, 3]);
     expect(line).toMatchObject({ ok: true, result: 5 });
     expect(line.reply).toEqual({ id: expect.any(Number), result: 5, exception: false, internal_exception: -1 });
-    expect(line.properties).toEqual({ delivery_mode: 2, content_type: 'application/json', content_encoding: 'utf-8', correlation_id: null, reply_to: null });
+    expect(line.properties).toEqual({
+      delivery_mode: 2,
+      content_type: 'application/json',
+      content_encoding: 'utf-8',
+      correlation_id: null,
+      reply_to: null,
+    });
     expect(line.problems).toBeUndefined();
     expect(await call('echo', [null])).toMatchObject({ ok: true, result: null });
   });
@@ -278,7 +285,11 @@ describe('the Python QAM peer proxy calling a TypeScript QAMServer with protocol
     }
     expect(await call('add', [1, 2])).toMatchObject({ ok: true, result: 3 });
     await waitUntil(() => server!.stats().failed === failed + 7, { message: 'seven refused requests' });
-    expect(peer!.lines().filter((line) => line.unmatched === true && typeof line.reply?.['id'] === 'number' && (line.reply['id'] as number) > 2 ** 52)).toEqual([]);
+    expect(
+      peer!
+        .lines()
+        .filter((line) => line.unmatched === true && typeof line.reply?.['id'] === 'number' && (line.reply['id'] as number) > 2 ** 52),
+    ).toEqual([]);
   });
 });
 
@@ -329,13 +340,17 @@ describe('one QAMServer serving both protocols', () => {
 
 /** `rabbitmqctl list_queues` flags and arguments of one queue. */
 async function queueFlags(name: string): Promise<Record<string, unknown> | undefined> {
-  const rows = JSON.parse(await rabbitmqctl('list_queues', 'name', 'durable', 'auto_delete', 'exclusive', 'arguments', '--formatter', 'json', '--quiet')) as Record<string, unknown>[];
+  const rows = JSON.parse(
+    await rabbitmqctl('list_queues', 'name', 'durable', 'auto_delete', 'exclusive', 'arguments', '--formatter', 'json', '--quiet'),
+  ) as Record<string, unknown>[];
   return rows.find((row) => row['name'] === name);
 }
 
 /** `rabbitmqctl list_exchanges` type and flags of the named exchanges. */
 async function exchangeFlags(wanted: string[]): Promise<Record<string, unknown>[]> {
-  const rows = JSON.parse(await rabbitmqctl('list_exchanges', 'name', 'type', 'durable', 'auto_delete', '--formatter', 'json', '--quiet')) as Record<string, unknown>[];
+  const rows = JSON.parse(
+    await rabbitmqctl('list_exchanges', 'name', 'type', 'durable', 'auto_delete', '--formatter', 'json', '--quiet'),
+  ) as Record<string, unknown>[];
   return rows.filter((row) => wanted.includes(String(row['name'])));
 }
 
@@ -369,13 +384,17 @@ describe('the QAM proxy on the wire', () => {
       channel.publish(server.replyExchange, clientKey(clientId), Buffer.from(JSON.stringify(stale)), { persistent: true });
 
       const requests: ConsumeMessage[] = [];
-      await channel.consume(queue, (message) => {
-        if (message === null) return;
-        requests.push(message);
-        const body = JSON.parse(message.content.toString()) as { id: number; routing_key: string; method_name: string };
-        const reply = { id: body.id, result: `answer to ${body.method_name}`, exception: false, internal_exception: -1 };
-        channel.publish(server.replyExchange, body.routing_key, Buffer.from(JSON.stringify(reply)), { persistent: true });
-      }, { noAck: true });
+      await channel.consume(
+        queue,
+        (message) => {
+          if (message === null) return;
+          requests.push(message);
+          const body = JSON.parse(message.content.toString()) as { id: number; routing_key: string; method_name: string };
+          const reply = { id: body.id, result: `answer to ${body.method_name}`, exception: false, internal_exception: -1 };
+          channel.publish(server.replyExchange, body.routing_key, Buffer.from(JSON.stringify(reply)), { persistent: true });
+        },
+        { noAck: true },
+      );
 
       const proxy = new QAMProxy({ url, serverId, protocol: 'qam', clientId, timeout: 5, logger: silentLogger });
       try {
@@ -397,10 +416,15 @@ describe('the QAM proxy on the wire', () => {
           expect(message.properties.replyTo).toBeUndefined();
         }
 
-        const [queueRow, exchangeRows] = await Promise.all([queueFlags(clientQueue(clientId)), exchangeFlags([server.exchange, server.replyExchange])]);
+        const [queueRow, exchangeRows] = await Promise.all([
+          queueFlags(clientQueue(clientId)),
+          exchangeFlags([server.exchange, server.replyExchange]),
+        ]);
         expect(queueRow).toEqual({ name: clientQueue(clientId), durable: true, auto_delete: false, exclusive: false, arguments: [] });
         expect(exchangeRows).toEqual(
-          expect.arrayContaining([server.exchange, server.replyExchange].map((name) => ({ name, type: 'direct', durable: true, auto_delete: false }))),
+          expect.arrayContaining(
+            [server.exchange, server.replyExchange].map((name) => ({ name, type: 'direct', durable: true, auto_delete: false })),
+          ),
         );
         expect(exchangeRows).toHaveLength(2);
       } finally {
@@ -427,7 +451,13 @@ describe('the QAM proxy on the wire', () => {
       expect(bound).toHaveLength(1);
       const replyQueue = String(bound[0]?.['destination_name']);
       expect(replyQueue).toMatch(/^qam_[0-9a-f-]{36}_client_queue$/);
-      expect(await queueFlags(replyQueue)).toEqual({ name: replyQueue, durable: true, auto_delete: false, exclusive: false, arguments: [['x-expires', 'signedint', 3_600_000]] });
+      expect(await queueFlags(replyQueue)).toEqual({
+        name: replyQueue,
+        durable: true,
+        auto_delete: false,
+        exclusive: false,
+        arguments: [['x-expires', 'signedint', 3_600_000]],
+      });
       await proxy.close();
       expect(await listQueues()).not.toContain(replyQueue);
     } finally {

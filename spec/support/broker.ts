@@ -15,8 +15,7 @@ export const BROKER_PORT = 5672;
 /** `amqp://guest:guest@127.0.0.1:5672/<vhost>` with the vhost URL-encoded ('/' becomes `%2F`). */
 export function brokerUrl(vhost = '/', user = 'guest', password = 'guest'): string {
   return (
-    `amqp://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${BROKER_HOST}:${BROKER_PORT}` +
-    `/${encodeURIComponent(vhost)}`
+    `amqp://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${BROKER_HOST}:${BROKER_PORT}` + `/${encodeURIComponent(vhost)}`
   );
 }
 
@@ -45,27 +44,22 @@ export async function waitUntil<T>(
 /** Runs `rabbitmqctl ...args`; resolves with stdout, rejects with an Error carrying stderr. */
 export function rabbitmqctl(...args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(
-      'rabbitmqctl',
-      args,
-      { timeout: 60_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
-      (error, stdout, stderr) => {
-        if (error) {
-          const detail = (stderr || '').trim() || (stdout || '').trim() || error.message;
-          const err = new Error(`rabbitmqctl ${args.join(' ')} failed: ${detail}`) as Error & {
-            stderr?: string;
-            stdout?: string;
-            code?: unknown;
-          };
-          err.stderr = stderr;
-          err.stdout = stdout;
-          err.code = (error as NodeJS.ErrnoException).code;
-          reject(err);
-          return;
-        }
-        resolve(stdout);
-      },
-    );
+    execFile('rabbitmqctl', args, { timeout: 60_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' }, (error, stdout, stderr) => {
+      if (error) {
+        const detail = (stderr || '').trim() || (stdout || '').trim() || error.message;
+        const err = new Error(`rabbitmqctl ${args.join(' ')} failed: ${detail}`) as Error & {
+          stderr?: string;
+          stdout?: string;
+          code?: unknown;
+        };
+        err.stderr = stderr;
+        err.stdout = stdout;
+        err.code = (error as NodeJS.ErrnoException).code;
+        reject(err);
+        return;
+      }
+      resolve(stdout);
+    });
   });
 }
 
@@ -92,16 +86,7 @@ export interface QueueInfo {
 
 /** Every queue of `vhost`, with message and consumer counts. */
 export async function listQueueInfo(vhost = '/'): Promise<QueueInfo[]> {
-  const rows = await listJson([
-    'list_queues',
-    '-p',
-    vhost,
-    'name',
-    'messages',
-    'messages_ready',
-    'messages_unacknowledged',
-    'consumers',
-  ]);
+  const rows = await listJson(['list_queues', '-p', vhost, 'name', 'messages', 'messages_ready', 'messages_unacknowledged', 'consumers']);
   const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0) || 0);
   return rows.map((row) => ({
     name: String(row['name']),
@@ -267,12 +252,7 @@ export interface TempUser {
 }
 
 /** Creates a user with `perms` on `vhost` (no tags). */
-export async function createUser(
-  name: string,
-  password: string,
-  vhost: string,
-  perms: Permissions,
-): Promise<TempUser> {
+export async function createUser(name: string, password: string, vhost: string, perms: Permissions): Promise<TempUser> {
   await rabbitmqctl('add_user', name, password);
   let removed = false;
   const remove = async (): Promise<void> => {
@@ -523,10 +503,7 @@ export async function listConnections(): Promise<BrokerConnectionInfo[]> {
  * client sees connection.close 320 CONNECTION_FORCED with `reason`. Resolves with how many
  * connections were closed. Connections that vanish meanwhile are skipped.
  */
-export async function closeConnections(
-  match: (info: BrokerConnectionInfo) => boolean,
-  reason = 'closed by test',
-): Promise<number> {
+export async function closeConnections(match: (info: BrokerConnectionInfo) => boolean, reason = 'closed by test'): Promise<number> {
   const targets = (await listConnections()).filter((info) => match(info));
   const results = await Promise.allSettled(targets.map((t) => rabbitmqctl('close_connection', t.pid, reason)));
   return results.filter((r) => r.status === 'fulfilled').length;

@@ -117,7 +117,18 @@ export function registerFuzzApi<S extends QAMServer<object>>(server: S, tally: T
   return server;
 }
 
-const guarded = [Object.prototype, Array.prototype, Function.prototype, String.prototype, Number.prototype, Boolean.prototype, Promise.prototype, Error.prototype, Map.prototype, Set.prototype];
+const guarded = [
+  Object.prototype,
+  Array.prototype,
+  Function.prototype,
+  String.prototype,
+  Number.prototype,
+  Boolean.prototype,
+  Promise.prototype,
+  Error.prototype,
+  Map.prototype,
+  Set.prototype,
+];
 
 /** The own keys of the built-in prototypes, to compare before and after a run. */
 export function prototypeKeys(): string[] {

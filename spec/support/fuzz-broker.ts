@@ -186,7 +186,10 @@ export async function fuzzServer(options: ServerFuzzOptions): Promise<ServerFuzz
     if (figures.problems.length < 20) figures.problems.push(text.slice(0, 500));
   };
 
-  const server = registerFuzzApi(new QAMServer({ serverId, url, protocol: ['native', 'qam'], maxMessageBytes: fuzzMaxBytes, logger }), tally);
+  const server = registerFuzzApi(
+    new QAMServer({ serverId, url, protocol: ['native', 'qam'], maxMessageBytes: fuzzMaxBytes, logger }),
+    tally,
+  );
   server.connection.on('disconnect', () => figures.serverConnectionLosses++);
   const connection = await amqp.connect(url);
   connection.on('error', () => undefined);
@@ -217,7 +220,12 @@ export async function fuzzServer(options: ServerFuzzOptions): Promise<ServerFuzz
     const has = (key: string): boolean => record !== undefined && Object.prototype.hasOwnProperty.call(record, key);
     let result: unknown;
     if (sent.route === 'qam') {
-      if (!has('id') || typeof record?.['exception'] !== 'boolean' || !Number.isInteger(record['internal_exception']) || contentType !== 'application/json') {
+      if (
+        !has('id') ||
+        typeof record?.['exception'] !== 'boolean' ||
+        !Number.isInteger(record['internal_exception']) ||
+        contentType !== 'application/json'
+      ) {
         figures.malformed++;
         problem(`malformed QAM reply to ${sent.where}: ${show(body)}`);
         return;
@@ -326,7 +334,14 @@ export async function fuzzServer(options: ServerFuzzOptions): Promise<ServerFuzz
         figures.byOrigin[request.origin]++;
         const where = `seed ${batchSeed} #${index}`;
         let expectation = expectReply(request, qamRoutingKey);
-        const route = request.protocol === 'qam' ? 'qam' : request.properties.replyTo.kind === 'direct' ? 'direct' : request.properties.replyTo.kind === 'callme' ? 'callme' : undefined;
+        const route =
+          request.protocol === 'qam'
+            ? 'qam'
+            : request.properties.replyTo.kind === 'direct'
+              ? 'direct'
+              : request.properties.replyTo.kind === 'callme'
+                ? 'callme'
+                : undefined;
         const sent: Sent = {
           protocol: request.protocol,
           origin: request.origin,
@@ -339,7 +354,11 @@ export async function fuzzServer(options: ServerFuzzOptions): Promise<ServerFuzz
           channel: undefined,
           ambiguous: false,
         };
-        const { exchange, routingKey, properties } = publication(request, { serverId, callmeExchange, correlationId: `${batchSeed}.${index}|` });
+        const { exchange, routingKey, properties } = publication(request, {
+          serverId,
+          callmeExchange,
+          correlationId: `${batchSeed}.${index}|`,
+        });
         if (properties.correlationId !== undefined) byCorrelation.set(properties.correlationId as string, sent);
         else if (request.protocol === 'native') {
           sent.ambiguous = true;
@@ -395,14 +414,19 @@ export async function fuzzServer(options: ServerFuzzOptions): Promise<ServerFuzz
     await server.close({ deleteQueue: true });
     // The server deletes its names only while connected, which a run that broke it may not be.
     await deleteQueues([`server_${serverId}_queue`, `${serverId}_server_queue`, qamQueue, callmeQueue]).catch(() => undefined);
-    await deleteExchanges([`server_${serverId}_ex`, `${serverId}_server_exchange`, `${serverId}_client_exchange`, callmeExchange]).catch(() => undefined);
+    await deleteExchanges([`server_${serverId}_ex`, `${serverId}_server_exchange`, `${serverId}_client_exchange`, callmeExchange]).catch(
+      () => undefined,
+    );
     figures.durationMs = Date.now() - started;
   }
   return figures;
 }
 
 /** Where and how a fuzzed request is published; its correlation id gets `prefix` to be told apart. */
-function publication(request: FuzzRequest, names: { serverId: string; callmeExchange: string; correlationId: string }): { exchange: string; routingKey: string; properties: Options.Publish } {
+function publication(
+  request: FuzzRequest,
+  names: { serverId: string; callmeExchange: string; correlationId: string },
+): { exchange: string; routingKey: string; properties: Options.Publish } {
   const { replyTo, correlationId, ...rest } = request.properties;
   const properties: Options.Publish = { ...rest };
   if (correlationId !== undefined) properties.correlationId = truncateBytes(names.correlationId + correlationId, maxShortString);
@@ -425,7 +449,9 @@ function publication(request: FuzzRequest, names: { serverId: string; callmeExch
       ? { exchange: `${names.serverId}_server_exchange`, routingKey: `${names.serverId}_server_routing_key`, properties }
       : { exchange: '', routingKey: `${names.serverId}_server_queue`, properties };
   }
-  return viaExchange ? { exchange: `server_${names.serverId}_ex`, routingKey: names.serverId, properties } : { exchange: '', routingKey: `server_${names.serverId}_queue`, properties };
+  return viaExchange
+    ? { exchange: `server_${names.serverId}_ex`, routingKey: names.serverId, properties }
+    : { exchange: '', routingKey: `server_${names.serverId}_queue`, properties };
 }
 
 /** The method a JSON request names, when the oracle can read it without superjson. */
@@ -435,7 +461,10 @@ function methodOf(request: FuzzRequest): string | undefined {
   try {
     const value: unknown = JSON.parse(request.body.toString('utf8'));
     const key = request.protocol === 'qam' ? 'method_name' : 'method';
-    const method = typeof value === 'object' && value !== null && Object.prototype.hasOwnProperty.call(value, key) ? (value as Record<string, unknown>)[key] : undefined;
+    const method =
+      typeof value === 'object' && value !== null && Object.prototype.hasOwnProperty.call(value, key)
+        ? (value as Record<string, unknown>)[key]
+        : undefined;
     return typeof method === 'string' ? method : undefined;
   } catch {
     return undefined;
@@ -514,13 +543,32 @@ export async function fuzzProxy(options: ProxyFuzzOptions): Promise<ProxyFuzzFig
   const protocol = transport === 'qam' ? 'qam' : 'native';
   const prototypesBefore = prototypeKeys();
   const logger = countingLogger();
-  const figures: ProxyFuzzFigures = { transport, seed, calls: 0, values: 0, errors: 0, followUps: 0, wrongOutcome: 0, hangs: 0, alive: undefined, pollution: [], logged: logger.counts, durationMs: 0, problems: [] };
+  const figures: ProxyFuzzFigures = {
+    transport,
+    seed,
+    calls: 0,
+    values: 0,
+    errors: 0,
+    followUps: 0,
+    wrongOutcome: 0,
+    hangs: 0,
+    alive: undefined,
+    pollution: [],
+    logged: logger.counts,
+    durationMs: 0,
+    problems: [],
+  };
   const problem = (text: string): void => {
     if (figures.problems.length < 20) figures.problems.push(text.slice(0, 500));
   };
   const names =
     transport === 'qam'
-      ? { exchange: `${serverId}_server_exchange`, queue: `${serverId}_server_queue`, routingKey: `${serverId}_server_routing_key`, durable: true }
+      ? {
+          exchange: `${serverId}_server_exchange`,
+          queue: `${serverId}_server_queue`,
+          routingKey: `${serverId}_server_routing_key`,
+          durable: true,
+        }
       : { exchange: `server_${serverId}_ex`, queue: `server_${serverId}_queue`, routingKey: serverId, durable: false };
   const replyExchange = `${serverId}_client_exchange`;
 
@@ -534,7 +582,16 @@ export async function fuzzProxy(options: ProxyFuzzOptions): Promise<ProxyFuzzFig
   connection.on('error', () => undefined);
   const channel = await connection.createChannel();
   channel.on('error', (error: Error) => problem(`the broker closed the replying channel: ${error.message}`));
-  const proxy = new QAMProxy({ serverId, url, timeout: proxyTimeout, errors: [FuzzError], maxMessageBytes: fuzzMaxBytes, logger, protocol, ...(transport === 'callme' ? { replies: 'callme' as const } : {}) });
+  const proxy = new QAMProxy({
+    serverId,
+    url,
+    timeout: proxyTimeout,
+    errors: [FuzzError],
+    maxMessageBytes: fuzzMaxBytes,
+    logger,
+    protocol,
+    ...(transport === 'callme' ? { replies: 'callme' as const } : {}),
+  });
 
   const answer = (message: ConsumeMessage | null): void => {
     if (message === null) return;
@@ -572,8 +629,15 @@ export async function fuzzProxy(options: ProxyFuzzOptions): Promise<ProxyFuzzFig
         publish(reply.body, properties);
       }
     }
-    if (transport === 'qam') publish(Buffer.from(JSON.stringify({ id: request.id, result: followUp, exception: false, internal_exception: -1 })), { contentType: 'application/json' });
-    else publish(Buffer.from(JSON.stringify({ result: followUp })), { contentType: 'application/json', ...(correlationId === undefined ? {} : { correlationId }) });
+    if (transport === 'qam')
+      publish(Buffer.from(JSON.stringify({ id: request.id, result: followUp, exception: false, internal_exception: -1 })), {
+        contentType: 'application/json',
+      });
+    else
+      publish(Buffer.from(JSON.stringify({ result: followUp })), {
+        contentType: 'application/json',
+        ...(correlationId === undefined ? {} : { correlationId }),
+      });
   };
 
   try {
@@ -657,7 +721,10 @@ function namesItsCall(transport: ProxyTransport, reply: FuzzReply, body: Buffer,
   if (body.length > fuzzMaxBytes) return false;
   try {
     const value: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
-    const id = typeof value === 'object' && value !== null && !Array.isArray(value) && Object.prototype.hasOwnProperty.call(value, 'id') ? (value as { id: unknown }).id : undefined;
+    const id =
+      typeof value === 'object' && value !== null && !Array.isArray(value) && Object.prototype.hasOwnProperty.call(value, 'id')
+        ? (value as { id: unknown }).id
+        : undefined;
     return Number.isSafeInteger(id) && String(id) === callId;
   } catch {
     return false;

@@ -18,7 +18,6 @@ export const fuzzMaxBytes = 16 * 1024;
 /** An expiration at least this long (ms) outlasts any fuzz run: the request must be answered. */
 export const longExpiration = 3_600_000;
 
-
 /** Where a native request asks for its reply, before the harness names it. */
 export type ReplyAddress =
   /** RabbitMQ's direct reply-to, on the channel that publishes */
@@ -65,7 +64,17 @@ export interface FuzzRequest {
 }
 
 /** The registered API the fuzzed servers serve (see fuzz-api.ts): method paths that may run. */
-export const registeredPaths = ['echo', 'add', 'throws', 'later', 'whoami', 'calc.mul', 'calc.echo', 'calc.fail', 'calc.base_method'] as const;
+export const registeredPaths = [
+  'echo',
+  'add',
+  'throws',
+  'later',
+  'whoami',
+  'calc.mul',
+  'calc.echo',
+  'calc.fail',
+  'calc.base_method',
+] as const;
 
 /**
  * Paths that reach something that is not registered: JavaScript's own members at every level, the
@@ -111,11 +120,53 @@ export const forbiddenPaths = [
   'echo ',
 ];
 
-const hostileKeys = ['__proto__', 'constructor', 'prototype', 'then', 'toString', 'valueOf', 'method', 'params', 'deadline', 'id', 'routing_key', 'method_name', 'result', 'error', 'json', 'meta'];
+const hostileKeys = [
+  '__proto__',
+  'constructor',
+  'prototype',
+  'then',
+  'toString',
+  'valueOf',
+  'method',
+  'params',
+  'deadline',
+  'id',
+  'routing_key',
+  'method_name',
+  'result',
+  'error',
+  'json',
+  'meta',
+];
 
 /** Byte strings that break parsers: structure, numbers at the edges, escapes, invalid UTF-8, pollution. */
 const tokens: Buffer[] = [
-  ...['{', '}', '[', ']', '"', '\\', ',', ':', 'null', 'true', 'false', '1e999', '-0', '9007199254740993', '1.5', '-1', '"\\u0000"', '"\\ud800"', '"__proto__"', '{"__proto__":{"polluted":1}}', '{"constructor":{"prototype":{"polluted":1}}}', ' ', '\n', '\u2028'].map((text) => Buffer.from(text)),
+  ...[
+    '{',
+    '}',
+    '[',
+    ']',
+    '"',
+    '\\',
+    ',',
+    ':',
+    'null',
+    'true',
+    'false',
+    '1e999',
+    '-0',
+    '9007199254740993',
+    '1.5',
+    '-1',
+    '"\\u0000"',
+    '"\\ud800"',
+    '"__proto__"',
+    '{"__proto__":{"polluted":1}}',
+    '{"constructor":{"prototype":{"polluted":1}}}',
+    ' ',
+    '\n',
+    '\u2028',
+  ].map((text) => Buffer.from(text)),
   Buffer.from([0xff]),
   Buffer.from([0xc0, 0x80]),
   Buffer.from([0xed, 0xa0, 0x80]),
@@ -129,14 +180,21 @@ const methodArb: fc.Arbitrary<string> = fc.oneof(
   { weight: 6, arbitrary: fc.constantFrom(...registeredPaths) },
   { weight: 3, arbitrary: fc.constantFrom(...forbiddenPaths) },
   { weight: 1, arbitrary: anyString },
-  { weight: 1, arbitrary: fc.tuple(fc.constantFrom(...registeredPaths, ...forbiddenPaths), fc.constantFrom('.', '..', '\u0000', '\r\n', ' '), anyString).map(([a, b, c]) => a + b + c) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(fc.constantFrom(...registeredPaths, ...forbiddenPaths), fc.constantFrom('.', '..', '\u0000', '\r\n', ' '), anyString)
+      .map(([a, b, c]) => a + b + c),
+  },
   { weight: 1, arbitrary: fc.integer({ min: 256, max: 2000 }).map((n) => 'e'.repeat(n)) },
 );
 
 const jsonArb = fc.jsonValue({ maxDepth: 3 });
 
 /** A JSON value nested `depth` levels deep, as text (too deep for a recursive parser or printer). */
-const deepJsonText = fc.tuple(fc.integer({ min: 100, max: 20_000 }), fc.constantFrom('[', '{"a":')).map(([depth, open]) => open.repeat(depth) + '1' + (open === '[' ? ']' : '}').repeat(depth));
+const deepJsonText = fc
+  .tuple(fc.integer({ min: 100, max: 20_000 }), fc.constantFrom('[', '{"a":'))
+  .map(([depth, open]) => open.repeat(depth) + '1' + (open === '[' ? ']' : '}').repeat(depth));
 
 /** What a native request may carry as `deadline`: none, ahead, passed, or no number at all. */
 const deadlineArb: fc.Arbitrary<unknown> = fc.oneof(
@@ -159,7 +217,16 @@ const nativeJsonEnvelope = fc
   .map(({ method, params, deadline, extra }) => JSON.stringify({ ...extra, ...withoutUndefined({ method, params, deadline }) }));
 
 /** Values superjson gives types to: dates, maps, sets, bigints, undefined, special numbers, typed arrays. */
-const richValue = fc.anything({ maxDepth: 2, maxKeys: 3, withMap: true, withSet: true, withDate: true, withBigInt: true, withTypedArray: true, withSparseArray: true });
+const richValue = fc.anything({
+  maxDepth: 2,
+  maxKeys: 3,
+  withMap: true,
+  withSet: true,
+  withDate: true,
+  withBigInt: true,
+  withTypedArray: true,
+  withSparseArray: true,
+});
 
 /**
  * `value` as superjson text. superjson refuses to encode some values (objects with a
@@ -179,7 +246,20 @@ const nativeSuperjsonEnvelope = fc
   .map(({ method, params, deadline }) => superjsonText(withoutUndefined({ method, params, deadline })));
 
 /** superjson paths and annotations chosen to pollute, confuse or expand what the decoder builds. */
-const superjsonPath = fc.constantFrom('__proto__', '__proto__.polluted', 'constructor.prototype.polluted', 'method', 'params', 'params.0', 'params.0.__proto__', 'params.1', 'deadline', 'json', '', '.');
+const superjsonPath = fc.constantFrom(
+  '__proto__',
+  '__proto__.polluted',
+  'constructor.prototype.polluted',
+  'method',
+  'params',
+  'params.0',
+  'params.0.__proto__',
+  'params.1',
+  'deadline',
+  'json',
+  '',
+  '.',
+);
 /** The type names superjson annotates values with, its own and qam's custom ones, and unknown ones. */
 const superjsonType = fc.constantFrom<unknown>(
   'undefined',
@@ -207,7 +287,17 @@ const superjsonType = fc.constantFrom<unknown>(
  */
 const superjsonAnnotation: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 6, arbitrary: superjsonType.map((type) => [type]) },
-  { weight: 1, arbitrary: fc.tuple(superjsonType, fc.dictionary(fc.constantFrom('0', '1', '0.0', '__proto__'), superjsonType.map((type) => [type]), { maxKeys: 2 })) },
+  {
+    weight: 1,
+    arbitrary: fc.tuple(
+      superjsonType,
+      fc.dictionary(
+        fc.constantFrom('0', '1', '0.0', '__proto__'),
+        superjsonType.map((type) => [type]),
+        { maxKeys: 2 },
+      ),
+    ),
+  },
   { weight: 1, arbitrary: fc.oneof(superjsonType, fc.constantFrom<unknown>([], {}, null, 1)) },
 );
 
@@ -235,7 +325,13 @@ function qamEnvelope(routingKey: string): fc.Arbitrary<string> {
     { weight: 1, arbitrary: anyString },
   );
   return fc
-    .record({ id, method_name: methodArb, routing_key: key, params: fc.oneof({ weight: 6, arbitrary: fc.array(jsonArb, { maxLength: 4 }) }, { weight: 1, arbitrary: jsonArb }), extra: extraKeys })
+    .record({
+      id,
+      method_name: methodArb,
+      routing_key: key,
+      params: fc.oneof({ weight: 6, arbitrary: fc.array(jsonArb, { maxLength: 4 }) }, { weight: 1, arbitrary: jsonArb }),
+      extra: extraKeys,
+    })
     .map(({ extra, ...body }) => JSON.stringify({ ...extra, ...body }));
 }
 
@@ -251,10 +347,25 @@ type Mutation =
 const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ op: fc.constant('set' as const), at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) }),
   fc.record({ op: fc.constant('delete' as const), at: fc.nat(), length: fc.integer({ min: 1, max: 16 }) }),
-  fc.record({ op: fc.constant('insert' as const), at: fc.nat(), bytes: fc.oneof(fc.constantFrom(...tokens), fc.uint8Array({ minLength: 1, maxLength: 8 }).map((bytes) => Buffer.from(bytes))) }),
+  fc.record({
+    op: fc.constant('insert' as const),
+    at: fc.nat(),
+    bytes: fc.oneof(
+      fc.constantFrom(...tokens),
+      fc.uint8Array({ minLength: 1, maxLength: 8 }).map((bytes) => Buffer.from(bytes)),
+    ),
+  }),
   fc.record({ op: fc.constant('truncate' as const), at: fc.nat() }),
   fc.record({ op: fc.constant('duplicate' as const), at: fc.nat(), length: fc.integer({ min: 1, max: 32 }) }),
-  fc.record({ op: fc.constant('inject' as const), at: fc.nat(), key: fc.constantFrom(...hostileKeys), value: fc.oneof(jsonArb.map((value) => JSON.stringify(value)), fc.constantFrom('{"polluted":1}', '{"prototype":{"polluted":1}}', '"echo"', '[]')) }),
+  fc.record({
+    op: fc.constant('inject' as const),
+    at: fc.nat(),
+    key: fc.constantFrom(...hostileKeys),
+    value: fc.oneof(
+      jsonArb.map((value) => JSON.stringify(value)),
+      fc.constantFrom('{"polluted":1}', '{"prototype":{"polluted":1}}', '"echo"', '[]'),
+    ),
+  }),
 );
 
 function applyMutation(body: Buffer, mutation: Mutation): Buffer {
@@ -270,20 +381,30 @@ function applyMutation(body: Buffer, mutation: Mutation): Buffer {
     case 'truncate':
       return body.subarray(0, at);
     case 'duplicate':
-      return Buffer.concat([body.subarray(0, at + mutation.length), body.subarray(at, at + mutation.length), body.subarray(at + mutation.length)]);
+      return Buffer.concat([
+        body.subarray(0, at + mutation.length),
+        body.subarray(at, at + mutation.length),
+        body.subarray(at + mutation.length),
+      ]);
     case 'inject': {
       // After the n-th '{' (n from the position), where a key may begin.
       const opens = [...body.keys()].filter((index) => body[index] === 0x7b);
       if (opens.length === 0) return body;
       const open = opens[mutation.at % opens.length]! + 1;
-      return Buffer.concat([body.subarray(0, open), Buffer.from(`${JSON.stringify(mutation.key)}:${mutation.value},`), body.subarray(open)]);
+      return Buffer.concat([
+        body.subarray(0, open),
+        Buffer.from(`${JSON.stringify(mutation.key)}:${mutation.value},`),
+        body.subarray(open),
+      ]);
     }
   }
 }
 
 /** `valid` bodies after one to four edits. */
 function mutated(valid: fc.Arbitrary<string>): fc.Arbitrary<Buffer> {
-  return fc.tuple(valid, fc.array(mutationArb, { minLength: 1, maxLength: 4 })).map(([text, mutations]) => mutations.reduce(applyMutation, Buffer.from(text)));
+  return fc
+    .tuple(valid, fc.array(mutationArb, { minLength: 1, maxLength: 4 }))
+    .map(([text, mutations]) => mutations.reduce(applyMutation, Buffer.from(text)));
 }
 
 /** Bodies that owe nothing to the format: random bytes, random text, random JSON, deep nesting. */
@@ -292,13 +413,26 @@ const randomBody: fc.Arbitrary<Buffer> = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 100 }).map((text) => Buffer.from(text)),
   fc.jsonValue({ maxDepth: 4 }).map((value) => Buffer.from(JSON.stringify(value))),
   deepJsonText.map((text) => Buffer.from(text)),
-  fc.constantFrom('', 'null', '[]', '{}', '"method"', '{"method":null}', '{"json":null}', '{"json":{"method":"echo"},"meta":null}').map((text) => Buffer.from(text)),
+  fc
+    .constantFrom('', 'null', '[]', '{}', '"method"', '{"method":null}', '{"json":null}', '{"json":{"method":"echo"},"meta":null}')
+    .map((text) => Buffer.from(text)),
 );
 
 /** A body above the fuzzed servers' `maxMessageBytes` ({@link fuzzMaxBytes}). */
-const oversizedBody: fc.Arbitrary<Buffer> = fc.integer({ min: 1, max: 4096 }).map((extra) => Buffer.from(JSON.stringify({ method: 'echo', params: ['x'.repeat(fuzzMaxBytes + extra)] })));
+const oversizedBody: fc.Arbitrary<Buffer> = fc
+  .integer({ min: 1, max: 4096 })
+  .map((extra) => Buffer.from(JSON.stringify({ method: 'echo', params: ['x'.repeat(fuzzMaxBytes + extra)] })));
 
-const contentTypes = ['application/json', 'application/x-superjson', 'application/json; charset=utf-8', 'APPLICATION/JSON', 'text/plain', 'application/x-python-serialize', '', ' application/json'];
+const contentTypes = [
+  'application/json',
+  'application/x-superjson',
+  'application/json; charset=utf-8',
+  'APPLICATION/JSON',
+  'text/plain',
+  'application/x-python-serialize',
+  '',
+  ' application/json',
+];
 
 function contentTypeArb(usual: string): fc.Arbitrary<string | undefined> {
   return fc.oneof(
@@ -325,7 +459,11 @@ const headerValue: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
   ),
 })).value;
 
-const headersArb = fc.dictionary(fc.oneof(headerKey, fc.constantFrom('__proto__', 'constructor', 'x-death', 'x-first-death-reason')), headerValue, { maxKeys: 4, noNullPrototype: true });
+const headersArb = fc.dictionary(
+  fc.oneof(headerKey, fc.constantFrom('__proto__', 'constructor', 'x-death', 'x-first-death-reason')),
+  headerValue,
+  { maxKeys: 4, noNullPrototype: true },
+);
 
 /** An AMQP short string (at most 255 bytes) of any characters. */
 const shortString = fc.string({ unit: 'binary', maxLength: 60 });
@@ -342,7 +480,10 @@ const expirationArb: fc.Arbitrary<string | undefined> = fc.oneof(
 
 /** A reply_to of no reply route: safe for a server to ignore, unknown to every broker. */
 const inertReplyTo = fc
-  .oneof(shortString, fc.constantFrom('server_x_ex', 'amq.direct', 'amq.rabbitmq.trace', 'client_', 'client__ex_', 'client_x_ex_a b', 'reply'))
+  .oneof(
+    shortString,
+    fc.constantFrom('server_x_ex', 'amq.direct', 'amq.rabbitmq.trace', 'client_', 'client__ex_', 'client_x_ex_a b', 'reply'),
+  )
   .filter((value) => !value.startsWith('amq.rabbitmq.reply-to') && !value.startsWith('client_'))
   .map((value): ReplyAddress => ({ kind: 'inert', value }));
 
@@ -353,7 +494,13 @@ const inertReplyTo = fc
  */
 export const hostileReplyTo: fc.Arbitrary<ReplyAddress> = fc
   .oneof(
-    fc.constantFrom('amq.rabbitmq.reply-to.AAAA.BBBB', 'amq.rabbitmq.reply-to.g2gDZAAPYWR2QGxvY2FsaG9zdA.x', 'amq.rabbitmq.reply-to.', 'amq.rabbitmq.reply-to.....', 'amq.rabbitmq.reply-tox'),
+    fc.constantFrom(
+      'amq.rabbitmq.reply-to.AAAA.BBBB',
+      'amq.rabbitmq.reply-to.g2gDZAAPYWR2QGxvY2FsaG9zdA.x',
+      'amq.rabbitmq.reply-to.',
+      'amq.rabbitmq.reply-to.....',
+      'amq.rabbitmq.reply-tox',
+    ),
     fc.string({ unit: 'binary-ascii', maxLength: 60 }).map((tail) => `amq.rabbitmq.reply-to.${tail}`),
     fc.stringMatching(/^[A-Za-z0-9-]{1,20}$/).map((tail) => `client_fuzz_ex_${tail}`),
   )
@@ -405,7 +552,9 @@ export function nativeRequestArb(options: RequestOptions): fc.Arbitrary<FuzzRequ
   const json = contentTypeArb('application/json');
   const sj = contentTypeArb('application/x-superjson');
   const made = (origin: Origin, body: fc.Arbitrary<Buffer>, contentType: fc.Arbitrary<string | undefined>): fc.Arbitrary<FuzzRequest> =>
-    fc.record({ body, properties: propertiesArb(contentType, replyTo), redelivered: fc.boolean() }).map((parts) => ({ protocol: 'native' as const, origin, ...parts }));
+    fc
+      .record({ body, properties: propertiesArb(contentType, replyTo), redelivered: fc.boolean() })
+      .map((parts) => ({ protocol: 'native' as const, origin, ...parts }));
   const text = (arb: fc.Arbitrary<string>): fc.Arbitrary<Buffer> => arb.map((value) => Buffer.from(value));
   return fc.oneof(
     { weight: 4, arbitrary: made('valid', text(nativeJsonEnvelope), json) },
@@ -423,11 +572,34 @@ export function qamRequestArb(options: RequestOptions): fc.Arbitrary<FuzzRequest
   const replyTo = replyToArb(false);
   const contentType = contentTypeArb('application/json');
   const made = (origin: Origin, body: fc.Arbitrary<Buffer>): fc.Arbitrary<FuzzRequest> =>
-    fc.record({ body, properties: propertiesArb(contentType, replyTo), redelivered: fc.boolean() }).map((parts) => ({ protocol: 'qam' as const, origin, ...parts }));
+    fc
+      .record({ body, properties: propertiesArb(contentType, replyTo), redelivered: fc.boolean() })
+      .map((parts) => ({ protocol: 'qam' as const, origin, ...parts }));
   const valid = qamEnvelope(options.qamRoutingKey);
   return fc.oneof(
-    { weight: 5, arbitrary: made('valid', valid.map((text) => Buffer.from(text))) },
-    { weight: 1, arbitrary: made('valid', fc.integer({ min: 1, max: 4096 }).map((extra) => Buffer.from(JSON.stringify({ id: 1, method_name: 'echo', routing_key: options.qamRoutingKey, params: ['x'.repeat(fuzzMaxBytes + extra)] })))) },
+    {
+      weight: 5,
+      arbitrary: made(
+        'valid',
+        valid.map((text) => Buffer.from(text)),
+      ),
+    },
+    {
+      weight: 1,
+      arbitrary: made(
+        'valid',
+        fc.integer({ min: 1, max: 4096 }).map((extra) =>
+          Buffer.from(
+            JSON.stringify({
+              id: 1,
+              method_name: 'echo',
+              routing_key: options.qamRoutingKey,
+              params: ['x'.repeat(fuzzMaxBytes + extra)],
+            }),
+          ),
+        ),
+      ),
+    },
     { weight: 4, arbitrary: made('mutated', mutated(valid)) },
     { weight: 2, arbitrary: made('random', randomBody) },
   );
@@ -464,7 +636,14 @@ export function qamAddressOf(body: Buffer): { id: number; routingKey: string } |
   const id = ownValue(value, 'id');
   const routingKey = ownValue(value, 'routing_key');
   // A routing key travels as an AMQP short string: at most 255 bytes.
-  if (typeof id !== 'number' || !Number.isSafeInteger(id) || typeof routingKey !== 'string' || routingKey === '' || Buffer.byteLength(routingKey) > 255) return undefined;
+  if (
+    typeof id !== 'number' ||
+    !Number.isSafeInteger(id) ||
+    typeof routingKey !== 'string' ||
+    routingKey === '' ||
+    Buffer.byteLength(routingKey) > 255
+  )
+    return undefined;
   return { id, routingKey };
 }
 
@@ -476,7 +655,10 @@ export function qamAddressOf(body: Buffer): { id: number; routingKey: string } |
  */
 export function expectReply(request: FuzzRequest, qamRoutingKey: string): Expectation {
   const { expiration } = request.properties;
-  const mayExpire = expiration !== undefined ? !/^\d+$/.test(expiration) || Number(expiration) < longExpiration : request.protocol === 'native' && request.body.includes('deadline');
+  const mayExpire =
+    expiration !== undefined
+      ? !/^\d+$/.test(expiration) || Number(expiration) < longExpiration
+      : request.protocol === 'native' && request.body.includes('deadline');
   if (request.protocol === 'qam') {
     const address = qamAddressOf(request.body);
     if (address === undefined || address.routingKey !== qamRoutingKey) return 'never';
@@ -498,8 +680,31 @@ export interface FuzzReply {
   correlation: 'same' | 'other' | 'none';
 }
 
-const errorNames = ['Error', 'TypeError', 'FuzzError', 'QAMMethodNotFoundException', 'QAMTimeoutException', 'QAMBadMessageException', 'QAMException', '__proto__', 'constructor', 'toString', 'hasOwnProperty', ''];
-const errorCodes = ['TIMEOUT', 'METHOD_NOT_FOUND', 'BAD_MESSAGE', 'PAYLOAD_TOO_LARGE', 'SERIALIZATION_FAILED', 'CONNECTION_LOST', 'REMOTE_ERROR', '__proto__', 'E42'];
+const errorNames = [
+  'Error',
+  'TypeError',
+  'FuzzError',
+  'QAMMethodNotFoundException',
+  'QAMTimeoutException',
+  'QAMBadMessageException',
+  'QAMException',
+  '__proto__',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
+  '',
+];
+const errorCodes = [
+  'TIMEOUT',
+  'METHOD_NOT_FOUND',
+  'BAD_MESSAGE',
+  'PAYLOAD_TOO_LARGE',
+  'SERIALIZATION_FAILED',
+  'CONNECTION_LOST',
+  'REMOTE_ERROR',
+  '__proto__',
+  'E42',
+];
 
 /** Error payloads: mostly well-formed (string name and message), sometimes of any shape. */
 const errorPayload: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
@@ -548,9 +753,13 @@ function nativeReplyText(superjsonBody: boolean): fc.Arbitrary<string> {
   return fc.oneof(
     fc.oneof(richValue, jsonArb).map((result) => superjsonText({ result })),
     nativeReplyJson.map((value) => superjsonText(value)),
-    fc.record({ values: fc.dictionary(fc.constantFrom('result', 'error', '__proto__', 'result.0', 'error.cause'), superjsonAnnotation, { maxKeys: 2 }) }).map(({ values }) =>
-      JSON.stringify({ json: { result: [1] }, meta: { values } }),
-    ),
+    fc
+      .record({
+        values: fc.dictionary(fc.constantFrom('result', 'error', '__proto__', 'result.0', 'error.cause'), superjsonAnnotation, {
+          maxKeys: 2,
+        }),
+      })
+      .map(({ values }) => JSON.stringify({ json: { result: [1] }, meta: { values } })),
   );
 }
 
@@ -558,11 +767,44 @@ const correlationArb = fc.constantFrom<FuzzReply['correlation']>('same', 'same',
 
 /** Fuzzed replies of qam's own protocol, as a proxy with direct reply-to or callme names reads them. */
 export const nativeReplyArb: fc.Arbitrary<FuzzReply> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ body: nativeReplyText(false).map((text) => Buffer.from(text)), contentType: contentTypeArb('application/json'), correlation: correlationArb }).map((reply) => ({ origin: 'valid' as const, ...reply })) },
-  { weight: 2, arbitrary: fc.record({ body: nativeReplyText(true).map((text) => Buffer.from(text)), contentType: contentTypeArb('application/x-superjson'), correlation: correlationArb }).map((reply) => ({ origin: 'valid' as const, ...reply })) },
-  { weight: 2, arbitrary: fc.record({ body: mutated(nativeReplyText(false)), contentType: contentTypeArb('application/json'), correlation: correlationArb }).map((reply) => ({ origin: 'mutated' as const, ...reply })) },
-  { weight: 1, arbitrary: fc.record({ body: mutated(nativeReplyText(true)), contentType: contentTypeArb('application/x-superjson'), correlation: correlationArb }).map((reply) => ({ origin: 'mutated' as const, ...reply })) },
-  { weight: 1, arbitrary: fc.record({ body: randomBody, contentType: contentTypeArb('application/json'), correlation: correlationArb }).map((reply) => ({ origin: 'random' as const, ...reply })) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .record({
+        body: nativeReplyText(false).map((text) => Buffer.from(text)),
+        contentType: contentTypeArb('application/json'),
+        correlation: correlationArb,
+      })
+      .map((reply) => ({ origin: 'valid' as const, ...reply })),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .record({
+        body: nativeReplyText(true).map((text) => Buffer.from(text)),
+        contentType: contentTypeArb('application/x-superjson'),
+        correlation: correlationArb,
+      })
+      .map((reply) => ({ origin: 'valid' as const, ...reply })),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .record({ body: mutated(nativeReplyText(false)), contentType: contentTypeArb('application/json'), correlation: correlationArb })
+      .map((reply) => ({ origin: 'mutated' as const, ...reply })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .record({ body: mutated(nativeReplyText(true)), contentType: contentTypeArb('application/x-superjson'), correlation: correlationArb })
+      .map((reply) => ({ origin: 'mutated' as const, ...reply })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .record({ body: randomBody, contentType: contentTypeArb('application/json'), correlation: correlationArb })
+      .map((reply) => ({ origin: 'random' as const, ...reply })),
+  },
 );
 
 /**
@@ -571,18 +813,45 @@ export const nativeReplyArb: fc.Arbitrary<FuzzReply> = fc.oneof(
  */
 const qamReplyText: fc.Arbitrary<string> = fc
   .record({
-    id: fc.oneof({ weight: 6, arbitrary: fc.constant('ID') }, { weight: 1, arbitrary: fc.constantFrom('ID.5', '"ID"', '-ID', 'ID0', 'null', '9007199254740993') }),
+    id: fc.oneof(
+      { weight: 6, arbitrary: fc.constant('ID') },
+      { weight: 1, arbitrary: fc.constantFrom('ID.5', '"ID"', '-ID', 'ID0', 'null', '9007199254740993') },
+    ),
     result: jsonArb.map((value) => JSON.stringify(value)),
-    exception: fc.oneof({ weight: 6, arbitrary: fc.boolean().map(String) }, { weight: 1, arbitrary: fc.constantFrom('0', '1', '"false"', 'null') }),
-    internal: fc.oneof({ weight: 6, arbitrary: fc.constantFrom('-1', '1') }, { weight: 1, arbitrary: fc.constantFrom('0', '1.5', '"1"', 'null', '2') }),
+    exception: fc.oneof(
+      { weight: 6, arbitrary: fc.boolean().map(String) },
+      { weight: 1, arbitrary: fc.constantFrom('0', '1', '"false"', 'null') },
+    ),
+    internal: fc.oneof(
+      { weight: 6, arbitrary: fc.constantFrom('-1', '1') },
+      { weight: 1, arbitrary: fc.constantFrom('0', '1.5', '"1"', 'null', '2') },
+    ),
   })
-  .map(({ id, result, exception, internal }) => `{"id": ${id}, "result": ${result}, "exception": ${exception}, "internal_exception": ${internal}}`);
+  .map(
+    ({ id, result, exception, internal }) =>
+      `{"id": ${id}, "result": ${result}, "exception": ${exception}, "internal_exception": ${internal}}`,
+  );
 
 /** Fuzzed replies of Python QAM's protocol; `ID` in a body stands for the id of the call it answers. */
 export const qamReplyArb: fc.Arbitrary<FuzzReply> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ body: qamReplyText.map((text) => Buffer.from(text)), contentType: contentTypeArb('application/json') }).map((reply) => ({ origin: 'valid' as const, correlation: 'same' as const, ...reply })) },
-  { weight: 3, arbitrary: fc.record({ body: mutated(qamReplyText), contentType: contentTypeArb('application/json') }).map((reply) => ({ origin: 'mutated' as const, correlation: 'same' as const, ...reply })) },
-  { weight: 1, arbitrary: fc.record({ body: randomBody, contentType: contentTypeArb('application/json') }).map((reply) => ({ origin: 'random' as const, correlation: 'none' as const, ...reply })) },
+  {
+    weight: 4,
+    arbitrary: fc
+      .record({ body: qamReplyText.map((text) => Buffer.from(text)), contentType: contentTypeArb('application/json') })
+      .map((reply) => ({ origin: 'valid' as const, correlation: 'same' as const, ...reply })),
+  },
+  {
+    weight: 3,
+    arbitrary: fc
+      .record({ body: mutated(qamReplyText), contentType: contentTypeArb('application/json') })
+      .map((reply) => ({ origin: 'mutated' as const, correlation: 'same' as const, ...reply })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .record({ body: randomBody, contentType: contentTypeArb('application/json') })
+      .map((reply) => ({ origin: 'random' as const, correlation: 'none' as const, ...reply })),
+  },
 );
 
 /** A QAM reply body with the call's id put in. */
@@ -595,7 +864,12 @@ export function qamReplyBody(reply: FuzzReply, id: string): Buffer {
  * by the wire format, a result; anything else is an error. Undefined when the oracle cannot tell
  * (superjson bodies, whose values the oracle does not decode): then any well-shaped outcome goes.
  */
-export function expectedResult(protocol: FuzzProtocol, body: Buffer, contentType: string | undefined, maxBytes: number): { value: unknown } | 'error' | undefined {
+export function expectedResult(
+  protocol: FuzzProtocol,
+  body: Buffer,
+  contentType: string | undefined,
+  maxBytes: number,
+): { value: unknown } | 'error' | undefined {
   if (body.length > maxBytes) return 'error';
   if (protocol === 'native' && contentType === 'application/x-superjson') return undefined;
   if (protocol === 'native' && contentType !== undefined && contentType !== 'application/json') return 'error';
@@ -609,6 +883,7 @@ export function expectedResult(protocol: FuzzProtocol, body: Buffer, contentType
   const has = (key: string): boolean => Object.prototype.hasOwnProperty.call(value, key);
   if (protocol === 'native') return has('error') || !has('result') ? 'error' : { value: ownValue(value, 'result') };
   const internal = ownValue(value, 'internal_exception');
-  if (!has('result') || typeof ownValue(value, 'exception') !== 'boolean' || typeof internal !== 'number' || !Number.isInteger(internal)) return 'error';
+  if (!has('result') || typeof ownValue(value, 'exception') !== 'boolean' || typeof internal !== 'number' || !Number.isInteger(internal))
+    return 'error';
   return ownValue(value, 'exception') === false ? { value: ownValue(value, 'result') } : 'error';
 }

@@ -216,7 +216,12 @@ class RunningNode implements TestNode {
     try {
       // Its own process group, so stop() can kill the script and the VM (and the VM's helper
       // processes) together without looking for them by name.
-      this.#child = spawn(join(this.#scripts, 'rabbitmq-server'), [], { env: this.#env, cwd: dir, detached: true, stdio: ['ignore', output, output] });
+      this.#child = spawn(join(this.#scripts, 'rabbitmq-server'), [], {
+        env: this.#env,
+        cwd: dir,
+        detached: true,
+        stdio: ['ignore', output, output],
+      });
     } finally {
       closeSync(output);
     }

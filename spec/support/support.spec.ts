@@ -105,10 +105,7 @@ describe('broker helpers', () => {
       expect(exchanges).toEqual(expect.arrayContaining([x, '', 'amq.direct']));
       expect(missing).toMatchObject({ message: expect.stringMatching(/does not exist/) });
 
-      await Promise.all([
-        deleteQueues([uniqueName('qam_spec_missing'), q]),
-        deleteExchanges([x, uniqueName('qam_spec_missing')]),
-      ]);
+      await Promise.all([deleteQueues([uniqueName('qam_spec_missing'), q]), deleteExchanges([x, uniqueName('qam_spec_missing')])]);
       expect(await Promise.all([queueExists(q), exchangeExists(x)])).toEqual([false, false]);
     } finally {
       await conn.close().catch(() => {});

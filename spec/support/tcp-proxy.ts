@@ -125,9 +125,7 @@ export class TcpProxy {
 
   /** `amqp://guest:guest@127.0.0.1:<port>`, plus `/<vhost>` URL-encoded when a vhost is given. */
   url(vhost?: string, credentials: { user: string; password: string } = { user: 'guest', password: 'guest' }): string {
-    const base =
-      `amqp://${encodeURIComponent(credentials.user)}:${encodeURIComponent(credentials.password)}` +
-      `@127.0.0.1:${this.port}`;
+    const base = `amqp://${encodeURIComponent(credentials.user)}:${encodeURIComponent(credentials.password)}` + `@127.0.0.1:${this.port}`;
     return vhost === undefined ? base : `${base}/${encodeURIComponent(vhost)}`;
   }
 

@@ -110,16 +110,9 @@ export async function createTlsFixture(options: TlsFixtureOptions = {}): Promise
     await Promise.all([makeCa(dir, 'ca', 'qam test CA'), makeCa(dir, 'untrusted-ca', 'qam untrusted CA')]);
     const leafExt = ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment'];
     await Promise.all([
-      makeLeaf(dir, 'server', 'localhost', 'ca', [
-        ...leafExt,
-        'extendedKeyUsage=serverAuth',
-        'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      ]),
+      makeLeaf(dir, 'server', 'localhost', 'ca', [...leafExt, 'extendedKeyUsage=serverAuth', 'subjectAltName=DNS:localhost,IP:127.0.0.1']),
       makeLeaf(dir, 'client', 'qam-test-client', 'ca', [...leafExt, 'extendedKeyUsage=clientAuth']),
-      makeLeaf(dir, 'untrusted-client', 'qam-untrusted-client', 'untrusted-ca', [
-        ...leafExt,
-        'extendedKeyUsage=clientAuth',
-      ]),
+      makeLeaf(dir, 'untrusted-client', 'qam-untrusted-client', 'untrusted-ca', [...leafExt, 'extendedKeyUsage=clientAuth']),
     ]);
 
     const files: TlsFixtureFiles = {

@@ -46,7 +46,10 @@ export async function typedFromAnObject(): Promise<void> {
   // @ts-expect-error not a method of the instance
   void proxy.my_instance.nosuch();
 
-  const uid = proxy.callback((result: number) => result).setTimeout(10).add(1, 2);
+  const uid = proxy
+    .callback((result: number) => result)
+    .setTimeout(10)
+    .add(1, 2);
   assertType<Equal<typeof uid, string>>();
   const viaInvoke = proxy.invoke('close');
   assertType<Equal<typeof viaInvoke, Promise<string>>>();
@@ -61,7 +64,9 @@ export async function typedFromAnObject(): Promise<void> {
 }
 
 export async function typedFromChainedRegistration(): Promise<void> {
-  const server = new QAMServer({ serverId: 'types' }).registerFunction((a: number, b: number) => a * b, 'multiply').registerClass(new Calculator(), 'calc');
+  const server = new QAMServer({ serverId: 'types' })
+    .registerFunction((a: number, b: number) => a * b, 'multiply')
+    .registerClass(new Calculator(), 'calc');
   type Api = ServerApi<typeof server>;
   const proxy = new QAMProxy<Api>({ serverId: 'types' });
   const product = proxy.multiply(2, 3);
@@ -76,7 +81,10 @@ export async function untyped(): Promise<void> {
   const proxy = new QAMProxy({ serverId: 'types' });
   const anything: Promise<unknown> = proxy['whatever'](1, 'x', { deep: true });
   const nested: Promise<unknown> = proxy['my_instance']['adder_function'](2, 4);
-  const uid: string = proxy.callback(() => undefined).setTimeout(1)['add'](1);
+  const uid: string = proxy
+    .callback(() => undefined)
+    .setTimeout(1)
+    ['add'](1);
   const state: 0 | 1 | 2 = proxy.getCallbackState(uid);
   void [anything, nested, state];
 }

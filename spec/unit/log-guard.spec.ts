@@ -4,9 +4,11 @@ import type { Logger } from '../../lib/logger.js';
 
 function recorder(): Logger & { lines: Array<[string, string]> } {
   const lines: Array<[string, string]> = [];
-  const keep = (level: string) => (message: string): void => {
-    lines.push([level, message]);
-  };
+  const keep =
+    (level: string) =>
+    (message: string): void => {
+      lines.push([level, message]);
+    };
   return { lines, debug: keep('debug'), info: keep('info'), warn: keep('warn'), error: keep('error') };
 }
 

@@ -14,8 +14,10 @@ function typeErrorOf(make: () => unknown): TypeError {
 }
 
 // Options are checked in the constructor, before anything connects: no broker is needed here.
-const proxy = (options: Record<string, unknown>): unknown => new QAMProxy({ serverId: 'spec', logger: silentLogger, ...options } as QAMProxyOptions);
-const server = (options: Record<string, unknown>): unknown => new QAMServer({ serverId: 'spec', logger: silentLogger, ...options } as QAMServerOptions);
+const proxy = (options: Record<string, unknown>): unknown =>
+  new QAMProxy({ serverId: 'spec', logger: silentLogger, ...options } as QAMProxyOptions);
+const server = (options: Record<string, unknown>): unknown =>
+  new QAMServer({ serverId: 'spec', logger: silentLogger, ...options } as QAMServerOptions);
 const connection = (options: unknown): unknown => new QAMConnection(options as object);
 
 describe('unknown options', () => {

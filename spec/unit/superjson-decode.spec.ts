@@ -25,7 +25,9 @@ function dagRequest(levels: number): { json: unknown; meta: unknown } {
 
 /** Counts the steps of every Set and Map iterator while `run` runs: the work of walking them. */
 function iteratorSteps(run: () => void): number {
-  const prototypes = [Object.getPrototypeOf(new Set().values()), Object.getPrototypeOf(new Map().values())] as Array<{ next: () => unknown }>;
+  const prototypes = [Object.getPrototypeOf(new Set().values()), Object.getPrototypeOf(new Map().values())] as Array<{
+    next: () => unknown;
+  }>;
   const originals = prototypes.map((prototype) => prototype.next);
   let steps = 0;
   prototypes.forEach((prototype, i) => {
@@ -80,7 +82,10 @@ describe('superjson references', () => {
     ['a key the object does not have', { json: { a: {}, b: 1 }, meta: { referentialEqualities: { b: ['a.added'] }, v: 1 } }],
     ['from a value the message does not hold', { json: { a: [] }, meta: { referentialEqualities: { 'a.5': ['a.0'] }, v: 1 } }],
     ['through the prototype', { json: { a: {} }, meta: { referentialEqualities: { a: ['a.__proto__.polluted'] }, v: 1 } }],
-    ['a Map entry with no key or value side', { json: { m: [[1, 2]] }, meta: { values: { m: ['map'] }, referentialEqualities: { 'm.0.1': ['m.0.2'] }, v: 1 } }],
+    [
+      'a Map entry with no key or value side',
+      { json: { m: [[1, 2]] }, meta: { values: { m: ['map'] }, referentialEqualities: { 'm.0.1': ['m.0.2'] }, v: 1 } },
+    ],
   ])('refuse a path %s', (_label, message) => {
     expect(() => decode(message)).toThrow(TypeError);
     expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
@@ -92,7 +97,12 @@ describe('superjson references', () => {
     for (let i = 0; i < n; i++) references[`s.${n - 1 - i}`] = [`b.${i}`];
     references[`m.${n - 1}.1`] = ['c'];
     const message = {
-      json: { s: Array.from({ length: n }, (_, i) => ({ i })), m: Array.from({ length: n }, (_, i) => [i, { i }]), b: Array<number>(n).fill(0), c: 0 },
+      json: {
+        s: Array.from({ length: n }, (_, i) => ({ i })),
+        m: Array.from({ length: n }, (_, i) => [i, { i }]),
+        b: Array<number>(n).fill(0),
+        c: 0,
+      },
       meta: { values: { s: ['set'], m: ['map'] }, referentialEqualities: references, v: 1 },
     };
     let value: { b: unknown[]; s: Set<unknown> } | undefined;
@@ -182,7 +192,18 @@ describe('superjson decoding of random values', () => {
       const pick = next();
       if (pool.length > 0 && pick < 0.15) return pool[Math.floor(next() * pool.length)];
       if (depth > 3 || pick < 0.35) {
-        const leaves = [1, 'text', null, true, undefined, new Date(Math.floor(next() * 1e12)), 2.5, /a.b/gi, NaN, new Date(Date.UTC(12000, 0))];
+        const leaves = [
+          1,
+          'text',
+          null,
+          true,
+          undefined,
+          new Date(Math.floor(next() * 1e12)),
+          2.5,
+          /a.b/gi,
+          NaN,
+          new Date(Date.UTC(12000, 0)),
+        ];
         return leaves[Math.floor(next() * leaves.length)];
       }
       const size = Math.floor(next() * 4);
@@ -285,8 +306,12 @@ function sharing(root: unknown): number[][] {
       return;
     }
     places.set(value, [place]);
-    if (value instanceof Map) for (const [key, item] of value) (walk(key), walk(item));
-    else if (value instanceof Set || Array.isArray(value)) for (const item of value) walk(item);
+    if (value instanceof Map) {
+      for (const [key, item] of value) {
+        walk(key);
+        walk(item);
+      }
+    } else if (value instanceof Set || Array.isArray(value)) for (const item of value) walk(item);
     else if (!(value instanceof Date)) for (const item of Object.values(value)) walk(item);
   };
   walk(root);

@@ -138,7 +138,8 @@ export class MemoryBroker {
    * `'unknown-vhost'` (530), one the user has no permissions on with `'access-refused'` (530).
    */
   connect(options: MemoryConnectOptions = {}): Promise<AmqpConnection> {
-    if (this.#closed) return Promise.reject(new PortError('connect-failed', `The embedded broker '${this.name}' was closed`, { reason: 'refused' }));
+    if (this.#closed)
+      return Promise.reject(new PortError('connect-failed', `The embedded broker '${this.name}' was closed`, { reason: 'refused' }));
     const username = options.username ?? 'guest';
     const vhostName = options.vhost ?? '/';
     const core = this.#core;
@@ -146,7 +147,14 @@ export class MemoryBroker {
       return Promise.reject(amqpError(403, 'Login was refused using authentication mechanism PLAIN. For details see the broker logfile.'));
     }
     const vhost = core.vhosts.get(vhostName);
-    if (vhost === undefined) return Promise.reject(new PortError('connect-failed', `Embedded broker '${this.name}' has no such vhost: 530 NOT_ALLOWED - vhost ${vhostName} not found`, { replyCode: 530, reason: 'unknown-vhost' }));
+    if (vhost === undefined)
+      return Promise.reject(
+        new PortError(
+          'connect-failed',
+          `Embedded broker '${this.name}' has no such vhost: 530 NOT_ALLOWED - vhost ${vhostName} not found`,
+          { replyCode: 530, reason: 'unknown-vhost' },
+        ),
+      );
     if (!core.users.canEnter(username, vhostName)) {
       return Promise.reject(amqpError(530, `access to vhost '${vhostName}' refused for user '${username}'`, 'access-refused'));
     }

@@ -68,7 +68,9 @@ export class BrokerRefusal extends Error {
   ) {
     super(error.message);
     this.error =
-      scope === 'connection' ? new PortError(error.kind, error.message, { replyCode: error.replyCode, connection: true, cause: error.cause }) : error;
+      scope === 'connection'
+        ? new PortError(error.kind, error.message, { replyCode: error.replyCode, connection: true, cause: error.cause })
+        : error;
   }
 }
 

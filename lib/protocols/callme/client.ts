@@ -62,7 +62,10 @@ export function callmeClientProtocol(settings: CallmeClientSettings): ClientProt
     },
     readReply(message) {
       const { correlationId, contentType } = message.properties;
-      return { id: typeof correlationId === 'string' ? correlationId : undefined, outcome: decodeReply(message.content, contentType, settings) };
+      return {
+        id: typeof correlationId === 'string' ? correlationId : undefined,
+        outcome: decodeReply(message.content, contentType, settings),
+      };
     },
   };
 }

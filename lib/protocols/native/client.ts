@@ -17,7 +17,10 @@ export function encodeRequest(serializer: Serializer, method: string, params: un
   try {
     return serializer.encode(envelope);
   } catch (error) {
-    throw new QAMSerializationException(`Arguments of ${method} cannot be serialized as ${serializer.name}: ${describeError(error)}`, error);
+    throw new QAMSerializationException(
+      `Arguments of ${method} cannot be serialized as ${serializer.name}: ${describeError(error)}`,
+      error,
+    );
   }
 }
 /** Reads a reply of qam's own protocol: its result, or the error it carries or that it is. @internal */
@@ -31,7 +34,9 @@ export function decodeReply(content: Buffer, contentType: unknown, settings: Rep
     const reply = parseReply(serializer.decode(content));
     return 'error' in reply ? payloadToError(reply.error, settings.errorClasses) : { value: reply.result };
   } catch (error) {
-    return error instanceof QAMBadMessageException ? error : new QAMBadMessageException(`Reply cannot be decoded as ${serializer.name}: ${describeError(error)}`, error);
+    return error instanceof QAMBadMessageException
+      ? error
+      : new QAMBadMessageException(`Reply cannot be decoded as ${serializer.name}: ${describeError(error)}`, error);
   }
 }
 
@@ -72,7 +77,10 @@ export function directClientProtocol(settings: DirectClientSettings): ClientProt
     },
     readReply(message) {
       const { correlationId, contentType } = message.properties;
-      return { id: typeof correlationId === 'string' ? correlationId : undefined, outcome: decodeReply(message.content, contentType, settings) };
+      return {
+        id: typeof correlationId === 'string' ? correlationId : undefined,
+        outcome: decodeReply(message.content, contentType, settings),
+      };
     },
   };
 }

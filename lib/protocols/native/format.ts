@@ -117,7 +117,10 @@ export function parseReply(value: unknown): ReplyEnvelope {
  */
 export function errorToPayload(error: unknown, exposeStack: boolean, onFault?: FaultHandler, depth = 0): ErrorPayload {
   if (!isError(error, onFault)) return { name: 'Error', message: describeValue(error, onFault) };
-  const payload: ErrorPayload = { name: textOf(error, 'name', onFault) ?? 'Error', message: describeValue(partOf(error, 'message', onFault), onFault) };
+  const payload: ErrorPayload = {
+    name: textOf(error, 'name', onFault) ?? 'Error',
+    message: describeValue(partOf(error, 'message', onFault), onFault),
+  };
   const code = textOf(error, 'code', onFault);
   if (code !== undefined) payload.code = code;
   const args = arrayOf(error, 'args', onFault);
@@ -155,7 +158,7 @@ function rebuildServerError(payload: ErrorPayload): QAMException | undefined {
 /** qam's own classes are rebuilt from the server's mark only, even when a proxy lists one in `errors`. */
 function isQamClass(errorClass: ErrorClass): boolean {
   const prototype: unknown = errorClass.prototype;
-  return prototype === QAMException.prototype || QAMException.prototype.isPrototypeOf(prototype as object);
+  return prototype === QAMException.prototype || Object.prototype.isPrototypeOf.call(QAMException.prototype, prototype as object);
 }
 
 /**

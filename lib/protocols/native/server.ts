@@ -84,7 +84,8 @@ export interface ProtocolSettings {
 export function readThrown<T>(settings: ProtocolSettings, read: (onFault: FaultHandler) => T): T {
   let faults = 0;
   const result = read(() => faults++);
-  if (faults > 0) settings.warn(`a function threw a value that cannot be read whole (${faults} reads threw); its caller gets what could be read`);
+  if (faults > 0)
+    settings.warn(`a function threw a value that cannot be read whole (${faults} reads threw); its caller gets what could be read`);
   return result;
 }
 
@@ -125,22 +126,38 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
     read(message) {
       const { replyTo } = message.properties;
       if (replyTo !== undefined && replyTo !== '' && (typeof replyTo !== 'string' || replyRoute(replyTo) === undefined)) {
-        return { error: new QAMBadMessageException(`Request reply_to ${quote(String(replyTo), 64)} is neither a direct reply-to address nor a client reply exchange`) };
+        return {
+          error: new QAMBadMessageException(
+            `Request reply_to ${quote(String(replyTo), 64)} is neither a direct reply-to address nor a client reply exchange`,
+          ),
+        };
       }
       const serializer = serializerOf(message);
       if (serializer === undefined) {
         const refused = serializerForContentType(contentTypeOf(message));
-        const reason = refused === undefined ? `Unsupported content type ${quote(String(contentTypeOf(message)), 64)}` : `Server ${settings.serverId} does not accept ${refused.name} requests`;
+        const reason =
+          refused === undefined
+            ? `Unsupported content type ${quote(String(contentTypeOf(message)), 64)}`
+            : `Server ${settings.serverId} does not accept ${refused.name} requests`;
         return { error: new QAMBadMessageException(reason) };
       }
       if (message.content.length > settings.maxBytes) {
-        return { error: new QAMPayloadTooLargeException(`Request of ${message.content.length} bytes exceeds the server's limit of ${settings.maxBytes} bytes`) };
+        return {
+          error: new QAMPayloadTooLargeException(
+            `Request of ${message.content.length} bytes exceeds the server's limit of ${settings.maxBytes} bytes`,
+          ),
+        };
       }
       try {
         const { method, params, deadline } = parseRequest(serializer.decode(message.content));
         return { call: { method, params, deadline } };
       } catch (error) {
-        return { error: error instanceof QAMBadMessageException ? error : new QAMBadMessageException(`Request body cannot be decoded as ${serializer.name}: ${describeError(error)}`) };
+        return {
+          error:
+            error instanceof QAMBadMessageException
+              ? error
+              : new QAMBadMessageException(`Request body cannot be decoded as ${serializer.name}: ${describeError(error)}`),
+        };
       }
     },
     notFound(method) {

@@ -79,7 +79,12 @@ export function qamClientProtocol(settings: QamClientSettings): ClientProtocol {
     readReply(message) {
       // The id is in the body: a reply over the limit cannot be matched without reading it, which the limit forbids.
       if (message.content.length > settings.maxBytes) {
-        return { id: undefined, outcome: new QAMPayloadTooLargeException(`Reply of ${message.content.length} bytes exceeds the limit of ${settings.maxBytes} bytes`) };
+        return {
+          id: undefined,
+          outcome: new QAMPayloadTooLargeException(
+            `Reply of ${message.content.length} bytes exceeds the limit of ${settings.maxBytes} bytes`,
+          ),
+        };
       }
       let value: unknown;
       try {

@@ -159,7 +159,11 @@ export function qamExceptionArgs(error: unknown, onFault?: FaultHandler): unknow
  * raise as QAMMethodNotFoundException, is for the server's own not-found error only, never for
  * what a function threw, whatever its class.
  */
-export function qamReplyBody(id: number, outcome: { result: unknown } | { error: unknown; fromServer?: boolean }, onFault?: FaultHandler): QamReply {
+export function qamReplyBody(
+  id: number,
+  outcome: { result: unknown } | { error: unknown; fromServer?: boolean },
+  onFault?: FaultHandler,
+): QamReply {
   if (!('error' in outcome)) {
     return { id, result: outcome.result ?? null, exception: false, internal_exception: qamNoInternalException };
   }

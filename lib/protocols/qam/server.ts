@@ -1,5 +1,11 @@
 import type { Delivery } from '../../amqp/port.js';
-import { QAMBadMessageException, QAMMethodNotFoundException, QAMPayloadTooLargeException, describeError, type QAMException } from '../../errors.js';
+import {
+  QAMBadMessageException,
+  QAMMethodNotFoundException,
+  QAMPayloadTooLargeException,
+  describeError,
+  type QAMException,
+} from '../../errors.js';
 import { failureKind } from '../../amqp/port.js';
 import { clip, quote } from '../../log-guard.js';
 import { qamServerNames } from '../naming.js';
@@ -90,7 +96,9 @@ export function qamProtocol(settings: ProtocolSettings): ServerProtocol {
 function parseMessage(message: Delivery, maxBytes: number): Parsed {
   if (message.content.length > maxBytes) {
     return {
-      problem: new QAMPayloadTooLargeException(`Request of ${message.content.length} bytes exceeds the server's limit of ${maxBytes} bytes`),
+      problem: new QAMPayloadTooLargeException(
+        `Request of ${message.content.length} bytes exceeds the server's limit of ${maxBytes} bytes`,
+      ),
       address: undefined,
     };
   }
@@ -98,13 +106,19 @@ function parseMessage(message: Delivery, maxBytes: number): Parsed {
   try {
     value = decodeQamBody(message.content);
   } catch (error) {
-    return { problem: error instanceof QAMBadMessageException ? error : new QAMBadMessageException(describeError(error)), address: undefined };
+    return {
+      problem: error instanceof QAMBadMessageException ? error : new QAMBadMessageException(describeError(error)),
+      address: undefined,
+    };
   }
   const result = parseQamRequest(value);
   if ('problem' in result) return { problem: new QAMBadMessageException(result.problem), address: result.address };
   const { contentType } = message.properties;
   if (contentType !== undefined && contentType !== qamProperties.contentType) {
-    return { problem: new QAMBadMessageException(`Unsupported content type ${quote(String(contentType), 64)}: QAM interop speaks JSON only`), address: { id: result.request.id, routingKey: result.request.routing_key } };
+    return {
+      problem: new QAMBadMessageException(`Unsupported content type ${quote(String(contentType), 64)}: QAM interop speaks JSON only`),
+      address: { id: result.request.id, routingKey: result.request.routing_key },
+    };
   }
   return result;
 }

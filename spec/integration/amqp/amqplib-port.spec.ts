@@ -83,9 +83,14 @@ describe('the amqplib adapter of the AMQP port, against RabbitMQ', () => {
     const first = await connection.openChannel({ confirms: false });
     await first.declareQueue(queue, { durable: false, exclusive: false, autoDelete: false });
     const second = await connection.openChannel({ confirms: false });
-    await expect(second.declareQueue(queue, { durable: true, exclusive: false, autoDelete: false })).rejects.toMatchObject({ kind: 'precondition-failed', replyCode: 406 });
+    await expect(second.declareQueue(queue, { durable: true, exclusive: false, autoDelete: false })).rejects.toMatchObject({
+      kind: 'precondition-failed',
+      replyCode: 406,
+    });
     const third = await connection.openChannel({ confirms: false });
-    await expect(third.declareExchange(`amq.${uniqueName('qam')}`, 'direct', { durable: false, autoDelete: true })).rejects.toMatchObject({ kind: 'access-refused' });
+    await expect(third.declareExchange(`amq.${uniqueName('qam')}`, 'direct', { durable: false, autoDelete: true })).rejects.toMatchObject({
+      kind: 'access-refused',
+    });
     await first.deleteQueue(queue);
     await first.close();
   });
@@ -106,6 +111,9 @@ describe('the amqplib adapter of the AMQP port, against RabbitMQ', () => {
   });
 
   it('fails a connect to a closed port as connect-failed, refused', async () => {
-    await expect(amqplibPort.connect({ ...target, url: 'amqp://guest:guest@127.0.0.1:1/' })).rejects.toMatchObject({ kind: 'connect-failed', reason: 'refused' });
+    await expect(amqplibPort.connect({ ...target, url: 'amqp://guest:guest@127.0.0.1:1/' })).rejects.toMatchObject({
+      kind: 'connect-failed',
+      reason: 'refused',
+    });
   });
 });

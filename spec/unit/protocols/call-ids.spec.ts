@@ -2,7 +2,8 @@ import { callmeClientProtocol } from '../../../lib/protocols/callme/client.js';
 import { qamClientProtocol } from '../../../lib/protocols/qam/client.js';
 import { serializerNamed } from '../../../lib/serializers.js';
 
-const qam = (): ReturnType<typeof qamClientProtocol> => qamClientProtocol({ serverId: 's', clientId: 'c', expiresMs: undefined, maxBytes: 1024 });
+const qam = (): ReturnType<typeof qamClientProtocol> =>
+  qamClientProtocol({ serverId: 's', clientId: 'c', expiresMs: undefined, maxBytes: 1024 });
 
 describe('call ids no other party can guess', () => {
   it('QAM ids start at a random point below 2^52 and count up by one, as safe integers', () => {
@@ -20,7 +21,13 @@ describe('call ids no other party can guess', () => {
   });
 
   it('callme call ids share nothing with the reply names they are sent with', () => {
-    const protocol = callmeClientProtocol({ serverId: 's', user: 'guest', serializer: serializerNamed('json'), maxBytes: 1024, errorClasses: new Map() });
+    const protocol = callmeClientProtocol({
+      serverId: 's',
+      user: 'guest',
+      serializer: serializerNamed('json'),
+      maxBytes: 1024,
+      errorClasses: new Map(),
+    });
     const uid = protocol.replyQueue.slice('client_guest_queue_'.length);
     const ids = [protocol.nextId(), protocol.nextId()];
     const request = protocol.request(ids[0]!, 'add', [1, 2], Date.now() + 1000);

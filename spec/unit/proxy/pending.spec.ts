@@ -55,7 +55,13 @@ describe('PendingCalls', () => {
     const logger: Logger = { ...silentLogger, error: (message) => errors.push(message) };
     const table = new PendingCalls(logger);
     table.add('a', 'add', 1000, { kind: 'callback', ok: () => undefined, err: undefined });
-    table.add('b', 'add', 1000, { kind: 'callback', ok: () => { throw new Error('ok broke'); }, err: undefined });
+    table.add('b', 'add', 1000, {
+      kind: 'callback',
+      ok: () => {
+        throw new Error('ok broke');
+      },
+      err: undefined,
+    });
     table.settle('a', new Error('remote broke'));
     table.settle('b', { value: 1 });
     expect(errors).toEqual([expect.stringContaining('remote broke'), expect.stringContaining('ok broke')]);
@@ -85,27 +91,42 @@ function hostileValue(): object {
 
 /** What an `ok` or `err` may do to the caller, each of which is logged and ends its call. */
 const hostileCallbacks: [string, () => unknown][] = [
-  ['throws an Error', () => {
-    throw new Error('callback broke');
-  }],
-  ['throws a Proxy whose traps throw', () => {
-    throw hostileValue();
-  }],
-  ['returns a thenable whose then() throws', () => ({
-    then: () => {
-      throw new Error('then broke');
+  [
+    'throws an Error',
+    () => {
+      throw new Error('callback broke');
     },
-  })],
-  ['returns a thenable whose then() throws a Proxy whose traps throw', () => ({
-    then: () => {
+  ],
+  [
+    'throws a Proxy whose traps throw',
+    () => {
       throw hostileValue();
     },
-  })],
-  ['returns a thenable whose then getter throws', () => ({
-    get then(): never {
-      throw new Error('then getter broke');
-    },
-  })],
+  ],
+  [
+    'returns a thenable whose then() throws',
+    () => ({
+      then: () => {
+        throw new Error('then broke');
+      },
+    }),
+  ],
+  [
+    'returns a thenable whose then() throws a Proxy whose traps throw',
+    () => ({
+      then: () => {
+        throw hostileValue();
+      },
+    }),
+  ],
+  [
+    'returns a thenable whose then getter throws',
+    () => ({
+      get then(): never {
+        throw new Error('then getter broke');
+      },
+    }),
+  ],
   ['returns a rejected promise of a Proxy whose traps throw', () => Promise.reject(hostileValue())],
   ['returns a Proxy whose traps throw', () => hostileValue()],
 ];

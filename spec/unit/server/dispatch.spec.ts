@@ -38,12 +38,20 @@ describe('DispatchTable', () => {
     expect(table.resolve('my_instance.inherited')).toBeDefined();
   });
 
-  it.each(['constructor', '__proto__', '_private', 'toString', 'hasOwnProperty', 'valueOf', 'field', 'arrow', 'computed', '__defineGetter__'])(
-    'never exposes my_instance.%s',
-    (name) => {
-      expect(table.resolve(`my_instance.${name}`)).toBeUndefined();
-    },
-  );
+  it.each([
+    'constructor',
+    '__proto__',
+    '_private',
+    'toString',
+    'hasOwnProperty',
+    'valueOf',
+    'field',
+    'arrow',
+    'computed',
+    '__defineGetter__',
+  ])('never exposes my_instance.%s', (name) => {
+    expect(table.resolve(`my_instance.${name}`)).toBeUndefined();
+  });
 
   it.each(['constructor', '__proto__', 'toString', 'my_instance', 'add.call'])('never resolves %s at the top level', (name) => {
     expect(table.resolve(name)).toBeUndefined();
@@ -129,16 +137,20 @@ describe('DispatchTable with a class extending a built-in', () => {
     Object.defineProperty(Store.prototype, 'wipe', { value: Map.prototype.clear, writable: true, configurable: true });
     const table = new DispatchTable();
     table.registerInstance(new Store(), 'store');
-    for (const name of ['clear', 'set', 'delete', 'get', 'has', 'forEach', 'entries', 'wipe']) expect(table.resolve(`store.${name}`)).toBeUndefined();
+    for (const name of ['clear', 'set', 'delete', 'get', 'has', 'forEach', 'entries', 'wipe'])
+      expect(table.resolve(`store.${name}`)).toBeUndefined();
     expect(table.resolve('store.total')).toBeDefined();
   });
 
   it('exposes methods of a plain prototype object, and not those of a generator object', () => {
     const table = new DispatchTable();
     table.registerInstance(Object.create({ hello: () => 'hi' }) as object, 'plain');
-    table.registerInstance((function* numbers() {
-      yield 1;
-    })(), 'numbers');
+    table.registerInstance(
+      (function* numbers() {
+        yield 1;
+      })(),
+      'numbers',
+    );
     expect(table.resolve('plain.hello')).toBeDefined();
     for (const name of ['next', 'return', 'throw']) expect(table.resolve(`numbers.${name}`)).toBeUndefined();
   });

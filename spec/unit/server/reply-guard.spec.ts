@@ -41,6 +41,8 @@ describe('requestFingerprint', () => {
     expect(requestFingerprint(delivery('{"method":"g"}', properties))).not.toBe(base);
     expect(requestFingerprint(delivery('{"method":"f"}', { ...properties, correlationId: '2' }))).not.toBe(base);
     expect(requestFingerprint(delivery('{"method":"f"}', { ...properties, replyTo: 'amq.rabbitmq.reply-to.AAAA.BBBC' }))).not.toBe(base);
-    expect(requestFingerprint(delivery('x', { replyTo: 'ab', correlationId: 'c' }))).not.toBe(requestFingerprint(delivery('x', { replyTo: 'a', correlationId: 'bc' })));
+    expect(requestFingerprint(delivery('x', { replyTo: 'ab', correlationId: 'c' }))).not.toBe(
+      requestFingerprint(delivery('x', { replyTo: 'a', correlationId: 'bc' })),
+    );
   });
 });

@@ -1,4 +1,11 @@
-import { errorToPayload, parseReply, parseRequest, payloadToError, serverErrorToPayload, type ErrorClass } from '../../../../lib/protocols/native/format.js';
+import {
+  errorToPayload,
+  parseReply,
+  parseRequest,
+  payloadToError,
+  serverErrorToPayload,
+  type ErrorClass,
+} from '../../../../lib/protocols/native/format.js';
 import {
   QAMBadMessageException,
   QAMException,
@@ -88,19 +95,41 @@ describe('remote errors', () => {
 
   it.each<[string, unknown]>([
     ['qam’s own not-found error', new QAMMethodNotFoundException('no such')],
-    ['an error named as qam’s, with its code', Object.assign(new Error('no such'), { name: 'QAMMethodNotFoundException', code: 'METHOD_NOT_FOUND' })],
+    [
+      'an error named as qam’s, with its code',
+      Object.assign(new Error('no such'), { name: 'QAMMethodNotFoundException', code: 'METHOD_NOT_FOUND' }),
+    ],
     ['an error with the code of a timeout', Object.assign(new Error('late'), { code: 'TIMEOUT' })],
-    ['an error that carries the server’s mark itself', Object.assign(new Error('forged'), { name: 'QAMBadMessageException', code: 'BAD_MESSAGE', origin: 'server' })],
+    [
+      'an error that carries the server’s mark itself',
+      Object.assign(new Error('forged'), { name: 'QAMBadMessageException', code: 'BAD_MESSAGE', origin: 'server' }),
+    ],
   ])('never pass a function’s error off as one of qam’s: %s', (_label, thrown) => {
     const payload = errorToPayload(thrown, false);
     expect(payload.origin).toBeUndefined();
-    const rebuilt = payloadToError(payload, new Map<string, ErrorClass>([['QAMMethodNotFoundException', QAMMethodNotFoundException], ['QAMTimeoutException', QAMTimeoutException]]));
+    const rebuilt = payloadToError(
+      payload,
+      new Map<string, ErrorClass>([
+        ['QAMMethodNotFoundException', QAMMethodNotFoundException],
+        ['QAMTimeoutException', QAMTimeoutException],
+      ]),
+    );
     expect(rebuilt).toBeInstanceOf(QAMRemoteException);
-    expect(rebuilt).toMatchObject({ code: 'REMOTE_ERROR', remoteCode: (thrown as { code: string }).code, remoteName: (thrown as Error).name });
+    expect(rebuilt).toMatchObject({
+      code: 'REMOTE_ERROR',
+      remoteCode: (thrown as { code: string }).code,
+      remoteName: (thrown as Error).name,
+    });
   });
 
   it('trust the server’s mark on the reply’s error only, not on a cause', () => {
-    const parsed = parseReply({ error: { name: 'Error', message: 'outer', cause: { name: 'QAMBadMessageException', message: 'inner', code: 'BAD_MESSAGE', origin: 'server' } } });
+    const parsed = parseReply({
+      error: {
+        name: 'Error',
+        message: 'outer',
+        cause: { name: 'QAMBadMessageException', message: 'inner', code: 'BAD_MESSAGE', origin: 'server' },
+      },
+    });
     const rebuilt = payloadToError('error' in parsed ? parsed.error : { name: '', message: '' }, new Map());
     expect(rebuilt.cause).toBeInstanceOf(QAMRemoteException);
     expect(rebuilt.cause).not.toBeInstanceOf(QAMBadMessageException);
@@ -125,7 +154,21 @@ describe('hostile thrown values', () => {
 
   it.each<[string, unknown, number]>([
     ['a Proxy whose every trap throws', new Proxy({}, everyTrap), 2],
-    ['a Proxy whose traps throw such Proxies', new Proxy({}, { getPrototypeOf: () => { throw new Proxy({}, everyTrap); }, get: () => { throw new Proxy({}, everyTrap); } }), 2],
+    [
+      'a Proxy whose traps throw such Proxies',
+      new Proxy(
+        {},
+        {
+          getPrototypeOf: () => {
+            throw new Proxy({}, everyTrap);
+          },
+          get: () => {
+            throw new Proxy({}, everyTrap);
+          },
+        },
+      ),
+      2,
+    ],
     ['a revoked Proxy', revocable.proxy, 2],
     ['an Error whose getters throw', getters, 6],
     ['an object without prototype', Object.create(null), 1],

@@ -43,14 +43,19 @@ describe('the native protocol reading a request', () => {
   const protocol = nativeProtocol(settings);
   const body = { method: 'add', params: [1, 2] };
 
-  it.each(['amq.rabbitmq.reply-to.AAAA BBBB', 'amq.rabbitmq.reply-to.', 'amq.fanout', 'server_calc_ex'])('refuses reply_to %j before anything runs', (replyTo) => {
-    const read = protocol.read(delivery(body, { replyTo }));
-    expect(read).toEqual({ error: expect.objectContaining({ code: 'BAD_MESSAGE' }) });
-    expect(protocol.reply(delivery(body, { replyTo }), { result: 3 })).toBeUndefined();
-  });
+  it.each(['amq.rabbitmq.reply-to.AAAA BBBB', 'amq.rabbitmq.reply-to.', 'amq.fanout', 'server_calc_ex'])(
+    'refuses reply_to %j before anything runs',
+    (replyTo) => {
+      const read = protocol.read(delivery(body, { replyTo }));
+      expect(read).toEqual({ error: expect.objectContaining({ code: 'BAD_MESSAGE' }) });
+      expect(protocol.reply(delivery(body, { replyTo }), { result: 3 })).toBeUndefined();
+    },
+  );
 
   it('reads a request with a reply address, and one without (whose reply goes nowhere)', () => {
-    expect(protocol.read(delivery(body, { replyTo: 'amq.rabbitmq.reply-to.AAAA.BBBB' }))).toEqual({ call: { method: 'add', params: [1, 2], deadline: undefined } });
+    expect(protocol.read(delivery(body, { replyTo: 'amq.rabbitmq.reply-to.AAAA.BBBB' }))).toEqual({
+      call: { method: 'add', params: [1, 2], deadline: undefined },
+    });
     expect(protocol.read(delivery(body, {}))).toEqual({ call: { method: 'add', params: [1, 2], deadline: undefined } });
   });
 });

@@ -15,7 +15,10 @@ describe("QAM's JSON format", () => {
   it('reads a request, and names the address of a malformed one when it has a usable one', () => {
     const request = { id: 3, method_name: 'my_instance.adder_function', routing_key: 'c_client_routing_key', params: [2, 4] };
     expect(parseQamRequest(request)).toEqual({ request });
-    expect(parseQamRequest({ ...request, params: 'x' })).toEqual({ problem: expect.any(String), address: { id: 3, routingKey: 'c_client_routing_key' } });
+    expect(parseQamRequest({ ...request, params: 'x' })).toEqual({
+      problem: expect.any(String),
+      address: { id: 3, routingKey: 'c_client_routing_key' },
+    });
     expect(parseQamRequest({ ...request, method_name: undefined })).toMatchObject({ address: { id: 3 } });
     expect(parseQamRequest({ ...request, id: 1.5 })).toEqual({ problem: expect.any(String), address: undefined });
     expect(parseQamRequest({ ...request, id: '3' })).toEqual({ problem: expect.any(String), address: undefined });
@@ -32,7 +35,9 @@ describe("QAM's JSON format", () => {
   });
 
   it('refuses to encode what has no JSON form', () => {
-    expect(() => encodeQamBody({ id: 1, result: 1n, exception: false, internal_exception: -1 })).toThrow(expect.objectContaining({ code: 'SERIALIZATION_FAILED' }));
+    expect(() => encodeQamBody({ id: 1, result: 1n, exception: false, internal_exception: -1 })).toThrow(
+      expect.objectContaining({ code: 'SERIALIZATION_FAILED' }),
+    );
   });
 
   it("words QAM's not-found text with what follows the first dot", () => {
@@ -56,15 +61,24 @@ describe("QAM's JSON format", () => {
       exception: true,
       internal_exception: -1,
     });
-    expect(qamReplyBody(3, { error: Object.assign(new Error('boom'), { args: ['boom', 42] }) })).toMatchObject({ result: ['boom', 42], internal_exception: -1 });
+    expect(qamReplyBody(3, { error: Object.assign(new Error('boom'), { args: ['boom', 42] }) })).toMatchObject({
+      result: ['boom', 42],
+      internal_exception: -1,
+    });
     expect(qamExceptionArgs(Object.assign(new Error('m'), { args: 'not a list' }))).toEqual(['m']);
     expect(qamExceptionArgs('thrown text')).toEqual(['thrown text']);
   });
 
   it('reads replies and rebuilds their errors as QAM raises them', () => {
-    expect(() => parseQamReply({ id: 1, result: 1, exception: 'no', internal_exception: -1 })).toThrow(expect.objectContaining({ code: 'BAD_MESSAGE' }));
-    expect(() => parseQamReply({ id: 1, exception: false, internal_exception: -1 })).toThrow(expect.objectContaining({ code: 'BAD_MESSAGE' }));
-    const notFound = qamReplyError(parseQamReply({ id: 1, result: 'Methodname x is not registered on QAMServer', exception: true, internal_exception: 1 }));
+    expect(() => parseQamReply({ id: 1, result: 1, exception: 'no', internal_exception: -1 })).toThrow(
+      expect.objectContaining({ code: 'BAD_MESSAGE' }),
+    );
+    expect(() => parseQamReply({ id: 1, exception: false, internal_exception: -1 })).toThrow(
+      expect.objectContaining({ code: 'BAD_MESSAGE' }),
+    );
+    const notFound = qamReplyError(
+      parseQamReply({ id: 1, result: 'Methodname x is not registered on QAMServer', exception: true, internal_exception: 1 }),
+    );
     expect(notFound).toBeInstanceOf(QAMMethodNotFoundException);
     expect(notFound).toMatchObject({ code: 'METHOD_NOT_FOUND', args: ['Methodname x is not registered on QAMServer'] });
     const raised = qamReplyError(parseQamReply({ id: 1, result: ['boom', 42], exception: true, internal_exception: -1 }));
