@@ -14,6 +14,8 @@ export default tseslint.config(
       '@typescript-eslint/no-empty-object-type': 'off',
       'no-empty': ['error', { allowEmptyCatch: true }],
       eqeqeq: ['error', 'always'],
+      // Prettier breaks long chains before `[…]` accesses; it owns the layout.
+      'no-unexpected-multiline': 'off',
     },
   },
   {
