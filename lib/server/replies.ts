@@ -60,7 +60,7 @@ export class ReplyPublisher {
   #probe: AmqpChannel | undefined;
   #probeConnection: QAMConnection | undefined;
   /** First replies waiting for the one in flight. */
-  readonly #probes: Array<() => void> = [];
+  readonly #probes: Array<{ delivery: Delivery; reply: OutgoingReply; after: () => void }> = [];
   #probing = false;
   #direct: AmqpChannel | undefined;
   #directOpening = false;
@@ -84,18 +84,17 @@ export class ReplyPublisher {
 
   /** Publishes the reply to `delivery`, then calls `after`. */
   publish(delivery: Delivery, reply: OutgoingReply, after: () => void): void {
-    if (this.#replyDirect(reply, after)) return;
     if (this.#accepted.has(targetOf(reply))) {
-      this.#publishConfirmed(delivery, reply, after, 1, false);
+      this.#replyAccepted(delivery, reply, after);
       return;
     }
-    this.#enqueueProbe((release) => {
-      const done = (): void => {
-        release();
-        after();
-      };
-      if (!this.#replyDirect(reply, done)) this.#publishConfirmed(delivery, reply, done, 1, !this.#accepted.has(targetOf(reply)));
-    });
+    this.#probes.push({ delivery, reply, after });
+    if (!this.#probing) this.#nextProbe();
+  }
+
+  /** Publishes a reply to a target accepted before: to a direct address without a confirm. */
+  #replyAccepted(delivery: Delivery, reply: OutgoingReply, after: () => void): void {
+    if (!this.#replyDirect(reply, after)) this.#publishConfirmed(delivery, reply, after, 1, false);
   }
 
   /** Publishes a reply to a direct address the broker accepted before, without a confirm; false for any other. */
@@ -106,18 +105,34 @@ export class ReplyPublisher {
     return true;
   }
 
-  #enqueueProbe(start: (release: () => void) => void): void {
-    const release = (): void => {
+  /**
+   * Sends the next first reply, once the one before it was confirmed. Replies that waited for a
+   * target the broker has accepted meanwhile go out at once, without waiting any longer.
+   */
+  #nextProbe(): void {
+    for (;;) {
       const next = this.#probes.shift();
-      if (next === undefined) this.#probing = false;
-      else next();
-    };
-    const run = (): void => {
+      if (next === undefined) {
+        this.#probing = false;
+        return;
+      }
+      if (this.#accepted.has(targetOf(next.reply))) {
+        this.#replyAccepted(next.delivery, next.reply, next.after);
+        continue;
+      }
       this.#probing = true;
-      start(release);
-    };
-    if (this.#probing) this.#probes.push(run);
-    else run();
+      this.#publishConfirmed(
+        next.delivery,
+        next.reply,
+        () => {
+          this.#nextProbe();
+          next.after();
+        },
+        1,
+        true,
+      );
+      return;
+    }
   }
 
   /** Forgets the channels of a connection that was lost. */
