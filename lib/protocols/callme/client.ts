@@ -3,6 +3,7 @@ import type { Serializer } from '../../serializers.js';
 import type { ClientProtocol } from '../client-protocol.js';
 import { clientNames, serverNames } from '../naming.js';
 import { decodeReply, encodeRequest, type ReplySettings } from '../native/client.js';
+import { wireHeaders } from '../native/wire.js';
 
 /** @internal */
 export interface CallmeClientSettings extends ReplySettings {
@@ -53,7 +54,7 @@ export function callmeClientProtocol(settings: CallmeClientSettings): ClientProt
         exchange: server.exchange,
         routingKey: server.routingKey,
         body,
-        properties: { correlationId: id, replyTo: replies.exchange, contentType: settings.serializer.contentType },
+        properties: { correlationId: id, replyTo: replies.exchange, contentType: settings.serializer.contentType, headers: wireHeaders },
       };
     },
     returnedId(message) {

@@ -4,6 +4,7 @@ import { serializerForContentType, type Serializer } from '../../serializers.js'
 import type { ClientProtocol } from '../client-protocol.js';
 import { directReplyTo, serverNames } from '../naming.js';
 import { payloadToError, parseReply, type ErrorClass, type RequestEnvelope } from './format.js';
+import { wireHeaders } from './wire.js';
 
 /** What reading a reply needs to know. @internal */
 export interface ReplySettings {
@@ -57,7 +58,7 @@ export function directClientProtocol(settings: DirectClientSettings): ClientProt
   // Uids are short (memory per pending call) and distinct between proxies (logs).
   const prefix = `${randomBytes(4).toString('base64url')}.`;
   let seq = 0;
-  const properties = { replyTo: directReplyTo, contentType: settings.serializer.contentType };
+  const properties = { replyTo: directReplyTo, contentType: settings.serializer.contentType, headers: wireHeaders };
 
   return {
     replyQueue: directReplyTo,

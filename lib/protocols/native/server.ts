@@ -12,6 +12,7 @@ import {
 import { clip, quote } from '../../log-guard.js';
 import { replyRoute, serverNames } from '../naming.js';
 import { serializerForContentType, type Serializer, type SerializerName } from '../../serializers.js';
+import { requestKindOf, requestKinds, wireHeaders, wireVersion } from './wire.js';
 
 /** A request read off the wire. */
 export interface IncomingCall {
@@ -132,6 +133,14 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
           ),
         };
       }
+      const kind = requestKindOf(message.properties.headers);
+      if (!requestKinds.has(kind)) {
+        return {
+          error: new QAMBadMessageException(
+            `Request kind ${quote(kind, 64)} is not supported by server ${settings.serverId} (qam wire ${wireVersion}); nothing was run`,
+          ),
+        };
+      }
       const serializer = serializerOf(message);
       if (serializer === undefined) {
         const refused = serializerForContentType(contentTypeOf(message));
@@ -181,7 +190,7 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
       if (body.length > settings.maxBytes) {
         throw new QAMPayloadTooLargeException(`Reply is ${body.length} bytes, above the server's limit of ${settings.maxBytes} bytes`);
       }
-      const properties: MessageProperties = { contentType: serializer.contentType };
+      const properties: MessageProperties = { contentType: serializer.contentType, headers: wireHeaders };
       if (typeof correlationId === 'string') properties.correlationId = correlationId;
       return { ...route, body, properties };
     },
