@@ -1,7 +1,9 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { availableParallelism } from 'node:os';
 import { connectionFor, connectionUserRules, type ConnectionOptions, type QAMConnection } from '../amqp/connection.js';
 import { failureKind, type AmqpChannel, type Delivery } from '../amqp/port.js';
+import { callContext, callerDeadline, currentCall, type CallContext } from './call-context.js';
+import { Consumers } from './consumers.js';
+import { drain } from './drain.js';
 import { DispatchTable, type RemoteFunction, type Target } from './dispatch.js';
 import { checkMethodPath } from '../protocols/native/format.js';
 import { QAMAccessRefusedException, QAMClosedException, QAMException, describeError, isInstance, isServerRaised } from '../errors.js';
@@ -20,10 +22,11 @@ import {
 import { qamProtocol } from '../protocols/qam/server.js';
 import { ReplyPublisher } from './replies.js';
 import { serializerNamed, type SerializerName } from '../serializers.js';
-import { backoffDelayMs } from '../util/backoff.js';
-import { SingleFlight } from '../util/single-flight.js';
 import { isThenable } from '../util/thenable.js';
 import { ThreadPool, workerModuleHref, type WorkerExport } from './thread-pool.js';
+import { TopologyWatch } from './topology.js';
+
+export { currentCall, type CallContext } from './call-context.js';
 
 /**
  * Options of a {@link QAMServer}. Connection options apply when no `connection` is given; beside one
@@ -72,27 +75,6 @@ export interface QAMServerOptions extends ConnectionOptions {
    * @example new QAMServer({ serverId: 'calc', protocol: ['native', 'qam'] })
    */
   protocol?: WireProtocol | WireProtocol[];
-}
-
-/** What a running function can learn about the request it serves (see {@link currentCall}). */
-export interface CallContext {
-  /** The method path, e.g. `'my_instance.adder_function'`. */
-  readonly method: string;
-  /** True when the broker delivered this request before (its previous server died mid-call). */
-  readonly redelivered: boolean;
-  /**
-   * When the caller gives up, in epoch milliseconds of this server's clock: arrival plus the
-   * request's AMQP `expiration` (the caller's remaining time, so clock skew between hosts does not
-   * matter), or else the deadline in the request's body; undefined when it sent neither.
-   */
-  readonly deadline: number | undefined;
-}
-
-const callContext = new AsyncLocalStorage<CallContext>();
-
-/** Inside a function run by a QAMServer: the request being served; elsewhere undefined. */
-export function currentCall(): CallContext | undefined {
-  return callContext.getStore();
 }
 
 /** Counters of a server since it was created. */
@@ -150,15 +132,9 @@ export class QAMServer<Registered extends object = {}> {
   readonly #stats = { served: 0, failed: 0, expired: 0 };
   #state: 'idle' | 'serving' | 'closing' | 'closed' = 'idle';
   #detach: (() => void) | undefined;
-  readonly #consumers = new Map<ServerProtocol, { channel: AmqpChannel; tag: string }>();
+  readonly #consumers: Consumers;
+  readonly #topology: TopologyWatch;
   readonly #replies: ReplyPublisher;
-  readonly #starting = new SingleFlight<void>();
-  #restartTimer: NodeJS.Timeout | undefined;
-  #restartAttempts = 0;
-  #topologyTimer: NodeJS.Timeout | undefined;
-  #topologyCheck: Promise<void> | undefined;
-  #topologyChannel: Promise<AmqpChannel> | undefined;
-  #topologyFailures = 0;
   /** Refused and dropped requests: at most {@link refusalLines} lines a minute, then one line counting the rest. */
   readonly #refusals: RateLimitedLog;
 
@@ -195,6 +171,14 @@ export class QAMServer<Registered extends object = {}> {
       warn: (message: string) => this.#logger.warn(`server ${this.serverId}: ${message}`),
     };
     this.#protocols = protocolsFor(options.protocol ?? 'native', settings);
+    const serving = (): boolean => this.#state === 'serving';
+    const common = { serverId: this.serverId, connection: this.connection, logger: this.#logger, protocols: this.#protocols, serving };
+    this.#consumers = new Consumers({
+      ...common,
+      prefetch: this.#pool.size,
+      receive: (protocol, channel, message) => this.#receive(protocol, channel, message),
+    });
+    this.#topology = new TopologyWatch({ ...common, starting: () => this.#consumers.starting });
     this.#ackOnReceipt = options.ack === 'onReceipt';
     this.#drainTimeoutMs = (options.drainTimeout ?? 30) * 1000;
   }
@@ -259,15 +243,15 @@ export class QAMServer<Registered extends object = {}> {
 
   /** Declares the server's exchange and queue and starts consuming; resolves once it consumes. */
   async serve(): Promise<void> {
-    if (this.#state === 'serving') return this.#starting.current;
+    if (this.#state === 'serving') return this.#consumers.current;
     if (this.#state !== 'idle') throw new QAMClosedException(`Server ${this.serverId} is closed`);
     this.#state = 'serving';
     this.#detach = this.connection.attach({
-      onConnect: () => this.#restart(),
+      onConnect: () => this.#consumers.restart(),
       onDisconnect: () => this.#forgetChannels(),
     });
     try {
-      await this.#start();
+      await this.#consumers.start();
     } catch (error) {
       await this.close();
       if (failureKind(error) === 'access-refused') {
@@ -275,7 +259,7 @@ export class QAMServer<Registered extends object = {}> {
       }
       throw error;
     }
-    this.#scheduleTopologyCheck(topologyCheckMs);
+    this.#topology.start();
   }
 
   /**
@@ -288,206 +272,28 @@ export class QAMServer<Registered extends object = {}> {
     checkOptions('QAMServer.close', options, closeRules);
     if (this.#state === 'closing' || this.#state === 'closed') return;
     this.#state = 'closing';
-    clearTimeout(this.#restartTimer);
-    clearTimeout(this.#topologyTimer);
-    await this.#starting.current?.catch(() => undefined);
-    const consumers = [...this.#consumers.values()];
-    const cancelled = Promise.all(consumers.map(({ channel, tag }) => channel.cancel(tag).catch(() => undefined)));
+    this.#topology.stop();
+    await this.#consumers.stop();
+    const cancelled = this.#consumers.cancel();
     // While the broker blocks the connection it reads nothing from it, so no cancel would be answered.
     if (!this.connection.blocked) await cancelled;
-    const drained = await this.#drain();
+    const drained = await drain(this.#pool, this.connection, this.#drainTimeoutMs);
     if (!drained) this.#logger.warn(`server ${this.serverId} closed with ${this.#pool.active} calls still running`);
     await this.#threads.close();
     this.#detach?.();
     // While the broker is down or blocks the connection, nothing can be deleted: close without waiting.
     const reachable = this.connection.connected && !this.connection.blocked;
-    if (options.deleteQueue === true && reachable) {
-      // A check under way may be declaring an exchange again: it must not do so after the delete.
-      await this.#topologyCheck;
-      await this.#deleteTopology();
-    }
-    const topology = reachable ? await this.#topologyChannel?.catch(() => undefined) : undefined;
-    this.#consumers.clear();
-    this.#topologyChannel = undefined;
-    await Promise.all([...consumers.map(({ channel }) => channel.close()), topology?.close(), this.#replies.close()]);
+    if (options.deleteQueue === true && reachable) await this.#topology.remove();
+    await Promise.all([this.#consumers.close(), this.#topology.close(reachable), this.#replies.close()]);
     this.#refusals.flush();
     if (this.#ownsConnection) await this.connection.close();
     this.#state = 'closed';
   }
 
-  async #deleteTopology(): Promise<void> {
-    for (const protocol of this.#protocols) {
-      try {
-        const channel = await this.connection.openChannel({ confirms: false });
-        await protocol.remove(channel);
-        await channel.close();
-      } catch (error) {
-        this.#logger.warn(`server ${this.serverId} could not delete its ${protocol.name} queue and exchange: ${describeError(error)}`);
-      }
-    }
-  }
-
-  /**
-   * Waits for the running calls to finish and reply, up to `drainTimeout`; not while the broker
-   * blocks the connection (their replies cannot leave before it unblocks). True when they did.
-   */
-  async #drain(): Promise<boolean> {
-    if (this.#pool.active === 0) return true;
-    let timer: NodeJS.Timeout | undefined;
-    let onBlocked: (() => void) | undefined;
-    const drained = await Promise.race([
-      this.#pool.idle().then(() => true),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(resolve, this.connection.blocked ? 0 : this.#drainTimeoutMs, false);
-        onBlocked = () => resolve(false);
-        this.connection.once('blocked', onBlocked);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (onBlocked !== undefined) this.connection.off('blocked', onBlocked);
-    return drained;
-  }
-
-  #start(): Promise<void> {
-    return this.#starting.run(() => this.#open());
-  }
-
-  async #open(): Promise<void> {
-    for (const protocol of this.#protocols) {
-      if (this.#consumers.has(protocol)) continue;
-      const channel = await this.connection.openChannel({ confirms: false });
-      channel.onClose((error) => this.#channelClosed(protocol, channel, error));
-      await channel.prefetch(this.#pool.size);
-      try {
-        await protocol.declare(channel);
-      } catch (error) {
-        throw topologyError(this.serverId, protocol, error);
-      }
-      const tag = await channel.consume(
-        protocol.queue,
-        (message) => this.#receive(protocol, channel, message),
-        { noAck: false },
-        () => this.#consumerCancelled(protocol, channel),
-      );
-      this.#consumers.set(protocol, { channel, tag });
-      this.#logger.info(`server ${this.serverId} consumes ${protocol.queue}`);
-    }
-    this.#restartAttempts = 0;
-  }
-
-  #restart(): void {
-    if (this.#state !== 'serving') return;
-    this.#start().catch((error: unknown) => {
-      this.#logger.error(`server ${this.serverId} could not restart consuming: ${describeError(error)}`);
-      this.#scheduleRestart();
-    });
-  }
-
-  /** Retries consuming with the library's backoff (about 1 s, doubling up to 30 s), so a lasting fault is not a busy loop. */
-  #scheduleRestart(): void {
-    if (this.#state !== 'serving' || this.#restartTimer !== undefined) return;
-    const delayMs = backoffDelayMs(++this.#restartAttempts, restartBackoff);
-    this.#restartTimer = setTimeout(() => {
-      this.#restartTimer = undefined;
-      if (this.connection.connected) this.#restart();
-    }, delayMs);
-  }
-
   #forgetChannels(): void {
-    this.#consumers.clear();
+    this.#consumers.forget();
     this.#replies.forget();
-    this.#topologyChannel = undefined;
-  }
-
-  /**
-   * Nothing tells a server that its exchange was deleted (by an operator, a script, a policy): its
-   * queue and consumer stay, but every request is unroutable and proxies get NO_ROUTE. So every
-   * {@link topologyCheckMs} it asks the broker, passively, whether its exchanges are there, and
-   * declares them again (with the binding) when one is gone. One cheap request per exchange per
-   * interval; after a failure the interval doubles, up to a few minutes.
-   */
-  #scheduleTopologyCheck(delayMs: number): void {
-    if (this.#state !== 'serving') return;
-    this.#topologyTimer = setTimeout(() => {
-      this.#topologyTimer = undefined;
-      this.#topologyCheck = this.#checkTopology().finally(() => {
-        this.#topologyCheck = undefined;
-      });
-    }, delayMs);
-    this.#topologyTimer.unref();
-  }
-
-  async #checkTopology(): Promise<void> {
-    let delayMs = topologyCheckMs;
-    if (this.connection.connected && !this.#starting.running) {
-      try {
-        await this.#redeclareMissingExchanges();
-        this.#topologyFailures = 0;
-      } catch (error) {
-        if (this.#state !== 'serving') return;
-        delayMs = Math.min(maxTopologyCheckMs, topologyCheckMs * 2 ** ++this.#topologyFailures);
-        this.#logger.error(
-          `server ${this.serverId} could not check or declare its exchanges, trying again in ${Math.round(delayMs / 1000)} s: ${describeError(error)}`,
-        );
-      }
-    }
-    this.#scheduleTopologyCheck(delayMs);
-  }
-
-  async #redeclareMissingExchanges(): Promise<void> {
-    for (const protocol of this.#protocols) {
-      for (const exchange of protocol.exchanges) {
-        try {
-          await (await this.#openTopologyChannel()).checkExchange(exchange);
-        } catch (error) {
-          if (failureKind(error) !== 'not-found' || this.#state !== 'serving') throw error;
-          this.#logger.warn(`server ${this.serverId}: its exchange ${exchange} is gone (deleted?); declaring it again`);
-          // The 404 closed the channel the check ran on.
-          this.#topologyChannel = undefined;
-          await protocol.declare(await this.#openTopologyChannel());
-          break;
-        }
-      }
-    }
-  }
-
-  /** The channel topology checks run on; a failed check closes it, and the next one opens another. */
-  #openTopologyChannel(): Promise<AmqpChannel> {
-    if (this.#topologyChannel === undefined) {
-      const forget = (): void => {
-        if (this.#topologyChannel === opening) this.#topologyChannel = undefined;
-      };
-      const opening: Promise<AmqpChannel> = this.connection.openChannel({ confirms: false }).then(async (channel) => {
-        channel.onClose(forget);
-        if (this.#state !== 'serving') {
-          await channel.close();
-          throw new QAMClosedException(`Server ${this.serverId} is closed`);
-        }
-        return channel;
-      });
-      opening.catch(forget);
-      this.#topologyChannel = opening;
-    }
-    return this.#topologyChannel;
-  }
-
-  #channelClosed(protocol: ServerProtocol, channel: AmqpChannel, error: Error | undefined): void {
-    if (error !== undefined) this.#logger.error(`server ${this.serverId} channel error: ${describeError(error)}`);
-    if (this.#consumers.get(protocol)?.channel !== channel) return;
-    this.#consumers.delete(protocol);
-    if (this.#state === 'serving' && this.connection.connected) {
-      this.#logger.error(`server ${this.serverId}: its channel closed; consuming again shortly`);
-      this.#scheduleRestart();
-    }
-  }
-
-  #consumerCancelled(protocol: ServerProtocol, channel: AmqpChannel): void {
-    this.#logger.error(
-      `server ${this.serverId}: the broker cancelled the consumer of ${protocol.queue} (queue deleted?); redeclaring it shortly`,
-    );
-    if (this.#consumers.get(protocol)?.channel === channel) this.#consumers.delete(protocol);
-    void channel.close();
-    this.#scheduleRestart();
+    this.#topology.forget();
   }
 
   #receive(protocol: ServerProtocol, channel: AmqpChannel, message: Delivery): void {
@@ -589,49 +395,12 @@ export class QAMServer<Registered extends object = {}> {
   }
 }
 
-/**
- * The caller's deadline in this server's clock. A qam request carries its caller's remaining time
- * as its AMQP `expiration`, and the broker delivers it only before that runs out, so arrival plus
- * the expiration is never earlier than the real deadline, whatever the two hosts' clocks say (a
- * server whose clock runs ahead must not skip calls their callers still wait for). The deadline in
- * the body, in the caller's clock, serves requests without an expiration.
- */
-function callerDeadline(message: Delivery, bodyDeadline: number | undefined): number | undefined {
-  const expiration: unknown = message.properties.expiration;
-  const remaining = typeof expiration === 'string' && /^\d{1,10}$/.test(expiration) ? Number(expiration) : undefined;
-  return remaining === undefined ? bodyDeadline : Date.now() + remaining;
-}
-
-/** The backoff of a server that could not consume, in seconds. */
-const restartBackoff = { min: 1, max: 30 };
-
-/** How often a server checks that its exchanges still exist. */
-const topologyCheckMs = 5_000;
-/** The longest wait between checks, after failures. */
-const maxTopologyCheckMs = 300_000;
-
 /** Refusal lines a server writes in {@link refusalIntervalMs} before it only counts them. */
 const refusalLines = 10;
 const refusalIntervalMs = 60_000;
 
 function invoke(target: Target, params: unknown[]): unknown {
   return target.fn.apply(target.thisArg, params);
-}
-
-/**
- * Declaring a queue or exchange that exists with other flags fails with 406 PRECONDITION_FAILED
- * (and closes the channel); the broker's text names the argument that differs.
- */
-function topologyError(serverId: string, protocol: ServerProtocol, error: unknown): Error {
-  const kind = failureKind(error);
-  if (kind === 'access-refused') return error as Error;
-  return new QAMException(
-    `Server ${serverId} cannot declare ${protocol.queue} for the ${protocol.name} protocol: ${describeError(error)}`,
-    {
-      code: kind === 'precondition-failed' ? 'PRECONDITION_FAILED' : 'TOPOLOGY_FAILED',
-      cause: error,
-    },
-  );
 }
 
 function acceptedSerializers(names: SerializerName[]): ReadonlySet<SerializerName> {
