@@ -9,7 +9,18 @@ import {
   type QAMException,
 } from '../errors.js';
 import { consoleLogger, type Logger } from '../logger.js';
-import { anyString, boolean, checkOptions, integerBetween, nested, nonEmptyString, rule, seconds, type Rules } from '../options.js';
+import {
+  anyString,
+  arrayOf,
+  boolean,
+  checkOptions,
+  integerBetween,
+  nested,
+  nonEmptyString,
+  rule,
+  seconds,
+  type Rules,
+} from '../options.js';
 import { backoffDelayMs, type BackoffBounds } from '../util/backoff.js';
 import { SingleFlight } from '../util/single-flight.js';
 import { amqplibPort } from './amqplib.js';
@@ -35,14 +46,21 @@ export interface TlsOptions {
 /**
  * How to reach the broker. Precedence: `url`; else the discrete fields when any is given
  * (QAM's `hostname`, `port`, `username`, `password`, `vhost`, `ssl`); else the `QAM_URL`
- * environment variable; else `amqp://guest:guest@localhost:5672/`. An unknown option, a value of
- * the wrong type, or a `url` or `QAM_URL` that is not an `amqp://` or `amqps://` URL is a TypeError
- * that names it, thrown by the constructor. A broker that cannot be reached fails the first
- * `serve()` or call with {@link QAMConnectFailedException}.
+ * environment variable (one URL, or several separated by commas); else
+ * `amqp://guest:guest@localhost:5672/`. An unknown option, a value of the wrong type, or a `url` or
+ * `QAM_URL` that is not an `amqp://` or `amqps://` URL is a TypeError that names it, thrown by the
+ * constructor. A broker that cannot be reached fails the first `serve()` or call with
+ * {@link QAMConnectFailedException}.
  */
 export interface ConnectionOptions {
-  /** @example 'amqp://user:pass@host:5672/vhost' or 'amqps://…' */
-  url?: string;
+  /**
+   * One broker URL, or the URLs of several nodes of one cluster, each with its own credentials.
+   * The connection tries them in the order given, and after a loss the next ones round from the
+   * node it lost, until one answers (see "Several brokers" in the README).
+   * @example 'amqp://user:pass@host:5672/vhost' or 'amqps://…'
+   * @example ['amqp://app:pw@rabbit-1', 'amqp://app:pw@rabbit-2', 'amqp://app:pw@rabbit-3']
+   */
+  url?: string | readonly string[];
   /** @default 'localhost' */
   hostname?: string;
   /** @default 5672, or 5671 with `ssl` */
@@ -73,11 +91,11 @@ export interface ConnectionOptions {
 
 /** The events a {@link QAMConnection} emits. */
 export interface QAMConnectionEvents {
-  /** Connected (first time and after each reconnect). */
-  connect: [];
+  /** Connected (first time and after each reconnect), to the broker `label` names (its URL without the password). */
+  connect: [label: string];
   /** The connection was lost; qam reconnects unless it was closed. */
   disconnect: [error: Error];
-  /** A reconnect attempt failed; another follows after `delayMs`. */
+  /** A reconnect attempt failed (to the broker the error's message names); another follows after `delayMs`. */
   'reconnect-failed': [error: Error, attempt: number, delayMs: number];
   /** The broker stopped reading what this connection publishes (a resource alarm such as low memory); calls wait, within their timeouts. */
   blocked: [reason: string];
@@ -109,7 +127,11 @@ const loggerMethods = ['debug', 'info', 'warn', 'error'] as const;
 
 /** @internal The rules of {@link ConnectionOptions}. */
 export const connectionRules: Rules<ConnectionOptions> = {
-  url: nonEmptyString,
+  url: (value, at) => {
+    if (!Array.isArray(value)) return nonEmptyString(value, at);
+    if (value.length === 0) throw new TypeError(`Option '${at.path}' of ${at.owner} must name at least one URL, got an empty array`);
+    arrayOf(nonEmptyString, 'an array of URLs')(value, at);
+  },
   hostname: nonEmptyString,
   port: integerBetween(1, 65535),
   username: anyString,
@@ -144,11 +166,11 @@ function maskPassword(url: string): string {
 }
 
 /**
- * Resolves the options into what a port connects with: one URL (from `url`, the discrete fields,
- * `QAM_URL` or the default), a label without the password, and the socket settings. `memory://`
- * URLs name an embedded broker. @internal
+ * Resolves the options into what a port connects with: the brokers' URLs (from `url`, the discrete
+ * fields, `QAM_URL` or the default), each with a label without the password, and the socket
+ * settings. `memory://` URLs name an embedded broker. @internal
  */
-export function resolveConnection(options: ConnectionOptions, logger: Logger): ConnectTarget {
+export function resolveConnection(options: ConnectionOptions, logger: Logger): [ConnectTarget, ...ConnectTarget[]] {
   const base = {
     heartbeatSeconds: options.heartbeat ?? 10,
     connectTimeoutMs: (options.connectTimeout ?? 10) * 1000,
@@ -160,33 +182,13 @@ export function resolveConnection(options: ConnectionOptions, logger: Logger): C
     (key) => options[key as keyof ConnectionOptions] !== undefined,
   );
   const fromEnvironment = options.url === undefined && !discrete ? process.env['QAM_URL'] : undefined;
-  const url = options.url ?? fromEnvironment;
-  if (url !== undefined) {
+  if (options.url !== undefined || fromEnvironment !== undefined) {
     const source = options.url === undefined ? 'The QAM_URL environment variable' : "The option 'url'";
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      throw new TypeError(
-        `${source} is not a broker URL such as amqp://user:password@host:5672/vhost: ${JSON.stringify(maskPassword(url))}`,
-      );
-    }
-    if (
-      parsed.protocol !== 'amqp:' &&
-      parsed.protocol !== 'amqps:' &&
-      parsed.protocol !== 'memory:' &&
-      !registeredPorts.has(parsed.protocol)
-    ) {
-      throw new TypeError(`${source} must start with amqp://, amqps:// or memory://, got ${parsed.protocol}//`);
-    }
-    if (parsed.protocol !== 'amqps:' && options.ssl !== undefined && options.ssl !== false) {
-      throw new TypeError(
-        `The ssl option is set but ${source.replace(/^The/, 'the')} starts with ${parsed.protocol}//: use amqps:// for TLS`,
-      );
-    }
-    const username = parsed.username === '' ? 'guest' : decodeURIComponent(parsed.username);
-    if (parsed.password !== '') parsed.password = '***';
-    return { ...base, url, label: parsed.toString(), username };
+    const urls = options.url ?? (fromEnvironment as string).split(',').map((url) => url.trim());
+    const list = typeof urls === 'string' ? [urls] : urls;
+    return list.map((url, index) =>
+      fromUrl(url, list.length === 1 ? source : `${source} (URL ${index + 1} of ${list.length})`, options, base),
+    ) as [ConnectTarget, ...ConnectTarget[]];
   }
   const tls = options.ssl !== undefined && options.ssl !== false;
   const protocol = tls ? 'amqps' : 'amqp';
@@ -195,12 +197,45 @@ export function resolveConnection(options: ConnectionOptions, logger: Logger): C
   const username = options.username ?? 'guest';
   const vhost = encodeURIComponent(options.vhost ?? '/');
   const host = hostname.includes(':') ? `[${hostname}]` : hostname;
-  return {
-    ...base,
-    url: `${protocol}://${encodeURIComponent(username)}:${encodeURIComponent(options.password ?? 'guest')}@${host}:${port}/${vhost}`,
-    label: `${protocol}://${username}@${host}:${port}/${vhost}`,
-    username,
-  };
+  return [
+    {
+      ...base,
+      url: `${protocol}://${encodeURIComponent(username)}:${encodeURIComponent(options.password ?? 'guest')}@${host}:${port}/${vhost}`,
+      label: `${protocol}://${username}@${host}:${port}/${vhost}`,
+      username,
+    },
+  ];
+}
+
+/** The target of one broker URL; `source` says where the URL came from, for the error. */
+function fromUrl(
+  url: string,
+  source: string,
+  options: ConnectionOptions,
+  base: Omit<ConnectTarget, 'url' | 'label' | 'username'>,
+): ConnectTarget {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new TypeError(`${source} is not a broker URL such as amqp://user:password@host:5672/vhost: ${JSON.stringify(maskPassword(url))}`);
+  }
+  if (
+    parsed.protocol !== 'amqp:' &&
+    parsed.protocol !== 'amqps:' &&
+    parsed.protocol !== 'memory:' &&
+    !registeredPorts.has(parsed.protocol)
+  ) {
+    throw new TypeError(`${source} must start with amqp://, amqps:// or memory://, got ${parsed.protocol}//`);
+  }
+  if (parsed.protocol !== 'amqps:' && options.ssl !== undefined && options.ssl !== false) {
+    throw new TypeError(
+      `The ssl option is set but ${source.replace(/^The/, 'the')} starts with ${parsed.protocol}//: use amqps:// for TLS`,
+    );
+  }
+  const username = parsed.username === '' ? 'guest' : decodeURIComponent(parsed.username);
+  if (parsed.password !== '') parsed.password = '***';
+  return { ...base, url, label: parsed.toString(), username };
 }
 
 /** Ports for URL schemes other than `amqp:`, `amqps:` and `memory:` (see {@link registerPort}). */
@@ -247,13 +282,13 @@ function connectError(error: unknown, label: string): QAMException {
  * const server = new QAMServer({ serverId: 'calc', connection });
  */
 export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
-  /** The broker address with the password masked. */
-  readonly label: string;
-  /** The AMQP user this connection logs in as (callme's reply names include it). */
+  /** The AMQP user this connection logs in as, that of its first URL (callme's reply names include it). */
   readonly username: string;
   readonly logger: Logger;
-  readonly #target: ConnectTarget;
-  readonly #port: AmqpPort;
+  /** The brokers, in the order given; at least one. */
+  readonly #targets: readonly [ConnectTarget, ...ConnectTarget[]];
+  /** The index in #targets of the broker connected to, or of the next one to try. */
+  #at = 0;
   readonly #delay: BackoffBounds;
   readonly #options: ConnectionOptions;
   readonly #users = new Set<ConnectionUser>();
@@ -267,10 +302,8 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
     super();
     checkOptions('QAMConnection', options, connectionRules);
     this.logger = options.logger ?? consoleLogger;
-    this.#target = resolveConnection(options, this.logger);
-    this.#port = portFor(this.#target.url);
-    this.label = this.#target.label;
-    this.username = this.#target.username;
+    this.#targets = resolveConnection(options, this.logger);
+    this.username = this.#targets[0].username;
     this.#delay = options.reconnectDelay ?? { min: 0.1, max: 10 };
     this.#options = options;
   }
@@ -278,6 +311,16 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
   /** @internal A new connection to the same broker with the same settings (not yet connected). */
   sibling(): QAMConnection {
     return new QAMConnection({ ...this.#options, logger: this.logger });
+  }
+
+  /** The address of the broker connected to (else of the next one to try), with the password masked. */
+  get label(): string {
+    return (this.#targets[this.#at] ?? this.#targets[0]).label;
+  }
+
+  /** The addresses of all the brokers this connection may use, in the order given, with the passwords masked. */
+  get labels(): string[] {
+    return this.#targets.map((target) => target.label);
   }
 
   /** True while an AMQP connection is open. */
@@ -336,28 +379,44 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
     return this.#connecting.run(() => this.#connect());
   }
 
+  /**
+   * Connects to the brokers in turn from the current one until one answers. The first connection
+   * tries each once and fails with the first broker's error; reconnects go round without end,
+   * waiting the backoff after each round in which none answered.
+   */
   async #connect(): Promise<AmqpConnection> {
+    const count = this.#targets.length;
+    let firstFailure: QAMException | undefined;
     for (let attempt = 1; ; attempt++) {
-      let link: AmqpConnection | undefined;
-      let failure: QAMException | undefined;
+      const target = this.#targets[this.#at] ?? this.#targets[0];
+      let outcome: AmqpConnection | QAMException;
       try {
-        link = await this.#port.connect(this.#target);
+        outcome = await portFor(target.url).connect(target);
       } catch (error) {
-        failure = connectError(error, this.label);
+        outcome = connectError(error, target.label);
       }
+      const failure = outcome instanceof Error ? outcome : undefined;
       if (this.#closed) {
-        await link?.close();
-        throw new QAMClosedException(`Connection to ${this.label} is closed`);
+        if (failure === undefined) await (outcome as AmqpConnection).close();
+        throw new QAMClosedException(`Connection to ${target.label} is closed`);
       }
-      if (link !== undefined) {
-        this.#adopt(link);
-        return link;
+      if (failure === undefined) {
+        this.#adopt(outcome as AmqpConnection);
+        return outcome as AmqpConnection;
       }
-      if (!this.#everConnected || failure === undefined) throw failure;
-      const delayMs = backoffDelayMs(attempt, this.#delay);
-      this.logger.warn(`reconnect attempt ${attempt} to ${this.label} failed, next in ${delayMs} ms: ${failure.message}`);
+      firstFailure ??= failure;
+      this.#at = (this.#at + 1) % count;
+      const roundEnds = attempt % count === 0;
+      if (!this.#everConnected) {
+        if (roundEnds) throw firstFailure;
+        this.logger.warn(`cannot connect to ${target.label}, trying ${this.label}: ${failure.message}`);
+        continue;
+      }
+      const delayMs = roundEnds ? backoffDelayMs(attempt / count, this.#delay) : 0;
+      const next = count === 1 ? `next in ${delayMs} ms` : `next ${this.label} in ${delayMs} ms`;
+      this.logger.warn(`reconnect attempt ${attempt} to ${target.label} failed, ${next}: ${failure.message}`);
       this.emit('reconnect-failed', failure, attempt, delayMs);
-      await this.#sleep(delayMs);
+      if (delayMs > 0) await this.#sleep(delayMs);
     }
   }
 
@@ -372,7 +431,7 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
       else this.emit('unblocked');
     });
     this.logger.info(`connected to ${this.label}`);
-    this.emit('connect');
+    this.emit('connect', this.label);
     for (const user of this.#users) user.onConnect();
   }
 
@@ -383,6 +442,8 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
       `Connection to ${this.label} was lost${error === undefined ? '' : `: ${error.message}`}`,
       error,
     );
+    // Its node may have gone: the reconnect starts with the next one.
+    this.#at = (this.#at + 1) % this.#targets.length;
     if (!this.#closed) this.logger.warn(reason.message);
     this.emit('disconnect', reason);
     for (const user of this.#users) user.onDisconnect(reason);

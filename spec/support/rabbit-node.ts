@@ -51,6 +51,18 @@ export interface TestNode {
   setMemoryAlarm(on: boolean): Promise<void>;
   /** Stops and starts the RabbitMQ application (`stop_app`, `start_app`): every connection is closed. */
   restart(): Promise<void>;
+  /**
+   * Kills the node's VM (SIGKILL, as a crash or power loss would) and waits until it and its port
+   * are gone, keeping its directory: {@link start} boots it again with its data (and, in a cluster,
+   * it rejoins its peers).
+   */
+  kill(): Promise<void>;
+  /** Stops the node gracefully (`rabbitmqctl stop`: it hands its queue leaderships over first), keeping its directory. */
+  shutdown(): Promise<void>;
+  /** Boots the node again after {@link kill} or {@link shutdown}: same name, ports, cookie and data. */
+  start(): Promise<void>;
+  /** True while the node's VM runs. */
+  readonly running: boolean;
   /** Kills the node (SIGKILL to its VM, then to its own process group), waits until the VM and its port are gone, and deletes its directory. Idempotent. */
   stop(): Promise<void>;
 }
@@ -58,6 +70,11 @@ export interface TestNode {
 export interface StartNodeOptions {
   /** Milliseconds to wait for the node to boot. @default 90000 */
   startTimeoutMs?: number;
+  /**
+   * The node's Erlang cookie. Nodes of one cluster must share one (see rabbit-cluster.ts).
+   * @default a random one of its own
+   */
+  cookie?: string;
 }
 
 /** Nodes started and not yet stopped, killed when the process exits (a test that failed before stop()). */
@@ -68,7 +85,7 @@ let exitHookInstalled = false;
 export async function startNode(options: StartNodeOptions = {}): Promise<TestNode> {
   const timeoutMs = options.startTimeoutMs ?? 90_000;
   for (let attempt = 1; ; attempt++) {
-    const node = await RunningNode.spawn();
+    const node = await RunningNode.create(options.cookie ?? randomBytes(24).toString('hex').toUpperCase());
     try {
       await node.awaitBoot(timeoutMs);
       return node;
@@ -175,12 +192,12 @@ class RunningNode implements TestNode {
   readonly #scripts: string;
   /** Environment for the node and for rabbitmqctl: this node's HOME (cookie) and conf files. */
   readonly #env: NodeJS.ProcessEnv;
-  readonly #startedAt: number;
-  readonly #child: ChildProcess;
-  #exited = false;
+  #startedAt = 0;
+  #child: ChildProcess | undefined;
+  #exited = true;
   #stopping: Promise<void> | undefined;
 
-  private constructor(dir: string, port: number, distPort: number) {
+  private constructor(dir: string, port: number, distPort: number, cookie: string) {
     this.dir = dir;
     this.port = port;
     this.distPort = distPort;
@@ -208,15 +225,24 @@ class RunningNode implements TestNode {
     writeFileSync(join(dir, 'rabbitmq-env.conf'), '# this node is configured by environment variables only\n');
     writeFileSync(join(dir, 'rabbitmq.conf'), `listeners.tcp.local = 127.0.0.1:${port}\n`);
     writeFileSync(join(dir, 'enabled_plugins'), '[].\n');
-    const cookie = randomBytes(24).toString('hex').toUpperCase();
     writeFileSync(join(home, '.erlang.cookie'), cookie, { mode: 0o400 });
+    running.add(this);
+    installExitHook();
+    this.#spawn();
+  }
 
+  /** Spawns `rabbitmq-server` for this node (first boot or a restart). */
+  #spawn(): void {
     this.#startedAt = performance.now();
+    this.#exited = false;
+    this.pid = 0;
+    const dir = this.dir;
     const output = openSync(join(dir, 'console.log'), 'a');
+    let child: ChildProcess;
     try {
       // Its own process group, so stop() can kill the script and the VM (and the VM's helper
       // processes) together without looking for them by name.
-      this.#child = spawn(join(this.#scripts, 'rabbitmq-server'), [], {
+      child = spawn(join(this.#scripts, 'rabbitmq-server'), [], {
         env: this.#env,
         cwd: dir,
         detached: true,
@@ -225,23 +251,25 @@ class RunningNode implements TestNode {
     } finally {
       closeSync(output);
     }
-    this.#child.once('exit', () => {
-      this.#exited = true;
-    });
-    this.#child.once('error', () => {
-      this.#exited = true;
-    });
-    this.#child.unref();
-    running.add(this);
-    installExitHook();
+    this.#child = child;
+    const exited = (): void => {
+      if (this.#child === child) this.#exited = true;
+    };
+    child.once('exit', exited);
+    child.once('error', exited);
+    child.unref();
   }
 
   /** Creates the node's directory and files and spawns it on two free ports. */
-  static async spawn(): Promise<RunningNode> {
+  static async create(cookie: string): Promise<RunningNode> {
     const [port, distPort] = await freePorts(2);
     const dir = mkdtempSync(join(tmpdir(), 'qamtest-'));
     for (const sub of ['home', 'mnesia', 'log']) mkdirSync(join(dir, sub));
-    return new RunningNode(dir, port as number, distPort as number);
+    return new RunningNode(dir, port as number, distPort as number, cookie);
+  }
+
+  get running(): boolean {
+    return !this.#exited;
   }
 
   /** Waits until the AMQP port accepts connections and the rabbit application has booted. */
@@ -298,30 +326,51 @@ class RunningNode implements TestNode {
     await this.ctl('start_app');
   }
 
+  async kill(): Promise<void> {
+    // The VM first, so that its parent, the start script, reaps it (a VM orphaned by killing the
+    // script first would stay a zombie until init gets to it); then the whole group, in case. While
+    // the script lives, the VM's pid cannot have been reused.
+    if (!this.#exited && alive(this.pid)) process.kill(this.pid, 'SIGKILL');
+    await this.#awaitGone('after SIGKILL');
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.#exited) return;
+    await this.ctl('stop');
+    await this.#awaitGone('after rabbitmqctl stop');
+  }
+
+  async start(): Promise<void> {
+    if (!this.#exited) throw new Error(`node ${this.nodeName} is running`);
+    this.#spawn();
+    await this.awaitBoot(90_000);
+  }
+
+  /** Waits (up to 30 s) until the VM exited, kills the rest of its process group, and waits until its port closed. */
+  async #awaitGone(what: string): Promise<void> {
+    const deadline = performance.now() + 30_000;
+    while (!this.#exited && alive(this.pid) && performance.now() < deadline) await sleep(20);
+    this.killSync();
+    while (!this.#exited || alive(this.pid) || (await portOpen(this.port))) {
+      if (performance.now() > deadline) throw new Error(`node ${this.nodeName} (pid ${this.pid}) still runs 30 s ${what}`);
+      await sleep(20);
+    }
+  }
+
   stop(): Promise<void> {
     this.#stopping ??= this.#stop();
     return this.#stopping;
   }
 
   async #stop(): Promise<void> {
-    // The VM first, so that its parent, the start script, reaps it (a VM orphaned by killing the
-    // script first would stay a zombie until init gets to it); then the whole group, in case. While
-    // the script lives, the VM's pid cannot have been reused.
-    if (!this.#exited && alive(this.pid)) process.kill(this.pid, 'SIGKILL');
-    const deadline = performance.now() + 30_000;
-    while (!this.#exited && alive(this.pid) && performance.now() < deadline) await sleep(20);
-    this.killSync();
-    while (!this.#exited || alive(this.pid) || (await portOpen(this.port))) {
-      if (performance.now() > deadline) throw new Error(`node ${this.nodeName} (pid ${this.pid}) still runs 30 s after SIGKILL`);
-      await sleep(20);
-    }
+    await this.kill();
     running.delete(this);
     rmSync(this.dir, { recursive: true, force: true });
   }
 
   /** SIGKILL to the node's own process group: the start script, the VM and the VM's helpers. */
   killSync(): void {
-    killGroupSync(this.#child.pid);
+    killGroupSync(this.#child?.pid);
   }
 
   /** For the exit hook: kill and delete, synchronously. */

@@ -1,10 +1,12 @@
+import { once } from 'node:events';
 import { jest } from '@jest/globals';
 import { QAMConnection, resolveConnection, type ConnectionOptions } from '../../../lib/amqp/connection.js';
 import { PortError } from '../../../lib/amqp/port.js';
 import { silentLogger } from '../../../lib/logger.js';
 import { FakePort, turns } from '../../support/fake-port.js';
 
-const resolve = (options: ConnectionOptions): ReturnType<typeof resolveConnection> => resolveConnection(options, silentLogger);
+const resolveAll = (options: ConnectionOptions): ReturnType<typeof resolveConnection> => resolveConnection(options, silentLogger);
+const resolve = (options: ConnectionOptions): ReturnType<typeof resolveConnection>[0] => resolveAll(options)[0];
 
 describe('resolveConnection', () => {
   const saved = process.env['QAM_URL'];
@@ -122,6 +124,32 @@ describe('resolveConnection', () => {
     expect(target.tls).toEqual(ssl);
     expect(target.tls).not.toBe(ssl);
     expect(resolve({ ssl: true, port: 6000 }).url).toBe('amqps://guest:guest@localhost:6000/%2F');
+  });
+
+  it('takes several URLs, as an array or a comma-separated QAM_URL, each with its own credentials', () => {
+    const targets = resolveAll({ url: ['amqp://a:pa@rabbit-1', 'amqp://b:pb@rabbit-2:5673/v'] });
+    expect(targets.map((target) => [target.url, target.username, target.label])).toEqual([
+      ['amqp://a:pa@rabbit-1', 'a', 'amqp://a:***@rabbit-1'],
+      ['amqp://b:pb@rabbit-2:5673/v', 'b', 'amqp://b:***@rabbit-2:5673/v'],
+    ]);
+    process.env['QAM_URL'] = 'amqp://a:pa@rabbit-1, amqp://b:pb@rabbit-2';
+    expect(resolveAll({}).map((target) => target.url)).toEqual(['amqp://a:pa@rabbit-1', 'amqp://b:pb@rabbit-2']);
+  });
+
+  it('checks each of several URLs, naming which one is wrong', () => {
+    expect(() => resolveAll({ url: ['amqp://rabbit-1', 'http://rabbit-2'] })).toThrow(/'url' \(URL 2 of 2\)/);
+    expect(() => resolveAll({ url: ['amqps://rabbit-1', 'amqp://rabbit-2'], ssl: true })).toThrow(/URL 2 of 2.*amqps:/);
+    process.env['QAM_URL'] = 'amqp://rabbit-1,';
+    expect(() => resolveAll({})).toThrow(/QAM_URL environment variable \(URL 2 of 2\)/);
+  });
+
+  it('keeps ssl.servername for every URL when given, and sets none otherwise (each node is checked against its own host name)', () => {
+    const urls = ['amqps://rabbit-1', 'amqps://rabbit-2'];
+    expect(resolveAll({ url: urls, ssl: { ca: 'PEM' } }).map((target) => target.tls)).toEqual([{ ca: 'PEM' }, { ca: 'PEM' }]);
+    expect(resolveAll({ url: urls, ssl: { servername: 'rabbit' } }).map((target) => target.tls?.['servername'])).toEqual([
+      'rabbit',
+      'rabbit',
+    ]);
   });
 
   it('converts the socket settings', () => {
@@ -262,5 +290,77 @@ describe('QAMConnection over the port', () => {
     expect(connection.closed).toBe(true);
     await expect(connection.openChannel({ confirms: false })).rejects.toMatchObject({ code: 'CLOSED' });
     expect(port.connections).toHaveLength(1);
+  });
+});
+
+describe('QAMConnection over several brokers', () => {
+  let ports: FakePort[];
+  let connection: QAMConnection;
+  beforeEach(() => {
+    ports = [new FakePort(), new FakePort(), new FakePort()];
+  });
+  afterEach(async () => {
+    jest.useRealTimers();
+    await connection.close();
+  });
+  const refused = (): PortError => new PortError('connect-failed', 'refused', { reason: 'refused' });
+
+  it('connects to the first that answers, in the order given, and says which', async () => {
+    ports[0]!.refuseConnect = refused();
+    connection = new QAMConnection({ url: ports.map((port) => port.url), logger: silentLogger });
+    const connected = jest.fn();
+    connection.on('connect', connected);
+    await connection.link();
+    expect(ports.map((port) => port.connections.length)).toEqual([0, 1, 0]);
+    expect(connected).toHaveBeenCalledWith(ports[1]!.url);
+    expect(connection.label).toBe(ports[1]!.url);
+    expect(connection.labels).toEqual(ports.map((port) => port.url));
+  });
+
+  it("fails the first connection with the first broker's error once every broker refused", async () => {
+    ports[0]!.refuseConnect = new PortError('access-refused', 'login refused', { replyCode: 403 });
+    ports[1]!.refuseConnect = refused();
+    ports[2]!.refuseConnect = refused();
+    connection = new QAMConnection({ url: ports.map((port) => port.url), logger: silentLogger });
+    await expect(connection.link()).rejects.toMatchObject({ code: 'ACCESS_REFUSED' });
+    expect(connection.connected).toBe(false);
+  });
+
+  it('after a loss, reconnects to the next broker round from the one it lost, skipping those that do not answer', async () => {
+    connection = new QAMConnection({ url: ports.map((port) => port.url), logger: silentLogger });
+    const labels: string[] = [];
+    connection.on('connect', (label) => labels.push(label));
+    await connection.link();
+    ports[1]!.refuseConnect = refused();
+    let reconnected = once(connection, 'connect');
+    ports[0]!.lastConnection.lose(new PortError('closed', 'node stopped', { connection: true }));
+    await reconnected;
+    reconnected = once(connection, 'connect');
+    ports[2]!.lastConnection.lose(new PortError('closed', 'node stopped', { connection: true }));
+    await reconnected;
+    expect(ports.map((port) => port.connections.length)).toEqual([2, 0, 1]);
+    expect(labels).toEqual([ports[0]!.url, ports[2]!.url, ports[0]!.url]);
+  });
+
+  it('waits the backoff only after a round in which no broker answered', async () => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+    connection = new QAMConnection({ url: ports.map((port) => port.url), logger: silentLogger, reconnectDelay: { min: 1, max: 1 } });
+    await connection.link();
+    const failures: Array<[number, number]> = [];
+    connection.on('reconnect-failed', (_error, attempt, delayMs) => failures.push([attempt, delayMs]));
+    for (const port of ports) port.refuseConnect = refused();
+    ports[0]!.lastConnection.lose();
+    await turns();
+    expect(failures.map(([attempt]) => attempt)).toEqual([1, 2, 3]);
+    expect(failures.slice(0, 2).map(([, delayMs]) => delayMs)).toEqual([0, 0]);
+    expect(failures[2]![1]).toBeGreaterThanOrEqual(500);
+    ports[2]!.refuseConnect = undefined;
+    await jest.advanceTimersByTimeAsync(1000);
+    await turns();
+    // The round after the wait goes on from broker 2 (refused again, at once), then 3.
+    expect(failures.map(([attempt]) => attempt)).toEqual([1, 2, 3, 4]);
+    expect(failures[3]![1]).toBe(0);
+    expect(connection.connected).toBe(true);
+    expect(connection.label).toBe(ports[2]!.url);
   });
 });
