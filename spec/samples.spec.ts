@@ -1,6 +1,7 @@
 import { callbackSample } from '../samples/callback.js';
 import { demo, demoBroker } from '../samples/demo.js';
 import { errorsSample } from '../samples/errors.js';
+import { noReplySample } from '../samples/no-reply.js';
 import { qamSample } from '../samples/qam.js';
 import { testingSample } from '../samples/testing.js';
 import { timeoutSample } from '../samples/timeout.js';
@@ -52,6 +53,17 @@ describe('samples', () => {
       'pear: OUT_OF_STOCK',
       'queues: server_inventory_queue',
       'after a cut, apples left: 1',
+    ]);
+  });
+
+  it.each([
+    ['RabbitMQ', undefined],
+    ['the embedded broker', 'memory://samples-no-reply'],
+  ])('no-reply: a fire-and-forget call on %s', async (_name, url) => {
+    expect(await printed((print) => noReplySample(print, url))).toEqual([
+      'request confirmed by the broker',
+      'server recorded: user 42 logged in',
+      'server stats: oneWay 1, served 1',
     ]);
   });
 

@@ -35,6 +35,11 @@ export interface ClientProtocol {
   nextId(): string;
   /** The request of a call. Throws QAMSerializationException when its params cannot be encoded. */
   request(id: string, method: string, params: unknown[], deadline: number): OutgoingRequest;
+  /**
+   * A request that expects no reply (no reply address, no deadline), or undefined when the
+   * protocol has none. Throws QAMSerializationException when its params cannot be encoded.
+   */
+  readonly oneWay: ((id: string, method: string, params: unknown[]) => OutgoingRequest) | undefined;
   /** The call id of a request the broker returned as unroutable. */
   returnedId(message: Returned): string | undefined;
   /** The call a reply answers (undefined when it names none) and how that call ends. */

@@ -24,6 +24,8 @@ export interface CallRequest {
   signal: AbortSignal | undefined;
   /** Times to send the call again after a timeout or a lost connection (idempotent functions only). */
   retries: number;
+  /** True for a call that expects no reply: it ends once the broker confirmed the request. */
+  oneWay?: boolean;
 }
 
 /**
@@ -32,6 +34,8 @@ export interface CallRequest {
  * @internal
  */
 export interface CallTransport {
+  /** True when the wire protocol has requests without a reply. */
+  readonly oneWay: boolean;
   call(request: CallRequest): string;
   fail(method: string, completion: Completion, error: Error): string;
   cancel(uid: string): boolean;
@@ -56,6 +60,7 @@ interface Queued {
   readonly method: string;
   readonly params: unknown[];
   readonly deadline: number;
+  readonly oneWay: boolean;
 }
 
 /**
@@ -64,6 +69,9 @@ interface Queued {
  * hold memory without bound.
  */
 const maxQueuedCalls = 100_000;
+
+/** How a one-way call ends once the broker confirmed its request. */
+const confirmedOneWay = Object.freeze({ value: undefined });
 
 /**
  * The AMQP side of a proxy, whatever its wire protocol. A confirm channel publishes requests
@@ -109,6 +117,10 @@ export class CallClient implements CallTransport {
     });
   }
 
+  get oneWay(): boolean {
+    return this.#protocol.oneWay !== undefined;
+  }
+
   get waitingCallbacks(): number {
     return this.#pending.waitingCallbacks;
   }
@@ -132,27 +144,28 @@ export class CallClient implements CallTransport {
    */
   call(request: CallRequest): string {
     const { method, params, timeoutMs, completion, signal, retries } = request;
+    const oneWay = request.oneWay === true;
     const id = this.#protocol.nextId();
     if (this.#closed) {
       this.#pending.rejectSoon(id, method, completion, this.#closedError());
       return id;
     }
     const deadline = Date.now() + timeoutMs;
-    const retry = retries > 0 ? { times: retries, resend: (next: number) => this.#send(id, method, params, next) } : undefined;
+    const retry = retries > 0 && !oneWay ? { times: retries, resend: (next: number) => this.#send(id, method, params, next) } : undefined;
     const publisher = this.#writer();
     if (publisher === undefined) {
       this.#pending.add(id, method, timeoutMs, completion, signal, retry);
       // An already aborted signal ended the call in add(): nothing to send, no channel to open.
-      if (this.#pending.has(id)) this.#enqueue(id, method, params, deadline);
+      if (this.#pending.has(id)) this.#enqueue(id, method, params, deadline, oneWay);
       return id;
     }
-    const outgoing = this.#encode(id, method, params, deadline);
+    const outgoing = this.#encode(id, method, params, deadline, oneWay);
     if (outgoing instanceof Error) {
       this.#pending.rejectSoon(id, method, completion, outgoing);
       return id;
     }
     this.#pending.add(id, method, timeoutMs, completion, signal, retry);
-    if (this.#pending.has(id)) this.#publish(publisher, id, outgoing, deadline);
+    if (this.#pending.has(id)) this.#publish(publisher, id, outgoing, deadline, oneWay);
     return id;
   }
 
@@ -189,15 +202,15 @@ export class CallClient implements CallTransport {
   #send(id: string, method: string, params: unknown[], deadline: number): void {
     const publisher = this.#writer();
     if (publisher === undefined) {
-      this.#enqueue(id, method, params, deadline);
+      this.#enqueue(id, method, params, deadline, false);
       return;
     }
-    const outgoing = this.#encode(id, method, params, deadline);
+    const outgoing = this.#encode(id, method, params, deadline, false);
     if (outgoing instanceof Error) this.#pending.settle(id, outgoing);
-    else this.#publish(publisher, id, outgoing, deadline);
+    else this.#publish(publisher, id, outgoing, deadline, false);
   }
 
-  #enqueue(id: string, method: string, params: unknown[], deadline: number): void {
+  #enqueue(id: string, method: string, params: unknown[], deadline: number, oneWay: boolean): void {
     if (this.#queue.size >= maxQueuedCalls) {
       this.#pending.settle(
         id,
@@ -207,7 +220,7 @@ export class CallClient implements CallTransport {
       );
       return;
     }
-    this.#queue.set(id, { method, params, deadline });
+    this.#queue.set(id, { method, params, deadline, oneWay });
     this.#pump();
   }
 
@@ -245,17 +258,17 @@ export class CallClient implements CallTransport {
       for (const [id, queued] of this.#queue) {
         if (this.#publisher !== publisher || this.#congested) break;
         this.#queue.delete(id);
-        const outgoing = this.#encode(id, queued.method, queued.params, queued.deadline);
+        const outgoing = this.#encode(id, queued.method, queued.params, queued.deadline, queued.oneWay);
         if (outgoing instanceof Error) this.#pending.settle(id, outgoing);
-        else this.#publish(publisher, id, outgoing, queued.deadline);
+        else this.#publish(publisher, id, outgoing, queued.deadline, queued.oneWay);
       }
     }
   }
 
-  #encode(id: string, method: string, params: unknown[], deadline: number): OutgoingRequest | Error {
+  #encode(id: string, method: string, params: unknown[], deadline: number, oneWay: boolean): OutgoingRequest | Error {
     let outgoing: OutgoingRequest;
     try {
-      outgoing = this.#protocol.request(id, method, params, deadline);
+      outgoing = oneWay ? this.#protocol.oneWay!(id, method, params) : this.#protocol.request(id, method, params, deadline);
     } catch (error) {
       return error instanceof Error ? error : new QAMPublishException(describeError(error));
     }
@@ -267,11 +280,17 @@ export class CallClient implements CallTransport {
     return outgoing;
   }
 
-  #publish(channel: AmqpChannel, id: string, request: OutgoingRequest, deadline: number): void {
-    const properties = { ...request.properties, expiration: String(Math.max(1, deadline - Date.now())) };
+  /**
+   * Publishes a request with `mandatory` and a confirm. A call's request expires with its caller's
+   * deadline; a one-way request never expires, and its call ends once the broker confirmed it (a
+   * return, NO_ROUTE, comes before the confirm and ends it first).
+   */
+  #publish(channel: AmqpChannel, id: string, request: OutgoingRequest, deadline: number, oneWay: boolean): void {
+    const properties = oneWay ? request.properties : { ...request.properties, expiration: String(Math.max(1, deadline - Date.now())) };
     try {
       const more = channel.publish(request.exchange, request.routingKey, request.body, properties, { mandatory: true }, (failure) => {
         if (failure !== undefined) this.#pending.settle(id, this.#explain(failure));
+        else if (oneWay) this.#pending.settle(id, confirmedOneWay);
       });
       if (!more) this.#congested = true;
     } catch (error) {

@@ -64,6 +64,8 @@ interface CallSettings {
   readonly retries: number;
   readonly signal: AbortSignal | undefined;
   readonly callbacks: { ok: ResultCallback; err: ErrorCallback | undefined } | undefined;
+  /** Calls expect no reply: they end once the broker confirmed the request. */
+  readonly oneWay: boolean;
 }
 
 const controlNames: ReadonlySet<string> = new Set<ControlName>([
@@ -71,6 +73,7 @@ const controlNames: ReadonlySet<string> = new Set<ControlName>([
   'setTimeout',
   'withSignal',
   'retry',
+  'noReply',
   'invoke',
   'cancel',
   'getCallbackState',
@@ -192,7 +195,15 @@ function send(
       new QAMInvalidCallException(`'${method}' is not a callable path: call a function or instance.method`),
     );
   }
-  return client.call({ method, params, timeoutMs: settings.timeoutMs, signal: settings.signal, completion, retries: settings.retries });
+  return client.call({
+    method,
+    params,
+    timeoutMs: settings.timeoutMs,
+    signal: settings.signal,
+    completion,
+    retries: settings.retries,
+    oneWay: settings.oneWay,
+  });
 }
 
 function rootControls(client: CallTransport, settings: CallSettings, label: string): Record<string, unknown> {
@@ -214,6 +225,12 @@ function rootControls(client: CallTransport, settings: CallSettings, label: stri
         throw new QAMInvalidCallException(`retry expects a non-negative integer, got ${String(times)}`);
       }
       return configured({ ...settings, retries: times });
+    },
+    noReply: () => {
+      if (!client.oneWay) {
+        throw new QAMInvalidCallException("noReply() needs the native protocol: a QAM server (protocol 'qam') answers every request");
+      }
+      return configured({ ...settings, oneWay: true, callbacks: undefined });
     },
     invoke: (method: unknown, ...params: unknown[]) => call(client, settings, String(method), checkMethodPath(method), params),
     cancel: (uid: unknown) => typeof uid === 'string' && client.cancel(uid),
@@ -248,7 +265,13 @@ class ProxyFactory {
   constructor(options: QAMProxyOptions) {
     checkOptions('QAMProxy', options, proxyRules);
     const serverId = checkId('serverId', options.serverId);
-    const settings: CallSettings = { timeoutMs: toTimeoutMs(options.timeout ?? 30), retries: 0, signal: undefined, callbacks: undefined };
+    const settings: CallSettings = {
+      timeoutMs: toTimeoutMs(options.timeout ?? 30),
+      retries: 0,
+      signal: undefined,
+      callbacks: undefined,
+      oneWay: false,
+    };
     const connection = connectionFor('QAMProxy', options);
     const client = createTransport({
       serverId,

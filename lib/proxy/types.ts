@@ -11,8 +11,11 @@ type AnyFunction = (...args: any[]) => any;
 /** Names a server never exposes and a proxy never sends. */
 type HiddenName = `_${string}` | 'constructor';
 
-/** How calls of a proxy complete: awaited promises, or QAM's callbacks returning a uid. */
-export type CallMode = 'promise' | 'callback';
+/**
+ * How calls of a proxy complete: awaited promises, QAM's callbacks returning a uid, or promises
+ * of nothing that resolve once the broker took the request (`noReply()`).
+ */
+export type CallMode = 'promise' | 'callback' | 'noReply';
 
 /** The names a proxy keeps for itself at its top level; reach remote functions so named with `invoke`. */
 export type ControlName =
@@ -20,6 +23,7 @@ export type ControlName =
   | 'setTimeout'
   | 'withSignal'
   | 'retry'
+  | 'noReply'
   | 'invoke'
   | 'cancel'
   | 'getCallbackState'
@@ -28,7 +32,7 @@ export type ControlName =
   | 'close';
 
 type Completed<F, Mode extends CallMode> = F extends (...args: infer A) => infer R
-  ? (...args: A) => Mode extends 'callback' ? string : Promise<Awaited<R>>
+  ? (...args: A) => Mode extends 'callback' ? string : Mode extends 'noReply' ? Promise<void> : Promise<Awaited<R>>
   : never;
 
 type MethodNames<T> = {
@@ -84,6 +88,13 @@ export interface ProxyControls<Api, Mode extends CallMode> {
    * call more than once, and the first reply to any attempt answers it.
    */
   retry(times: number): QAMProxy<Api, Mode>;
+  /**
+   * A proxy whose calls expect no reply (fire and forget): each resolves, with nothing, once the
+   * broker confirmed its request (NO_ROUTE and PUBLISH_FAILED as for any call), and the server
+   * runs the function and publishes nothing back. The request has no expiration: it waits in the
+   * server's queue until a server takes it. `retry()` does not apply. Native protocol only.
+   */
+  noReply(): QAMProxy<Api, 'noReply'>;
   /** Calls `method` (`'name'` or `'instance.method'`) explicitly: for names that collide with a control. */
   invoke<P extends MethodPath<Api>>(
     method: P,

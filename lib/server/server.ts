@@ -85,6 +85,8 @@ export interface QAMServerStats {
   failed: number;
   /** Requests skipped because their caller's deadline had passed. */
   expired: number;
+  /** Requests without a reply address (`proxy.noReply()` calls) that ran; counted in `served` or `failed` too. */
+  oneWay: number;
   /** Calls running now. */
   active: number;
 }
@@ -129,7 +131,7 @@ export class QAMServer<Registered extends object = {}> {
   readonly #protocols: ServerProtocol[];
   readonly #ackOnReceipt: boolean;
   readonly #drainTimeoutMs: number;
-  readonly #stats = { served: 0, failed: 0, expired: 0 };
+  readonly #stats = { served: 0, failed: 0, expired: 0, oneWay: 0 };
   #state: 'idle' | 'serving' | 'closing' | 'closed' = 'idle';
   #detach: (() => void) | undefined;
   readonly #consumers: Consumers;
@@ -390,7 +392,13 @@ export class QAMServer<Registered extends object = {}> {
     }
     if ('error' in outcome) this.#stats.failed++;
     else this.#stats.served++;
-    if (reply === undefined) this.#logger.debug(`server ${this.serverId}: request without a reply address, reply dropped`);
+    // A call that ran without a reply address: a one-way call, whose failure nobody else hears of.
+    if (reply === undefined && method !== undefined) {
+      this.#stats.oneWay++;
+      if ('error' in outcome) {
+        this.#refusals.warn(`server ${this.serverId}: one-way call ${clip(method)} failed: ${clip(describeError(outcome.error), 512)}`);
+      }
+    }
     return reply;
   }
 }

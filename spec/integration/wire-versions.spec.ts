@@ -121,6 +121,20 @@ describe('the last release (wire 1) and this one (wire 2)', () => {
     }
   });
 
+  it("a new proxy's noReply() call runs on an old server", async () => {
+    const serverId = uniqueName('wire_old');
+    await oldServer(serverId);
+    const proxy = new QAMProxy({ serverId, url, timeout: 10, logger: silentLogger });
+    try {
+      await expect(proxy.noReply().remember('one-way from a new proxy')).resolves.toBeUndefined();
+      await waitUntil(async () => ((await proxy.recall()) as unknown[]).length === 1, { message: 'the old server ran it' });
+      expect(await proxy.recall()).toEqual([{ value: 'one-way from a new proxy', method: 'remember' }]);
+      expect(proxy.getStats()).toEqual({ pending: 0, droppedReplies: 0 });
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('an old proxy calls a new server: results, errors, not found', async () => {
     const { serverId, remembered } = await newServer();
     expect(await oldProxyCalls(serverId)).toEqual({

@@ -51,6 +51,12 @@ export async function typedFromAnObject(): Promise<void> {
     .setTimeout(10)
     .add(1, 2);
   assertType<Equal<typeof uid, string>>();
+  const oneWay = proxy.noReply().setTimeout(5).my_instance.describe('x');
+  assertType<Equal<typeof oneWay, Promise<void>>>();
+  const oneWayProxy = proxy.noReply();
+  assertType<Equal<ReturnType<typeof oneWayProxy.add>, Promise<void>>>();
+  // @ts-expect-error noReply() checks arguments too
+  void proxy.noReply().add(1, 'x');
   const viaInvoke = proxy.invoke('close');
   assertType<Equal<typeof viaInvoke, Promise<string>>>();
   const nested = proxy.invoke('my_instance.adder_function', 1, 2);

@@ -57,6 +57,15 @@ export function callmeClientProtocol(settings: CallmeClientSettings): ClientProt
         properties: { correlationId: id, replyTo: replies.exchange, contentType: settings.serializer.contentType, headers: wireHeaders },
       };
     },
+    oneWay(id, method, params) {
+      const body = encodeRequest(settings.serializer, method, params, undefined);
+      return {
+        exchange: server.exchange,
+        routingKey: server.routingKey,
+        body,
+        properties: { correlationId: id, contentType: settings.serializer.contentType, headers: wireHeaders },
+      };
+    },
     returnedId(message) {
       const { correlationId } = message.properties;
       return typeof correlationId === 'string' ? correlationId : undefined;

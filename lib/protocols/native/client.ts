@@ -13,8 +13,8 @@ export interface ReplySettings {
 }
 
 /** The body of a request of qam's own protocol. Throws QAMSerializationException. @internal */
-export function encodeRequest(serializer: Serializer, method: string, params: unknown[], deadline: number): Buffer {
-  const envelope: RequestEnvelope = { method, params, deadline };
+export function encodeRequest(serializer: Serializer, method: string, params: unknown[], deadline: number | undefined): Buffer {
+  const envelope: RequestEnvelope = deadline === undefined ? { method, params } : { method, params, deadline };
   try {
     return serializer.encode(envelope);
   } catch (error) {
@@ -59,6 +59,7 @@ export function directClientProtocol(settings: DirectClientSettings): ClientProt
   const prefix = `${randomBytes(4).toString('base64url')}.`;
   let seq = 0;
   const properties = { replyTo: directReplyTo, contentType: settings.serializer.contentType, headers: wireHeaders };
+  const oneWayProperties = { contentType: settings.serializer.contentType, headers: wireHeaders };
 
   return {
     replyQueue: directReplyTo,
@@ -71,6 +72,10 @@ export function directClientProtocol(settings: DirectClientSettings): ClientProt
     request(id, method, params, deadline) {
       const body = encodeRequest(settings.serializer, method, params, deadline);
       return { exchange: '', routingKey: queue, body, properties: { ...properties, correlationId: id } };
+    },
+    oneWay(id, method, params) {
+      const body = encodeRequest(settings.serializer, method, params, undefined);
+      return { exchange: '', routingKey: queue, body, properties: { ...oneWayProperties, correlationId: id } };
     },
     returnedId(message) {
       const { correlationId } = message.properties;

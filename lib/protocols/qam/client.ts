@@ -68,6 +68,8 @@ export function qamClientProtocol(settings: QamClientSettings): ClientProtocol {
       const body = encodeQamBody({ id: Number(id), method_name: method, routing_key: client.routingKey, params });
       return { exchange: server.exchange, routingKey: server.routingKey, body, properties: { ...qamProperties } };
     },
+    // QAM's format has no request without a reply: a Python QAM server answers every one.
+    oneWay: undefined,
     returnedId(message) {
       try {
         const id = qamIdOf(decodeQamBody(message.content));
