@@ -22,6 +22,7 @@ export type QAMErrorCode =
   | 'PRECONDITION_FAILED'
   | 'TOPOLOGY_FAILED'
   | 'WORKER_CRASHED'
+  | 'DELIVERY_LIMIT'
   | 'REMOTE_ERROR';
 
 /**

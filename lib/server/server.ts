@@ -6,9 +6,27 @@ import { Consumers } from './consumers.js';
 import { drain } from './drain.js';
 import { DispatchTable, type RemoteFunction, type Target } from './dispatch.js';
 import { checkMethodPath } from '../protocols/native/format.js';
-import { QAMAccessRefusedException, QAMClosedException, QAMException, describeError, isInstance, isServerRaised } from '../errors.js';
+import {
+  QAMAccessRefusedException,
+  QAMClosedException,
+  QAMException,
+  describeError,
+  isInstance,
+  isServerRaised,
+  serverRaised,
+} from '../errors.js';
 import { RateLimitedLog, clip, escapingLogger, quote } from '../log-guard.js';
-import { anyString, arrayOf, boolean, checkOptions, oneOf, positiveInteger, secondsOrZero, type Rules } from '../options.js';
+import {
+  anyString,
+  arrayOf,
+  boolean,
+  checkOptions,
+  nonEmptyString,
+  oneOf,
+  positiveInteger,
+  secondsOrZero,
+  type Rules,
+} from '../options.js';
 import type { Logger } from '../logger.js';
 import { checkId, type WireProtocol } from '../protocols/naming.js';
 import { WorkerPool } from './pool.js';
@@ -75,6 +93,25 @@ export interface QAMServerOptions extends ConnectionOptions {
    * @example new QAMServer({ serverId: 'calc', protocol: ['native', 'qam'] })
    */
   protocol?: WireProtocol | WireProtocol[];
+  /**
+   * The type of the native protocol's queue `server_<id>_queue`. `'quorum'`: RabbitMQ's
+   * Raft-replicated queue, which survives the loss of a minority of a cluster's nodes (see
+   * "Scaling" in the README). Every server of an id must declare the same type: a queue that
+   * exists with another fails `serve()` with `PRECONDITION_FAILED`. The QAM protocol's queue keeps
+   * QAM's classic declaration.
+   * @default 'classic'
+   */
+  queueType?: 'classic' | 'quorum';
+  /**
+   * With `queueType: 'quorum'`: RabbitMQ's `x-delivery-limit`, the redeliveries a request may have
+   * (a request whose servers die or lose their connection running it comes back each time). The
+   * broker would drop a request over the limit silently; on its last delivery the server answers
+   * it with an error (`remoteCode` `DELIVERY_LIMIT`) without running it, or, with
+   * `deadLetterExchange`, rejects it to that exchange. Every server of an id must declare the same.
+   */
+  deliveryLimit?: number;
+  /** With `deliveryLimit`: the exchange (`x-dead-letter-exchange`) requests at the limit are dead-lettered to, instead of answered. */
+  deadLetterExchange?: string;
 }
 
 /** Counters of a server since it was created. */
@@ -106,7 +143,23 @@ const serverRules: Rules<QAMServerOptions> = {
   drainTimeout: secondsOrZero,
   threads: positiveInteger,
   protocol: (value, at) => (Array.isArray(value) ? protocolNames : protocolName)(value, at),
+  queueType: oneOf('classic', 'quorum'),
+  deliveryLimit: positiveInteger,
+  deadLetterExchange: nonEmptyString,
 };
+
+/** The native queue's declaration arguments for the queue options, or undefined for a classic queue (declared as before). */
+function queueArguments(options: QAMServerOptions): Record<string, unknown> | undefined {
+  if (options.deliveryLimit !== undefined && options.queueType !== 'quorum')
+    throw new TypeError("Option 'deliveryLimit' of QAMServer needs queueType: 'quorum' (RabbitMQ applies it to quorum queues only)");
+  if (options.deadLetterExchange !== undefined && options.deliveryLimit === undefined)
+    throw new TypeError("Option 'deadLetterExchange' of QAMServer needs 'deliveryLimit': it names where requests at the limit go");
+  if (options.queueType !== 'quorum') return undefined;
+  const args: Record<string, unknown> = { 'x-queue-type': 'quorum' };
+  if (options.deliveryLimit !== undefined) args['x-delivery-limit'] = options.deliveryLimit;
+  if (options.deadLetterExchange !== undefined) args['x-dead-letter-exchange'] = options.deadLetterExchange;
+  return args;
+}
 
 const closeRules: Rules<{ deleteQueue?: boolean }> = { deleteQueue: boolean };
 
@@ -130,6 +183,10 @@ export class QAMServer<Registered extends object = {}> {
   readonly #threads: ThreadPool;
   readonly #protocols: ServerProtocol[];
   readonly #ackOnReceipt: boolean;
+  /** The native queue's `x-delivery-limit`, when set. */
+  readonly #deliveryLimit: number | undefined;
+  /** True when requests at the delivery limit are dead-lettered rather than answered. */
+  readonly #deadLettering: boolean;
   readonly #drainTimeoutMs: number;
   readonly #stats = { served: 0, failed: 0, expired: 0, oneWay: 0 };
   #state: 'idle' | 'serving' | 'closing' | 'closed' = 'idle';
@@ -171,7 +228,10 @@ export class QAMServer<Registered extends object = {}> {
       fallbackSerializer: serializerNamed(options.serializer ?? 'json'),
       accepted: acceptedSerializers(options.acceptSerializers ?? ['json', 'superjson']),
       warn: (message: string) => this.#logger.warn(`server ${this.serverId}: ${message}`),
+      queueArguments: queueArguments(options),
     };
+    this.#deliveryLimit = options.deliveryLimit;
+    this.#deadLettering = options.deadLetterExchange !== undefined;
     this.#protocols = protocolsFor(options.protocol ?? 'native', settings);
     const serving = (): boolean => this.#state === 'serving';
     const common = { serverId: this.serverId, connection: this.connection, logger: this.#logger, protocols: this.#protocols, serving };
@@ -307,6 +367,12 @@ export class QAMServer<Registered extends object = {}> {
       channel.ack(message);
       return;
     }
+    if (
+      this.#deliveryLimit !== undefined &&
+      protocol.name === 'native' &&
+      this.#atDeliveryLimit(protocol, channel, message, this.#deliveryLimit)
+    )
+      return;
     const read = protocol.read(message);
     if ('error' in read) {
       this.#refuse(protocol, channel, message, read.error);
@@ -362,6 +428,28 @@ export class QAMServer<Registered extends object = {}> {
     } catch (error) {
       failed(error);
     }
+  }
+
+  /**
+   * True when the quorum queue delivers `message` for the last time (its `x-delivery-count` reached
+   * the limit: one more return and the broker drops it silently), having answered it with an error
+   * or dead-lettered it instead of running it again.
+   */
+  #atDeliveryLimit(protocol: ServerProtocol, channel: AmqpChannel, message: Delivery, limit: number): boolean {
+    const count = (message.properties.headers as Record<string, unknown> | undefined)?.['x-delivery-count'];
+    if (typeof count !== 'number' || count < limit) return false;
+    const what = `a request delivered ${count + 1} times without being answered (its servers died or lost their connection running it)`;
+    if (this.#deadLettering) {
+      this.#refusals.warn(`server ${this.serverId} dead-lettered ${what}`);
+      channel.nack(message, false);
+      return true;
+    }
+    const error = new QAMException(
+      `Server ${this.serverId} did not run ${what}: it reached the queue's delivery limit of ${limit} redeliveries`,
+      { code: 'DELIVERY_LIMIT' },
+    );
+    this.#refuse(protocol, channel, message, serverRaised(error));
+    return true;
   }
 
   #refuse(protocol: ServerProtocol, channel: AmqpChannel, message: Delivery, error: QAMException): void {

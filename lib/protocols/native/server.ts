@@ -75,6 +75,8 @@ export interface ProtocolSettings {
   accepted: ReadonlySet<SerializerName>;
   /** Logs a warning about a request (the server adds its own id). */
   warn(message: string): void;
+  /** Arguments of the native queue's declaration (its type, delivery limit), or undefined for a classic queue. */
+  queueArguments?: Record<string, unknown> | undefined;
 }
 
 /**
@@ -117,7 +119,13 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
     exchanges: [exchange],
     async declare(channel) {
       await channel.declareExchange(exchange, 'direct', { durable: true, autoDelete: false });
-      await channel.declareQueue(queue, { durable: true, exclusive: false, autoDelete: false });
+      const { queueArguments } = settings;
+      await channel.declareQueue(
+        queue,
+        queueArguments === undefined
+          ? { durable: true, exclusive: false, autoDelete: false }
+          : { durable: true, exclusive: false, autoDelete: false, arguments: queueArguments },
+      );
       await channel.bindQueue(queue, exchange, routingKey);
     },
     async remove(channel) {
