@@ -43,7 +43,7 @@ export interface QAMProxyOptions extends ConnectionOptions {
    * among running proxies (two proxies on one queue take each other's replies). A given id is
    * declared exactly as QAM does (a Python proxy may share the name) and reused by restarts; a
    * generated one also has the broker delete it after an hour unused (`x-expires`), so the queues
-   * of crashed proxies do not pile up. Either way {@link QAMProxy.close} deletes it.
+   * of crashed proxies do not pile up. Either way {@link ProxyControls.close | close()} deletes it.
    * @default a random id, `qam_<uuid>`
    */
   clientId?: string;
