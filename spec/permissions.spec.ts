@@ -1,24 +1,14 @@
 /**
- * callme's permission scheme: RabbitMQ users with exactly the `rabbitmqctl set_permissions`
- * regexes of callme's documentation, in a vhost of this suite's own, and proxies with
- * `replies: 'callme'`, which declare only their own `client_<user>_` names.
+ * callme's permission scheme: users with exactly the `rabbitmqctl set_permissions` regexes of
+ * callme's documentation, in a vhost of this suite's own, and proxies with `replies: 'callme'`,
+ * which declare only their own `client_<user>_` names. On RabbitMQ and on the embedded broker,
+ * with the same assertions (spec/support/brokers.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import * as amqp from 'amqplib';
 import { QAMConnection, QAMProxy, QAMServer, silentLogger } from '../lib/index.js';
-import {
-  brokerUrl,
-  createUser,
-  createVhost,
-  queueMessageCount,
-  rabbitmqctl,
-  uniqueName,
-  waitUntil,
-  type TempUser,
-  type TempVhost,
-} from './support/broker.js';
-
-const password = 'secret-password';
+import type { AmqpChannel } from '../lib/amqp/port.js';
+import { uniqueName, waitUntil, type Permissions } from './support/broker.js';
+import { brokers, type BrokerUnderTest, type BrokerUser } from './support/brokers.js';
 
 /** callme's recipe for a server user: only its own names, and replies to client exchanges. */
 const serverPermissions = (serverId: string) => ({
@@ -34,36 +24,29 @@ const clientPermissions = (user: string, servers: string) => ({
   read: `client_${user}_.*`,
 });
 
-/** Requests the broker refuses close the channel, with the reply code as the error's `code`. */
-async function amqpRefusal(operation: (channel: amqp.Channel) => Promise<unknown>, url: string): Promise<unknown> {
-  const connection = await amqp.connect(url);
-  try {
-    const channel = await connection.createChannel();
-    channel.on('error', () => undefined);
-    return await operation(channel).then(
-      () => undefined,
-      (error: unknown) => (error as { code?: unknown }).code,
-    );
-  } finally {
-    await connection.close();
-  }
+/** Requests the broker refuses close the channel: resolves with the reply code. */
+async function amqpRefusal(broker: BrokerUnderTest, operation: (channel: AmqpChannel) => Promise<unknown>, url: string): Promise<unknown> {
+  const channel = await broker.channel({ url, confirms: false });
+  return operation(channel).then(
+    () => undefined,
+    (error: unknown) => (error as { replyCode?: unknown }).replyCode,
+  );
 }
 
-describe("callme's permission scheme", () => {
+describe.each(brokers)("callme's permission scheme on %s", (_name, useBroker) => {
+  const broker = useBroker();
   const foo = uniqueName('foo');
   const bar = uniqueName('bar');
-  let vhost: TempVhost;
-  const users: TempUser[] = [];
   const servers: QAMServer[] = [];
   /** Runs of each server's `count` function. */
   const runs = new Map<string, number>();
-  let carl: TempUser;
-  let olivia: TempUser;
-  let oscar: TempUser;
-  let anyone: TempUser;
+  let carl: BrokerUser;
+  let olivia: BrokerUser;
+  let oscar: BrokerUser;
+  let anyone: BrokerUser;
 
-  const urlOf = (user: TempUser): string => brokerUrl(vhost.vhost, user.name, password);
-  const proxyFor = (user: TempUser, serverId: string, connection?: QAMConnection): QAMProxy =>
+  const urlOf = (user: BrokerUser): string => user.url;
+  const proxyFor = (user: BrokerUser, serverId: string, connection?: QAMConnection): QAMProxy =>
     new QAMProxy({
       serverId,
       replies: 'callme',
@@ -73,20 +56,14 @@ describe("callme's permission scheme", () => {
     });
 
   beforeAll(async () => {
-    vhost = await createVhost('qam_perms');
-    const user = async (prefix: string, permissions: (name: string) => Parameters<typeof createUser>[3]): Promise<TempUser> => {
-      const name = uniqueName(prefix);
-      const created = await createUser(name, password, vhost.vhost, permissions(name));
-      users.push(created);
-      return created;
-    };
-    let dave: TempUser;
+    const user = (permissions: (name: string) => Permissions): Promise<BrokerUser> => broker.addUser(permissions);
+    let dave: BrokerUser;
     [carl, dave, olivia, oscar, anyone] = await Promise.all([
-      user('carl', () => serverPermissions(foo)),
-      user('dave', () => serverPermissions(bar)),
-      user('olivia', (name) => clientPermissions(name, `server_${foo}_ex`)),
-      user('oscar', (name) => clientPermissions(name, `server_${foo}_ex|server_${bar}_ex`)),
-      user('anyone', (name) => clientPermissions(name, 'server_.*_ex')),
+      user(() => serverPermissions(foo)),
+      user(() => serverPermissions(bar)),
+      user((name) => clientPermissions(name, `server_${foo}_ex`)),
+      user((name) => clientPermissions(name, `server_${foo}_ex|server_${bar}_ex`)),
+      user((name) => clientPermissions(name, 'server_.*_ex')),
     ]);
     for (const [serverId, owner] of [
       [foo, carl],
@@ -103,8 +80,6 @@ describe("callme's permission scheme", () => {
 
   afterAll(async () => {
     await Promise.all(servers.map((server) => server.close({ deleteQueue: true })));
-    await Promise.all(users.map((user) => user.remove()));
-    await vhost.remove();
   });
 
   it('lets each client call the servers it may reach, through its own auto-delete reply names', async () => {
@@ -116,20 +91,14 @@ describe("callme's permission scheme", () => {
       await expect(oscarFoo.add(3, 4)).resolves.toBe(7);
       await expect(oscarBar.add(5, 6)).resolves.toBe(11);
 
-      const queues = JSON.parse(
-        await rabbitmqctl('list_queues', '-p', vhost.vhost, 'name', 'durable', 'auto_delete', '--formatter', 'json', '--quiet'),
-      ) as Record<string, unknown>[];
-      const oliviaQueues = queues.filter((queue) => String(queue['name']).startsWith(`client_${olivia.name}_queue_`));
-      expect(oliviaQueues).toEqual([{ name: expect.any(String), durable: false, auto_delete: true }]);
-      const exchanges = JSON.parse(
-        await rabbitmqctl('list_exchanges', '-p', vhost.vhost, 'name', 'type', 'durable', 'auto_delete', '--formatter', 'json', '--quiet'),
-      ) as Record<string, unknown>[];
-      const oliviaExchanges = exchanges.filter((exchange) => String(exchange['name']).startsWith(`client_${olivia.name}_ex_`));
-      expect(oliviaExchanges).toEqual([{ name: expect.any(String), type: 'fanout', durable: false, auto_delete: true }]);
+      const oliviaQueues = (await broker.queues()).filter((queue) => queue.name.startsWith(`client_${olivia.name}_queue_`));
+      expect(oliviaQueues).toEqual([expect.objectContaining({ durable: false, autoDelete: true })]);
+      const oliviaExchanges = (await broker.exchanges()).filter((exchange) => exchange.name.startsWith(`client_${olivia.name}_ex_`));
+      expect(oliviaExchanges).toEqual([{ name: expect.any(String), type: 'fanout', durable: false, autoDelete: true }]);
     } finally {
       await Promise.all([oliviaFoo.close(), oscarFoo.close(), oscarBar.close()]);
     }
-    const left = await rabbitmqctl('list_queues', '-p', vhost.vhost, 'name', '--quiet');
+    const left = (await broker.queues()).map((queue) => queue.name).join('\n');
     expect(left).not.toContain(`client_${olivia.name}_`);
     expect(left).not.toContain(`client_${oscar.name}_`);
   });
@@ -200,16 +169,17 @@ describe("callme's permission scheme", () => {
     // guest, with every right in the vhost, asks for a direct reply; carl's rights do not cover
     // the default exchange, so the broker refuses the reply with 403 and closes the channel it
     // was published on. That must be neither the consuming channel nor a reason to run it again.
-    const connection = await amqp.connect(brokerUrl(vhost.vhost));
-    try {
-      const channel = await connection.createChannel();
+    {
+      const channel = await broker.channel({ confirms: false });
       const replies: unknown[] = [];
       await channel.consume('amq.rabbitmq.reply-to', (message) => replies.push(message), { noAck: true });
-      channel.publish(`server_${foo}_ex`, foo, Buffer.from(JSON.stringify({ method: 'count', params: [] })), {
-        replyTo: 'amq.rabbitmq.reply-to',
-        correlationId: 'refused',
-        contentType: 'application/json',
-      });
+      channel.publish(
+        `server_${foo}_ex`,
+        foo,
+        Buffer.from(JSON.stringify({ method: 'count', params: [] })),
+        { replyTo: 'amq.rabbitmq.reply-to', correlationId: 'refused', contentType: 'application/json' },
+        { mandatory: false },
+      );
       await waitUntil(() => (runs.get(foo) ?? 0) >= 1, { message: 'the request running' });
       const proxy = proxyFor(oscar, foo);
       try {
@@ -217,20 +187,24 @@ describe("callme's permission scheme", () => {
       } finally {
         await proxy.close();
       }
-      await waitUntil(async () => (await queueMessageCount(`server_${foo}_queue`, vhost.vhost)) === 0, {
-        message: 'the request leaving the queue',
-      });
+      await waitUntil(
+        async () => {
+          const queue = await broker.queue(`server_${foo}_queue`);
+          return queue !== undefined && queue.ready + queue.unacked === 0;
+        },
+        { message: 'the request leaving the queue' },
+      );
       // Redelivered in a loop, it would have run again within the consumer's restart delay (1 s).
       await new Promise((resolve) => setTimeout(resolve, 2500));
       expect(runs.get(foo)).toBe(1);
       expect(replies).toEqual([]);
-    } finally {
-      await connection.close();
     }
   });
 
   it("keeps a client from consuming a server's request queue", async () => {
-    expect(await amqpRefusal((channel) => channel.consume(`server_${foo}_queue`, () => undefined), urlOf(olivia))).toBe(403);
+    expect(
+      await amqpRefusal(broker, (channel) => channel.consume(`server_${foo}_queue`, () => undefined, { noAck: false }), urlOf(olivia)),
+    ).toBe(403);
     const impostor = new QAMServer({ serverId: foo, url: urlOf(olivia), logger: silentLogger }).registerFunction(() => 0, 'add');
     await expect(impostor.serve()).rejects.toMatchObject({ name: 'QAMAccessRefusedException', code: 'ACCESS_REFUSED' });
   });
@@ -238,14 +212,20 @@ describe("callme's permission scheme", () => {
   it('keeps a server from answering as another server', async () => {
     const impostor = new QAMServer({ serverId: bar, url: urlOf(carl), logger: silentLogger }).registerFunction(() => 0, 'add');
     await expect(impostor.serve()).rejects.toMatchObject({ code: 'ACCESS_REFUSED' });
-    expect(await amqpRefusal((channel) => channel.consume(`server_${bar}_queue`, () => undefined), urlOf(carl))).toBe(403);
+    expect(
+      await amqpRefusal(broker, (channel) => channel.consume(`server_${bar}_queue`, () => undefined, { noAck: false }), urlOf(carl)),
+    ).toBe(403);
     // Nor can it tap bar's requests with a queue of its own bound to bar's exchange.
     const tap = `server_${foo}_tap`;
     expect(
-      await amqpRefusal(async (channel) => {
-        await channel.assertQueue(tap, { exclusive: true });
-        await channel.bindQueue(tap, `server_${bar}_ex`, bar);
-      }, urlOf(carl)),
+      await amqpRefusal(
+        broker,
+        async (channel) => {
+          await channel.declareQueue(tap, { durable: false, exclusive: true, autoDelete: false });
+          await channel.bindQueue(tap, `server_${bar}_ex`, bar);
+        },
+        urlOf(carl),
+      ),
     ).toBe(403);
     const proxy = proxyFor(oscar, bar);
     try {
