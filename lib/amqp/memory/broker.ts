@@ -279,7 +279,7 @@ export class MemoryBroker {
   /**
    * Raises (true) or clears (false) a resource alarm. Every connection is told
    * (`connection.blocked` with `reason`, then `connection.unblocked`); while blocked, the broker
-   * stops reading a connection at its first publish: that publish and everything after it wait,
+   * stops reading a connection at its first publish: that publish is routed, everything after it waits,
    * `publish()` returns false (as the amqplib adapter's does on a blocked connection),
    * `whenWritable()` waits for the alarm to clear, and `channel.close()` resolves without waiting.
    * Clearing it runs what waited, in order.

@@ -62,6 +62,8 @@ export interface ChannelHost {
   submit(command: Command): void;
   /** Holds a publish while the broker blocks the connection (until it lets it go). */
   hold(command: Command): void;
+  /** The broker stops reading the blocked connection (a publish came): what follows waits. */
+  stopReading(): void;
   /** Closes the whole connection with a connection error. */
   fail(error: PortError): void;
   /** Records an exclusive queue of the connection (deleted with it). */
@@ -361,9 +363,14 @@ export class MemoryChannel implements AmqpChannel, Flushable, ReplyTarget {
       this.#publish(exchange, routingKey, body, wire, mandatory);
       return true;
     }
-    // Held until the broker lets the connection go: the caller should wait for whenWritable(), as
-    // the amqplib adapter says of a blocked connection.
-    this.#host.hold({ run: () => this.#publish(exchange, routingKey, body, wire, mandatory), abandon: noop });
+    // The caller should wait for whenWritable(), as the amqplib adapter says of a blocked connection.
+    if (this.#host.reading) {
+      // The publish that makes the broker stop reading a blocked connection was read: it is routed.
+      this.#publish(exchange, routingKey, body, wire, mandatory);
+      this.#host.stopReading();
+    } else {
+      this.#host.hold({ run: () => this.#publish(exchange, routingKey, body, wire, mandatory), abandon: noop });
+    }
     return false;
   }
 

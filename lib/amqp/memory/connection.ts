@@ -1,9 +1,9 @@
 /**
  * A connection to the embedded broker: the port's {@link AmqpConnection}. It owns its channels and
  * its exclusive queues, and models the socket where it matters: while the broker blocks it (a
- * resource alarm), the first publish stops the broker reading it, so that publish and every method
- * after it (on any of its channels, acks included) wait, in order, until the alarm clears, as
- * RabbitMQ's reader does. A held publish returns false, as the amqplib adapter's does while the
+ * resource alarm), the first publish stops the broker reading it: that publish is routed (the
+ * broker read it), every method after it (on any of its channels, acks included) waits, in order,
+ * until the alarm clears, as RabbitMQ's reader does. A held publish returns false, as the amqplib adapter's does while the
  * broker blocks the connection: the caller waits for `whenWritable()`.
  * @internal
  */
@@ -144,6 +144,10 @@ export class MemoryConnection implements AmqpConnection, ChannelHost, Flushable 
   hold(command: Command): void {
     this.#stopped = true;
     this.#held.push(command);
+  }
+
+  stopReading(): void {
+    this.#stopped = true;
   }
 
   fail(error: PortError): void {
