@@ -61,14 +61,27 @@ export async function latency(
   const deadline = performance.now() + maxSeconds * 1000;
   const samples = new Float64Array(calls);
   let done = 0;
+  const cpu = process.cpuUsage();
   while (done < calls && performance.now() < deadline) {
     const start = performance.now();
     await driver.call(payload);
     samples[done++] = performance.now() - start;
   }
+  const cpuPerCall = cpuMicros(cpu) / done;
   if (done === 0) throw new Error(`no latency sample within ${maxSeconds} s`);
   const sorted = samples.subarray(0, done).sort();
-  return measured({ [`${key}.p50`]: percentile(sorted, 50), [`${key}.p99`]: percentile(sorted, 99) }, done, calls, maxSeconds);
+  return measured(
+    { [`${key}.p50`]: percentile(sorted, 50), [`${key}.p99`]: percentile(sorted, 99), [`${key}.cpu`]: cpuPerCall },
+    done,
+    calls,
+    maxSeconds,
+  );
+}
+
+/** CPU time (user + system, µs) this process used since `start`: unlike wall time, barely moved by other processes' load. */
+function cpuMicros(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return used.user + used.system;
 }
 
 export async function throughput(
@@ -78,10 +91,11 @@ export async function throughput(
 ): Promise<Measured> {
   await checkedCall(driver, payload);
   if (warmup > 0) await runCalls(driver, payload, warmup, Math.min(inFlight, 100), warmupDeadline(maxSeconds));
+  const cpu = process.cpuUsage();
   const start = performance.now();
   const done = await runCalls(driver, payload, calls, inFlight, start + maxSeconds * 1000);
   const seconds = (performance.now() - start) / 1000;
-  return measured({ [key]: done / seconds }, done, calls, maxSeconds);
+  return measured({ [key]: done / seconds, [`${key}.cpu`]: cpuMicros(cpu) / done }, done, calls, maxSeconds);
 }
 
 /**

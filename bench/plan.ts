@@ -7,7 +7,7 @@ import type { Behavior } from './behaviors.js';
 import { cpuIterations } from './cpu-work.js';
 import { describeBytes } from './payloads.js';
 
-export type Mode = 'quick' | 'full';
+export type Mode = 'quick' | 'full' | 'low';
 
 /** The servers a bench server process runs, one per behaviour, each on its own queue. */
 export type Target = 'echo' | 'slow' | 'cpu';
@@ -28,6 +28,10 @@ export interface Plan {
   memory: { payloadBytes: number; calls: number; holdMs: number };
   /** `warmup` calls first: qam's worker threads start at the first call. */
   cpu: { calls: number; warmup: number; inFlight: number; maxSeconds: number };
+  /** Scenarios this plan leaves out, whatever the variants' scopes say. */
+  skip?: Array<keyof Scope>;
+  /** The variants run without --only (those available); all of them when absent. */
+  variants?: string[];
 }
 
 const small = 100;
@@ -69,7 +73,32 @@ export const plans: Record<Mode, Plan> = {
     memory: { payloadBytes: small, calls: 2000, holdMs: 20_000 },
     cpu: { calls: 40, warmup: 16, inFlight: 16, maxSeconds: 2 },
   },
+  // Cost per call at low concurrency (`npm run bench:low-concurrency`): latency and 1 or 10 calls in
+  // flight, with the client's CPU time per call; more rounds, as the differences sought are small.
+  low: {
+    mode: 'low',
+    rounds: 5,
+    serverConcurrency: 100,
+    callTimeoutMs: 60_000,
+    latency: { payloadBytes: small, calls: 3000, warmup: 1000, maxSeconds: 15 },
+    throughput: {
+      inFlight: [1, 10],
+      sizes: [{ label: 'small', bytes: small, calls: 3000, warmup: 300 }],
+      maxSeconds: 15,
+    },
+    memory: { payloadBytes: small, calls: 0, holdMs: 0 },
+    cpu: { calls: 0, warmup: 0, inFlight: 1, maxSeconds: 0 },
+    skip: ['memory', 'cpu'],
+    variants: ['amqplib', 'amqplib-confirms', 'qam', 'qam-base', 'cloudamqp'],
+  },
 };
+
+/** The scenarios a variant runs in a plan: its own scope, less what the plan skips. */
+export function planScope(plan: Plan, scope: Scope): Scope {
+  const planned = { ...scope };
+  for (const scenario of plan.skip ?? []) planned[scenario] = false;
+  return planned;
+}
 
 /** Which scenarios a variant takes part in. */
 export interface Scope {
@@ -188,6 +217,21 @@ export function sectionsFor(plan: Plan): Section[] {
       needs: 'echo',
       columns: throughput.inFlight.map((n) => ({ key: `thr.${size.label}.${n}`, label: `${n} in flight` })),
     });
+  }
+  if (plan.mode === 'low') {
+    sections.push({
+      title: 'Client CPU time per call',
+      description:
+        "The client process's CPU time (user + system, process.cpuUsage) over each measurement above, divided by its calls: what one call costs the caller, little moved by other processes' load.",
+      unit: 'µs',
+      better: 'lower',
+      needs: 'echo',
+      columns: [
+        { key: 'lat.cpu', label: 'sequential' },
+        ...throughput.inFlight.map((n) => ({ key: `thr.small.${n}.cpu`, label: `${n} in flight` })),
+      ],
+    });
+    return sections;
   }
   sections.push({
     title: 'Client memory per pending call',

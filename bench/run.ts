@@ -13,7 +13,7 @@ import { BenchChild } from './child.js';
 import { describeEnvironment, projectRoot } from './environment.js';
 import { describe } from './ipc.js';
 import type { ClientChildConfig, ServerChildConfig, TaskOutcome } from './ipc.js';
-import { clientBudgetMs, plans, sectionsFor, serversFor, tasksFor } from './plan.js';
+import { clientBudgetMs, planScope, plans, sectionsFor, serversFor, tasksFor } from './plan.js';
 import type { Plan, Target } from './plan.js';
 import { renderReport } from './report.js';
 import type { VariantResult } from './report.js';
@@ -29,12 +29,13 @@ function options(): { plan: Plan; entries: VariantEntry[]; out: string } {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
+      low: { type: 'boolean', default: false },
       rounds: { type: 'string' },
       only: { type: 'string' },
       out: { type: 'string' },
     },
   });
-  const plan = { ...plans[values.quick === true ? 'quick' : 'full'] };
+  const plan = { ...plans[values.low === true ? 'low' : values.quick === true ? 'quick' : 'full'] };
   if (values.rounds !== undefined) {
     plan.rounds = Number(values.rounds);
     if (!Number.isInteger(plan.rounds) || plan.rounds < 1) throw new Error(`--rounds must be a positive integer, got ${values.rounds}`);
@@ -44,7 +45,9 @@ function options(): { plan: Plan; entries: VariantEntry[]; out: string } {
     ?.split(',')
     .map((name) => name.trim())
     .filter((name) => name !== '');
-  const entries = names === undefined ? [...variants] : [...new Set([referenceName, ...names])].map(variantNamed);
+  const planned = (entry: VariantEntry): boolean =>
+    (plan.variants?.includes(entry.name) ?? entry.onRequest !== true) && (entry.available?.() ?? true);
+  const entries = names === undefined ? variants.filter(planned) : [...new Set([referenceName, ...names])].map(variantNamed);
   return { plan, entries, out: values.out ?? `${projectRoot}bench/results.md` };
 }
 
@@ -59,7 +62,7 @@ function rotate<T>(items: readonly T[], by: number): T[] {
 }
 
 async function measureOnce(plan: Plan, entry: VariantEntry, prefix: string, used: Map<string, string[]>): Promise<TaskOutcome> {
-  const scope = scopeOf(entry);
+  const scope = planScope(plan, scopeOf(entry));
   const servers = serversFor(plan, scope).map((server) => ({ ...server, name: `${prefix}-${server.target}` }));
   used.set(entry.name, [...(used.get(entry.name) ?? []), ...servers.map((server) => server.name)]);
   const tasks = tasksFor(plan, scope);
@@ -125,7 +128,10 @@ async function main(): Promise<void> {
   const runId = `qam-bench-${Date.now().toString(36)}-${randomBytes(2).toString('hex')}`;
   const environment = describeEnvironment(await brokerVersion(url));
   const results = new Map<string, VariantResult>(
-    entries.map((entry) => [entry.name, { name: entry.name, title: entry.title, scope: scopeOf(entry), rounds: [], caps: [] }]),
+    entries.map((entry) => [
+      entry.name,
+      { name: entry.name, title: entry.title, scope: planScope(plan, scopeOf(entry)), rounds: [], caps: [] },
+    ]),
   );
   const used = new Map<string, string[]>();
   const started = Date.now();

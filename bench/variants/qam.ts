@@ -6,8 +6,7 @@
  */
 
 import * as amqp from 'amqplib';
-import { QAMProxy, QAMServer } from '../../lib/index.js';
-import type { QAMProxyOptions, QAMServerOptions, SerializerName } from '../../lib/index.js';
+import type { QAMProxy, QAMProxyOptions, QAMServer, QAMServerOptions, SerializerName } from '../../lib/index.js';
 import { qamClientNames, qamServerNames, serverNames } from '../../lib/protocols/naming.js';
 import type { BrokerNames, ClientDriver, ServerHandle, Variant } from './types.js';
 
@@ -18,6 +17,15 @@ export interface QamSettings {
   protocol?: 'qam';
   /** Run a handler that has a module form (the CPU-bound one) on qam's worker threads. */
   threads?: boolean;
+}
+
+/**
+ * The qam build measured: this tree's lib/, or another build of qam with the same public API
+ * (the `qam-base` variant: a commit to compare with, see bench/README.md).
+ */
+export interface QamLibrary {
+  QAMProxy: typeof QAMProxy;
+  QAMServer: typeof QAMServer;
 }
 
 /** The API the bench server exposes, so the proxy is typed. */
@@ -47,7 +55,7 @@ async function expectQueue(url: string, queue: string): Promise<void> {
   }
 }
 
-export function qamVariant(settings: QamSettings): Variant {
+export function qamVariant(settings: QamSettings, { QAMProxy, QAMServer }: QamLibrary): Variant {
   return {
     brokerNames(serverName: string): BrokerNames {
       const own = serverNames(serverName);

@@ -28,7 +28,12 @@ export class Deadlines {
       this.#queues.set(timeoutMs, fifo);
     }
     fifo.push(id, deadline);
-    if (fifo.timer === undefined && !fifo.firing) this.#arm(fifo, timeoutMs);
+    if (fifo.timer === undefined) {
+      if (!fifo.firing) this.#arm(fifo, timeoutMs);
+    } else if (!fifo.referenced) {
+      fifo.referenced = true;
+      fifo.timer.ref();
+    }
   }
 
   /** Pairs held, finished ones not yet dropped included. */
@@ -46,6 +51,22 @@ export class Deadlines {
     }
   }
 
+  /**
+   * Every scheduled call ended: forgets them, but leaves each timer armed, unreferenced (it keeps
+   * no process alive), for the calls to come. With one call at a time, clearing the timer and
+   * arming a new one for every call would cost far more than the timer that goes off for nothing
+   * once per timeout length (it finds nothing to expire, or re-arms for the calls started since).
+   */
+  idle(): void {
+    for (const fifo of this.#queues.values()) {
+      fifo.reset();
+      if (fifo.referenced) {
+        fifo.referenced = false;
+        fifo.timer?.unref();
+      }
+    }
+  }
+
   /** Stops every timer (the calls are ended by their owner). */
   clear(): void {
     for (const fifo of this.#queues.values()) clearTimeout(fifo.timer);
@@ -54,6 +75,7 @@ export class Deadlines {
 
   #arm(fifo: Fifo, delayMs: number): void {
     fifo.timer = setTimeout(this.#fire, Math.max(0, delayMs), fifo);
+    fifo.referenced = true;
   }
 
   readonly #fire = (fifo: Fifo): void => {
@@ -89,6 +111,8 @@ export function now(): number {
 class Fifo {
   readonly timeoutMs: number;
   timer: NodeJS.Timeout | undefined;
+  /** False while the timer is unreferenced: armed while no call waits (see {@link Deadlines.idle}). */
+  referenced = false;
   /** True while its expired calls are being ended (their callbacks may start new calls). */
   firing = false;
   finished = 0;
@@ -120,6 +144,14 @@ class Fifo {
   shift(): void {
     this.#head++;
     if (this.#head > 1024 && this.#head * 2 > this.#ids.length) this.#rebase();
+  }
+
+  /** Drops every pair. */
+  reset(): void {
+    this.#ids.length = 0;
+    this.#deadlines.length = 0;
+    this.#head = 0;
+    this.finished = 0;
   }
 
   /** Keeps only the pairs `keep` accepts, in order. */

@@ -137,7 +137,7 @@ export class PendingCalls {
       return true;
     }
     this.#entries.delete(id);
-    if (this.#entries.size === 0) this.#deadlines.clear();
+    if (this.#entries.size === 0) this.#deadlines.idle();
     else this.#deadlines.finished(entry.timeoutMs);
     entry.detachSignal?.();
     this.#onEnded?.(id);
@@ -167,9 +167,10 @@ export class PendingCalls {
     this.#unknownReplies++;
   }
 
-  /** Ends every waiting call with `error`. */
+  /** Ends every waiting call with `error` and stops the timers (the proxy closes). */
   settleAll(error: Error): void {
     this.settleEach(this.ids(), error);
+    this.#deadlines.clear();
   }
 
   /** The ids of the calls waiting now. */

@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Deadlines, now } from '../../../lib/proxy/deadlines.js';
 
@@ -69,5 +70,54 @@ describe('Deadlines', () => {
     deadlines.clear();
     await delay(30);
     expect(expired).toEqual([]);
+  });
+
+  it('one call at a time arms one timer, not one per call', () => {
+    const { start, finish, deadlines } = harness();
+    const armed = jest.spyOn(globalThis, 'setTimeout');
+    const cleared = jest.spyOn(globalThis, 'clearTimeout');
+    try {
+      for (let i = 0; i < 100; i++) {
+        start(`c${i}`, 60_000);
+        finish(`c${i}`, 60_000);
+        deadlines.idle();
+      }
+      expect(armed).toHaveBeenCalledTimes(1);
+      expect(cleared).not.toHaveBeenCalled();
+    } finally {
+      armed.mockRestore();
+      cleared.mockRestore();
+      deadlines.clear();
+    }
+  });
+
+  it('an idle timer keeps no process alive; the next call references it again', () => {
+    const timers = (): number => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+    const before = timers();
+    const { start, finish, deadlines } = harness();
+    start('a', 60_000);
+    expect(timers()).toBe(before + 1);
+    finish('a', 60_000);
+    deadlines.idle();
+    expect(timers()).toBe(before);
+    start('b', 60_000);
+    expect(timers()).toBe(before + 1);
+    deadlines.clear();
+    expect(timers()).toBe(before);
+  });
+
+  it('calls started after an idle spell expire on time, and the idle ones never', async () => {
+    const { waiting, expired, start, finish, deadlines } = harness();
+    start('early', 20);
+    finish('early', 20);
+    deadlines.idle();
+    await delay(10);
+    start('late', 20);
+    await delay(15);
+    // The timer armed for 'early' went off and found 'late' not due yet.
+    expect(expired).toEqual([]);
+    await delay(40);
+    expect(expired).toEqual(['late']);
+    expect(waiting.size).toBe(0);
   });
 });
