@@ -16,6 +16,7 @@ export type QAMErrorCode =
   | 'PUBLISH_FAILED'
   | 'ABORTED'
   | 'INVALID_CALL'
+  | 'INVALID_PARAMS'
   | 'PAYLOAD_TOO_LARGE'
   | 'BAD_MESSAGE'
   | 'SERIALIZATION_FAILED'
@@ -140,6 +141,26 @@ export class QAMInvalidCallException extends QAMException {
   }
 }
 
+/** One problem a schema found in a call's params: its message and where (`[0, 'name']`: the first param's `name`). */
+export interface ParamsIssue {
+  readonly message: string;
+  readonly path?: readonly (string | number)[];
+}
+
+/**
+ * The server's schema for the called function refused its params; nothing ran. `issues` lists
+ * what the schema library reported.
+ */
+export class QAMInvalidParamsException extends QAMException {
+  override name = 'QAMInvalidParamsException';
+  declare readonly code: 'INVALID_PARAMS';
+  readonly issues: readonly ParamsIssue[];
+  constructor(message: string, issues: readonly ParamsIssue[]) {
+    super(message, { code: 'INVALID_PARAMS' });
+    this.issues = issues;
+  }
+}
+
 /** A message exceeds the configured `maxMessageBytes`. */
 export class QAMPayloadTooLargeException extends QAMException {
   override name = 'QAMPayloadTooLargeException';
@@ -218,6 +239,7 @@ export const serverErrorCodes = {
   badMessage: 'BAD_MESSAGE',
   payloadTooLarge: 'PAYLOAD_TOO_LARGE',
   serialization: 'SERIALIZATION_FAILED',
+  invalidParams: 'INVALID_PARAMS',
 } as const;
 
 /** The AMQP reply code (403, 404, 406, …) of an error the broker closed a channel or connection with. @internal */

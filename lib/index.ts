@@ -1,4 +1,13 @@
-export { QAMServer, currentCall, type QAMServerOptions, type QAMServerStats, type CallContext, type ServerApi } from './server/server.js';
+export {
+  QAMServer,
+  type QAMServerOptions,
+  type QAMServerStats,
+  type ServerApi,
+  type FunctionOptions,
+  type InstanceOptions,
+} from './server/server.js';
+export { currentCall, type CallContext, type Middleware } from './server/call-context.js';
+export type { ParamsSchema } from './server/validation.js';
 export { QAMProxy, type QAMProxyOptions, type QAMProxyConstructor } from './proxy/proxy.js';
 export { QAMConnection, type ConnectionOptions, type QAMConnectionEvents, type TlsOptions } from './amqp/connection.js';
 export {
@@ -17,8 +26,10 @@ export {
   QAMPayloadTooLargeException,
   QAMBadMessageException,
   QAMSerializationException,
+  QAMInvalidParamsException,
   QAMRemoteException,
   type QAMErrorCode,
+  type ParamsIssue,
 } from './errors.js';
 export type { ConnectFailedReason } from './errors.js';
 export { CallbackState, type ResultCallback, type ErrorCallback } from './proxy/pending.js';

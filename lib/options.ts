@@ -5,6 +5,8 @@
  * @internal
  */
 
+import { isParamsSchema } from './server/validation.js';
+
 /** Where a value was found, for the error: `QAMProxy`, option `ssl.servername`. */
 export interface OptionPlace {
   readonly owner: string;
@@ -73,6 +75,19 @@ export function arrayOf(item: Rule, expected: string): Rule {
   return (value, at) => {
     if (!Array.isArray(value)) throw optionError(at, expected, value);
     value.forEach((element, index) => item(element, { owner: at.owner, path: `${at.path}[${index}]` }));
+  };
+}
+
+/** A Standard Schema (zod, valibot, …) or an array of them, one per param. */
+export const paramsSchema = rule('a Standard Schema (zod, valibot, …) or an array of them, one per param', isParamsSchema);
+
+/** An object whose every value passes `item`. */
+export function record(item: Rule, expected: string): Rule {
+  return (value, at) => {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw optionError(at, expected, value);
+    for (const [key, element] of Object.entries(value)) {
+      if (element !== undefined) item(element, { owner: at.owner, path: `${at.path}.${key}` });
+    }
   };
 }
 

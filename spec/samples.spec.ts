@@ -2,6 +2,7 @@ import { callbackSample } from '../samples/callback.js';
 import { demo, demoBroker } from '../samples/demo.js';
 import { errorsSample } from '../samples/errors.js';
 import { noReplySample } from '../samples/no-reply.js';
+import { middlewareSample } from '../samples/middleware.js';
 import { qamSample } from '../samples/qam.js';
 import { testingSample } from '../samples/testing.js';
 import { timeoutSample } from '../samples/timeout.js';
@@ -64,6 +65,14 @@ describe('samples', () => {
       'request confirmed by the broker',
       'server recorded: user 42 logged in',
       'server stats: oneWay 1, served 1',
+    ]);
+  });
+
+  it('middleware: logging, authorization by the verified user, params validation', async () => {
+    expect(await printed(middlewareSample)).toEqual([
+      'pay by guest -> paid 5 (lunch)',
+      'INVALID_PARAMS: [[0]]',
+      'FORBIDDEN: guest may not call pay',
     ]);
   });
 

@@ -1,5 +1,5 @@
 import type { QAMConnection } from '../amqp/connection.js';
-import { failureKind, type AmqpChannel, type Delivery, type Returned } from '../amqp/port.js';
+import { failureKind, type AmqpChannel, type Delivery, type MessageProperties, type Returned } from '../amqp/port.js';
 import {
   QAMAccessRefusedException,
   QAMClosedException,
@@ -53,6 +53,8 @@ export interface CallClientSettings {
   maxBytes: number;
   logger: Logger;
   protocol: ClientProtocol;
+  /** The AMQP `user_id` requests carry (the connection's user, which RabbitMQ checks), or undefined for none. */
+  userId: string | undefined;
 }
 
 /** A call waiting to be written: encoded only then, so its expiration counts from when it leaves. */
@@ -286,7 +288,14 @@ export class CallClient implements CallTransport {
    * return, NO_ROUTE, comes before the confirm and ends it first).
    */
   #publish(channel: AmqpChannel, id: string, request: OutgoingRequest, deadline: number, oneWay: boolean): void {
-    const properties = oneWay ? request.properties : { ...request.properties, expiration: String(Math.max(1, deadline - Date.now())) };
+    const userId = this.#settings.userId;
+    let properties: MessageProperties;
+    if (oneWay) {
+      properties = userId === undefined ? request.properties : { ...request.properties, userId };
+    } else {
+      const expiration = String(Math.max(1, deadline - Date.now()));
+      properties = userId === undefined ? { ...request.properties, expiration } : { ...request.properties, expiration, userId };
+    }
     try {
       const more = channel.publish(request.exchange, request.routingKey, request.body, properties, { mandatory: true }, (failure) => {
         if (failure !== undefined) this.#pending.settle(id, this.#explain(failure));

@@ -4,7 +4,7 @@ import { connectionFor, connectionUserRules, type ConnectionOptions, type QAMCon
 import { checkMethodPath, type ErrorClass } from '../protocols/native/format.js';
 import { QAMInvalidCallException } from '../errors.js';
 import { checkId, type WireProtocol } from '../protocols/naming.js';
-import { anyString, arrayOf, checkOptions, oneOf, positiveInteger, rule, seconds, type Rules } from '../options.js';
+import { anyString, arrayOf, boolean, checkOptions, oneOf, positiveInteger, rule, seconds, type Rules } from '../options.js';
 import type { Completion, ErrorCallback, ResultCallback } from './pending.js';
 import type { CallMode, ControlName, QAMProxy as QAMProxyType, UntypedApi } from './types.js';
 import { serializerNamed, type SerializerName } from '../serializers.js';
@@ -57,6 +57,14 @@ export interface QAMProxyOptions extends ConnectionOptions {
    * @default 'direct'
    */
   replies?: 'direct' | 'callme';
+  /**
+   * Requests carry the connection's user as their AMQP `user_id`, which RabbitMQ checks against
+   * the user the connection authenticated as, so servers can trust it (`currentCall().userId`).
+   * Turn off for brokers whose authenticated name is not the URL's user (OAuth 2 tokens, x509
+   * EXTERNAL): RabbitMQ would refuse every request.
+   * @default true
+   */
+  userId?: boolean;
 }
 
 interface CallSettings {
@@ -259,6 +267,7 @@ const proxyRules: Rules<QAMProxyOptions> = {
   protocol: oneOf('native', 'qam'),
   clientId: anyString,
   replies: oneOf('direct', 'callme'),
+  userId: boolean,
 };
 
 class ProxyFactory {
@@ -284,6 +293,7 @@ class ProxyFactory {
       protocol: options.protocol,
       replies: options.replies,
       clientId: options.clientId,
+      userId: options.userId ?? true,
     });
     return remoteProxy(client, settings, [], `QAMProxy(server ${serverId})`) as ProxyFactory;
   }

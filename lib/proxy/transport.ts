@@ -29,6 +29,8 @@ export interface TransportChoice {
   protocol: WireProtocol | undefined;
   replies: 'direct' | 'callme' | undefined;
   clientId: string | undefined;
+  /** Whether requests carry the connection's user as their AMQP `user_id`. */
+  userId: boolean;
 }
 
 /**
@@ -38,7 +40,8 @@ export interface TransportChoice {
  */
 export function createTransport(choice: TransportChoice): CallTransport {
   const { serverId, connection, ownsConnection, maxBytes, logger } = choice;
-  return new CallClient({ serverId, connection, ownsConnection, maxBytes, logger, protocol: clientProtocol(choice) });
+  const userId = choice.userId ? connection.username : undefined;
+  return new CallClient({ serverId, connection, ownsConnection, maxBytes, logger, protocol: clientProtocol(choice), userId });
 }
 
 function clientProtocol(choice: TransportChoice): ClientProtocol {

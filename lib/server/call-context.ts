@@ -1,10 +1,17 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Delivery } from '../amqp/port.js';
+import { isThenable } from '../util/thenable.js';
+import type { Target } from './dispatch.js';
 
-/** What a running function can learn about the request it serves (see {@link currentCall}). */
+/** What a running function (and middleware) can learn about the request it serves (see {@link currentCall}). */
 export interface CallContext {
   /** The method path, e.g. `'my_instance.adder_function'`. */
   readonly method: string;
+  /**
+   * The params as they arrived, the array the function is called with: middleware may replace its
+   * elements. A params schema's output replaces them for the function only.
+   */
+  readonly params: unknown[];
   /** True when the broker delivered this request before (its previous server died mid-call). */
   readonly redelivered: boolean;
   /**
@@ -13,14 +20,90 @@ export interface CallContext {
    * matter), or else the deadline in the request's body; undefined when it sent neither.
    */
   readonly deadline: number | undefined;
+  /**
+   * The broker user that published the request: the AMQP `user_id` property, which RabbitMQ
+   * refuses to route when it differs from the user the publisher's connection authenticated as, so
+   * it can be trusted for authorization (unless that user has RabbitMQ's `impersonator` tag).
+   * Proxies set it to their connection's user; undefined when the request carried none (a Python
+   * QAM proxy, a proxy with `userId: false`).
+   */
+  readonly userId: string | undefined;
+}
+
+/**
+ * The call a server runs. Anything that costs is computed when first asked for, so a function
+ * that asks nothing costs nothing more.
+ * @internal
+ */
+export class ServedCall implements CallContext {
+  readonly method: string;
+  readonly params: unknown[];
+  readonly redelivered: boolean;
+  readonly deadline: number | undefined;
+  readonly #message: Delivery;
+
+  constructor(message: Delivery, method: string, params: unknown[], deadline: number | undefined) {
+    this.method = method;
+    this.params = params;
+    this.redelivered = message.redelivered;
+    this.deadline = deadline;
+    this.#message = message;
+  }
+
+  get userId(): string | undefined {
+    const userId: unknown = this.#message.properties.userId;
+    return typeof userId === 'string' ? userId : undefined;
+  }
 }
 
 /** The request a function runs for, set around each call the server makes. @internal */
 export const callContext = new AsyncLocalStorage<CallContext>();
 
-/** Inside a function run by a QAMServer: the request being served; elsewhere undefined. */
+/** Inside a function run by a QAMServer, or its middleware: the request being served; elsewhere undefined. */
 export function currentCall(): CallContext | undefined {
   return callContext.getStore();
+}
+
+/**
+ * Server middleware: runs around every call of a registered function, in the order added with
+ * `server.use()`, the first outermost. `next()` runs the rest of the chain and the function and
+ * resolves with the result (or rejects with what it threw); what the middleware returns (or
+ * resolves with) is the call's result, and what it throws the call's error, so a middleware may
+ * refuse a call by throwing before calling `next()`. `currentCall()` works inside it too.
+ *
+ * @example
+ * server.use(async (call, next) => {
+ *   if (call.userId !== 'billing') throw Object.assign(new Error('not allowed'), { code: 'FORBIDDEN' });
+ *   return next();
+ * });
+ */
+export type Middleware = (call: CallContext, next: () => Promise<unknown>) => unknown;
+
+/** Runs the function of a call with its validated params. @internal */
+export function invoke(target: Target, call: CallContext): unknown {
+  if (target.validate === undefined) return target.fn.apply(target.thisArg, call.params);
+  const params = target.validate(call.method, call.params);
+  return isThenable(params) ? params.then((valid) => target.fn.apply(target.thisArg, valid)) : target.fn.apply(target.thisArg, params);
+}
+
+/** Runs a call in its context: its function alone, or through the middleware. @internal */
+export function runCall(call: CallContext, target: Target, middleware: readonly Middleware[]): unknown {
+  return middleware.length === 0 ? callContext.run(call, invoke, target, call) : callContext.run(call, chain, middleware, target, call);
+}
+
+function chain(middleware: readonly Middleware[], target: Target, call: CallContext): Promise<unknown> {
+  const step = (index: number): Promise<unknown> => {
+    const layer = middleware[index];
+    if (layer === undefined) return new Promise((resolve) => resolve(invoke(target, call)));
+    let called = false;
+    const next = (): Promise<unknown> => {
+      if (called) return Promise.reject(new Error(`next() called twice by middleware ${index + 1} of ${call.method}`));
+      called = true;
+      return step(index + 1);
+    };
+    return new Promise((resolve) => resolve(layer(call, next)));
+  };
+  return step(0);
 }
 
 /**

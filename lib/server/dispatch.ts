@@ -5,6 +5,7 @@ import { Duplex, PassThrough, Readable, Stream, Transform, Writable } from 'node
 import { ReadableStream, TransformStream, WritableStream } from 'node:stream/web';
 import { URL, URLSearchParams } from 'node:url';
 import { TextDecoder, TextEncoder } from 'node:util';
+import type { ParamsValidator } from './validation.js';
 
 /** A function the server can run. */
 export type RemoteFunction = (...params: any[]) => unknown;
@@ -13,6 +14,8 @@ export type RemoteFunction = (...params: any[]) => unknown;
 export interface Target {
   readonly fn: RemoteFunction;
   readonly thisArg: object | undefined;
+  /** Checks the params before the function runs, when a schema was registered for it. */
+  readonly validate: ParamsValidator | undefined;
 }
 
 function isHiddenName(name: string): boolean {
@@ -104,17 +107,24 @@ export class DispatchTable {
   readonly #targets = new Map<string, Target>();
   readonly #instances = new Set<string>();
 
-  registerFunction(fn: RemoteFunction, name: string = fn.name): void {
+  registerFunction(fn: RemoteFunction, name: string = fn.name, validate?: ParamsValidator): void {
     if (typeof fn !== 'function') throw new TypeError('registerFunction expects a function');
     this.#claim('Function', checkName('Function', name));
-    this.#targets.set(name, { fn, thisArg: undefined });
+    this.#targets.set(name, { fn, thisArg: undefined, validate });
   }
 
-  registerInstance(instance: object, name: string): void {
+  /** @param validators by method name; a name the instance does not expose is a TypeError */
+  registerInstance(instance: object, name: string, validators: ReadonlyMap<string, ParamsValidator> = new Map()): void {
     if (typeof instance !== 'object' || instance === null) throw new TypeError('registerClass expects an object instance');
     this.#claim('Instance', checkName('Instance', name));
+    const methods = exposedMethods(instance);
+    for (const method of validators.keys()) {
+      if (!methods.has(method)) throw new TypeError(`registerClass: '${name}' exposes no method '${method}' to validate the params of`);
+    }
     this.#instances.add(name);
-    for (const [method, fn] of exposedMethods(instance)) this.#targets.set(`${name}.${method}`, { fn, thisArg: instance });
+    for (const [method, fn] of methods) {
+      this.#targets.set(`${name}.${method}`, { fn, thisArg: instance, validate: validators.get(method) });
+    }
   }
 
   /** The target of `function` or `instance.method`, or undefined when nothing registered has that path. */

@@ -1,10 +1,11 @@
 import { availableParallelism } from 'node:os';
 import { connectionFor, connectionUserRules, type ConnectionOptions, type QAMConnection } from '../amqp/connection.js';
 import { failureKind, type AmqpChannel, type Delivery } from '../amqp/port.js';
-import { callContext, callerDeadline, currentCall, type CallContext } from './call-context.js';
+import { ServedCall, callerDeadline, currentCall, runCall, type CallContext, type Middleware } from './call-context.js';
 import { Consumers } from './consumers.js';
 import { drain } from './drain.js';
 import { DispatchTable, type RemoteFunction, type Target } from './dispatch.js';
+import { paramsValidator, type ParamsSchema, type ParamsValidator } from './validation.js';
 import { checkMethodPath } from '../protocols/native/format.js';
 import {
   QAMAccessRefusedException,
@@ -23,7 +24,9 @@ import {
   checkOptions,
   nonEmptyString,
   oneOf,
+  paramsSchema,
   positiveInteger,
+  record,
   secondsOrZero,
   type Rules,
 } from '../options.js';
@@ -163,6 +166,27 @@ function queueArguments(options: QAMServerOptions): Record<string, unknown> | un
 
 const closeRules: Rules<{ deleteQueue?: boolean }> = { deleteQueue: boolean };
 
+/** Options of {@link QAMServer.registerFunction}. */
+export interface FunctionOptions<P extends readonly unknown[] = unknown[]> {
+  /**
+   * Validates the params before the function runs, with any Standard Schema library (zod,
+   * valibot, ArkType, …): one schema for the params array (a tuple) or one per param. Params it
+   * refuses are answered with QAMInvalidParamsException (`INVALID_PARAMS`, with the issues) and
+   * nothing runs; its output (coerced, defaulted) is what the function gets.
+   * @example server.registerFunction(add, 'add', { params: [z.number(), z.number()] })
+   */
+  params?: ParamsSchema<P>;
+}
+
+/** Options of {@link QAMServer.registerClass}. */
+export interface InstanceOptions<T> {
+  /** Params schemas by method name (see {@link FunctionOptions.params}); methods without one are not validated. */
+  params?: { readonly [M in keyof T]?: T[M] extends (...args: infer P) => unknown ? ParamsSchema<P> : never };
+}
+
+const functionRules: Rules<FunctionOptions> = { params: paramsSchema };
+const instanceRules: Rules<InstanceOptions<object>> = { params: record(paramsSchema, 'an object of params schemas by method name') };
+
 /**
  * Serves registered functions and instances to QAMProxy callers.
  *
@@ -189,6 +213,7 @@ export class QAMServer<Registered extends object = {}> {
   readonly #deadLettering: boolean;
   readonly #drainTimeoutMs: number;
   readonly #stats = { served: 0, failed: 0, expired: 0, oneWay: 0 };
+  readonly #middleware: Middleware[] = [];
   #state: 'idle' | 'serving' | 'closing' | 'closed' = 'idle';
   #detach: (() => void) | undefined;
   readonly #consumers: Consumers;
@@ -249,10 +274,15 @@ export class QAMServer<Registered extends object = {}> {
    * Registers a function under `name` (default: the function's own name). Returns the server with
    * the function added to its type, so `ServerApi<typeof server>` can type a proxy.
    */
-  registerFunction<F extends RemoteFunction, N extends string>(fn: F, name: N): QAMServer<Registered & Record<N, F>>;
+  registerFunction<F extends RemoteFunction, N extends string>(
+    fn: F,
+    name: N,
+    options?: FunctionOptions<Parameters<F>>,
+  ): QAMServer<Registered & Record<N, F>>;
   registerFunction(fn: RemoteFunction): this;
-  registerFunction(fn: RemoteFunction, name?: string): this {
-    this.#table.registerFunction(fn, name ?? fn.name);
+  registerFunction(fn: RemoteFunction, name?: string, options: FunctionOptions = {}): this {
+    checkOptions('registerFunction', options, functionRules);
+    this.#table.registerFunction(fn, name ?? fn.name, options.params === undefined ? undefined : paramsValidator(options.params));
     return this;
   }
 
@@ -263,9 +293,29 @@ export class QAMServer<Registered extends object = {}> {
    * never remote); never `constructor`, accessors, data properties (including arrow-function class
    * fields) or names starting with `_`.
    */
-  registerClass<T extends object, N extends string>(instance: T, name: N): QAMServer<Registered & Record<N, T>> {
-    this.#table.registerInstance(instance, name);
+  registerClass<T extends object, N extends string>(
+    instance: T,
+    name: N,
+    options: InstanceOptions<T> = {},
+  ): QAMServer<Registered & Record<N, T>> {
+    checkOptions('registerClass', options, instanceRules);
+    const validators = new Map<string, ParamsValidator>();
+    for (const [method, schema] of Object.entries(options.params ?? {})) {
+      if (schema !== undefined) validators.set(method, paramsValidator(schema as ParamsSchema));
+    }
+    this.#table.registerInstance(instance, name, validators);
     return this as unknown as QAMServer<Registered & Record<N, T>>;
+  }
+
+  /**
+   * Adds middleware run around every call of a registered function (see {@link Middleware}): the
+   * first added is outermost; params schemas are checked inside, right before the function.
+   * Requests refused before anything runs (not found, malformed) do not reach it.
+   */
+  use(middleware: Middleware): this {
+    if (typeof middleware !== 'function') throw new TypeError('use() expects a function (call, next) => result');
+    this.#middleware.push(middleware);
+    return this;
   }
 
   /**
@@ -384,8 +434,8 @@ export class QAMServer<Registered extends object = {}> {
       this.#refuse(protocol, channel, message, protocol.notFound(method));
       return;
     }
-    const context: CallContext = { method, redelivered: message.redelivered, deadline: callerDeadline(message, deadline) };
-    this.#pool.run((done) => this.#run(protocol, channel, message, target, params, context, done));
+    const context = new ServedCall(message, method, params, callerDeadline(message, deadline));
+    this.#pool.run((done) => this.#run(protocol, channel, message, target, context, done));
   }
 
   /**
@@ -395,15 +445,7 @@ export class QAMServer<Registered extends object = {}> {
    * the broker, or just published for a direct reply-to address the broker took a reply to before.
    * A function that returns a plain value is answered in the same turn, without a promise.
    */
-  #run(
-    protocol: ServerProtocol,
-    channel: AmqpChannel,
-    message: Delivery,
-    target: Target,
-    params: unknown[],
-    context: CallContext,
-    done: () => void,
-  ): void {
+  #run(protocol: ServerProtocol, channel: AmqpChannel, message: Delivery, target: Target, context: CallContext, done: () => void): void {
     const ackOnReceipt = this.#ackOnReceipt;
     if (ackOnReceipt) channel.ack(message);
     const finish = (): void => {
@@ -419,7 +461,7 @@ export class QAMServer<Registered extends object = {}> {
     const answer = (outcome: CallOutcome): void => this.#answer(protocol, message, outcome, context.method, finish);
     const failed = (error: unknown): void => answer(isServerRaised(error) ? { error, fromServer: true } : { error });
     try {
-      const result = callContext.run(context, invoke, target, params);
+      const result = runCall(context, target, this.#middleware);
       if (isThenable(result)) {
         Promise.resolve(result).then((value) => answer({ result: value }), failed);
       } else {
@@ -494,10 +536,6 @@ export class QAMServer<Registered extends object = {}> {
 /** Refusal lines a server writes in {@link refusalIntervalMs} before it only counts them. */
 const refusalLines = 10;
 const refusalIntervalMs = 60_000;
-
-function invoke(target: Target, params: unknown[]): unknown {
-  return target.fn.apply(target.thisArg, params);
-}
 
 function acceptedSerializers(names: SerializerName[]): ReadonlySet<SerializerName> {
   if (!Array.isArray(names) || names.length === 0) throw new TypeError('acceptSerializers must name at least one of json, superjson');

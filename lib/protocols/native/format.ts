@@ -1,6 +1,7 @@
 import {
   QAMBadMessageException,
   QAMException,
+  QAMInvalidParamsException,
   QAMMethodNotFoundException,
   QAMPayloadTooLargeException,
   QAMRemoteException,
@@ -12,6 +13,7 @@ import {
   serverErrorCodes,
   textOf,
   type FaultHandler,
+  type ParamsIssue,
 } from '../../errors.js';
 
 /**
@@ -40,6 +42,8 @@ export interface ErrorPayload {
   stack?: string;
   cause?: ErrorPayload;
   origin?: 'server';
+  /** With code INVALID_PARAMS from the server: what its schema found. */
+  issues?: ParamsIssue[];
 }
 
 export type ReplyEnvelope = { result: unknown } | { error: ErrorPayload };
@@ -48,6 +52,9 @@ export type ReplyEnvelope = { result: unknown } | { error: ErrorPayload };
 const maxPathDepth = 2;
 
 const causeDepthLimit = 4;
+
+/** Issues of a refused call's params an error reply carries at most. */
+export const maxIssues = 20;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -95,7 +102,26 @@ function parseErrorPayload(value: unknown, depth: number): ErrorPayload {
   const cause = own(value, 'cause');
   if (cause !== undefined && depth < causeDepthLimit) payload.cause = parseErrorPayload(cause, depth + 1);
   if (depth === 0 && own(value, 'origin') === 'server') payload.origin = 'server';
+  const issues = depth === 0 ? parseIssues(own(value, 'issues')) : undefined;
+  if (issues !== undefined) payload.issues = issues;
   return payload;
+}
+
+/** The issues of an INVALID_PARAMS reply: the well-formed ones, at most {@link maxIssues}. */
+function parseIssues(value: unknown): ParamsIssue[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  const issues: ParamsIssue[] = [];
+  for (const item of value.slice(0, maxIssues)) {
+    if (!isRecord(item)) continue;
+    const message = own(item, 'message');
+    if (typeof message !== 'string') continue;
+    const path = own(item, 'path');
+    const keys = Array.isArray(path)
+      ? path.filter((key): key is string | number => typeof key === 'string' || typeof key === 'number')
+      : [];
+    issues.push(keys.length > 0 ? { message, path: keys } : { message });
+  }
+  return issues;
 }
 
 /** Reads a decoded reply body; throws QAMBadMessageException naming what is wrong. */
@@ -134,7 +160,9 @@ export function errorToPayload(error: unknown, exposeStack: boolean, onFault?: F
 
 /** The wire form of an error the server raised itself, marked so that proxies rebuild it as its class. */
 export function serverErrorToPayload(error: QAMException, exposeStack: boolean): ErrorPayload {
-  return { ...errorToPayload(error, exposeStack), origin: 'server' };
+  const payload: ErrorPayload = { ...errorToPayload(error, exposeStack), origin: 'server' };
+  if (error instanceof QAMInvalidParamsException) payload.issues = error.issues.slice(0, maxIssues);
+  return payload;
 }
 
 /** Error classes a proxy rebuilds by name instead of a generic QAMRemoteException. */
@@ -150,6 +178,8 @@ function rebuildServerError(payload: ErrorPayload): QAMException | undefined {
       return new QAMPayloadTooLargeException(payload.message);
     case serverErrorCodes.serialization:
       return new QAMSerializationException(payload.message);
+    case serverErrorCodes.invalidParams:
+      return new QAMInvalidParamsException(payload.message, payload.issues ?? []);
     default:
       return undefined;
   }

@@ -46,7 +46,15 @@ function setup(kind: Kind = 'direct') {
       return protocol.request(...args);
     },
   });
-  const client = new CallClient({ serverId, connection, ownsConnection: true, maxBytes, logger: silentLogger, protocol: counting });
+  const client = new CallClient({
+    serverId,
+    connection,
+    ownsConnection: true,
+    maxBytes,
+    logger: silentLogger,
+    protocol: counting,
+    userId: undefined,
+  });
   /** Starts a call; its outcome never rejects. */
   const call = (method: string, options: { params?: unknown[]; timeoutMs?: number; signal?: AbortSignal } = {}) => {
     let id = '';
