@@ -12,7 +12,7 @@ import type { TestNode } from '../support/rabbit-node.js';
 let cluster: TestCluster;
 beforeAll(async () => {
   cluster = await startCluster();
-}, 240_000);
+}, 400_000);
 afterAll(async () => {
   await cluster?.stop();
 }, 60_000);
@@ -51,4 +51,60 @@ it('a connection given every node moves to the next one when its node dies, and 
     await server.close();
     if (!first.running) await first.start();
   }
-}, 240_000);
+}, 400_000);
+
+it('a quorum server queue loses no call when the node holding its leader dies under load (ack after reply)', async () => {
+  const serverId = uniqueName('qam_cluster_quorum');
+  const runs = new Map<number, number>();
+  const work = (id: number): number => {
+    runs.set(id, (runs.get(id) ?? 0) + 1);
+    return id;
+  };
+  const [first, second, third] = cluster.nodes as [TestNode, TestNode, TestNode];
+  const options = { serverId, queueType: 'quorum', ack: 'afterReply', logger: silentLogger, reconnectDelay: { min: 0.1, max: 1 } } as const;
+  const servers = [
+    new QAMServer({ ...options, url: [second.url, third.url, first.url] }).registerFunction(work, 'work'),
+    new QAMServer({ ...options, url: [third.url, first.url, second.url] }).registerFunction(work, 'work'),
+  ];
+  for (const server of servers) await server.serve();
+  const proxies = [0, 1, 2].map(
+    (index) =>
+      new QAMProxy<{ work(id: number): number }>({
+        serverId,
+        url: [...cluster.urls.slice(index), ...cluster.urls.slice(0, index)],
+        timeout: 90,
+        logger: silentLogger,
+        reconnectDelay: { min: 0.1, max: 1 },
+      }),
+  );
+  const leader = await cluster.leaderOf(`server_${serverId}_queue`);
+  const outcomes: Array<Promise<string>> = [];
+  let next = 0;
+  const call = (): Promise<string> =>
+    proxies[next % 3]!.work(next++).then(
+      () => 'ok',
+      (error: unknown) => String((error as { code?: unknown }).code),
+    );
+  try {
+    for (let i = 0; i < 300; i++) outcomes.push(call());
+    await leader.kill();
+    for (let i = 0; i < 300; i++) outcomes.push(call());
+    const settled = await Promise.all(outcomes);
+    // Whatever ran late has run once the queue is empty and nothing more arrives.
+    let total = -1;
+    while (total !== [...runs.values()].reduce((sum, count) => sum + count, 0)) {
+      total = [...runs.values()].reduce((sum, count) => sum + count, 0);
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+    }
+    const lost = settled.filter((outcome, id) => outcome === 'TIMEOUT' && !runs.has(id)).length;
+    expect(lost).toBe(0);
+    expect(settled.filter((outcome) => !['ok', 'CONNECTION_LOST', 'TIMEOUT'].includes(outcome))).toEqual([]);
+    expect(settled.filter((outcome) => outcome === 'ok').length).toBeGreaterThan(0);
+    // And calls succeed again, on the two nodes left.
+    for (const proxy of proxies) await expect(proxy.work(-1)).resolves.toBe(-1);
+  } finally {
+    await Promise.all(proxies.map((proxy) => proxy.close()));
+    await Promise.all(servers.map((server) => server.close({ deleteQueue: true }).catch(() => undefined)));
+    if (!leader.running) await leader.start();
+  }
+}, 400_000);

@@ -343,7 +343,8 @@ class RunningNode implements TestNode {
   async start(): Promise<void> {
     if (!this.#exited) throw new Error(`node ${this.nodeName} is running`);
     this.#spawn();
-    await this.awaitBoot(90_000);
+    // A clustered node syncs with its peers as it boots again: slower than a first boot.
+    await this.awaitBoot(300_000);
   }
 
   /** Waits (up to 30 s) until the VM exited, kills the rest of its process group, and waits until its port closed. */
