@@ -25,6 +25,7 @@ export const amqplibVersion: string = ((): string => {
 /** The parts of amqplib's connection object (`connection` under the ChannelModel) used here. */
 interface AmqplibConnection {
   stream?: unknown;
+  heartbeater?: { sendTimer?: unknown; recvTimer?: unknown } | null;
   channels?: Array<{ buffer: ChannelBuffer } | null>;
   freshChannel?: (channel: unknown, options?: unknown) => number;
 }
@@ -42,6 +43,22 @@ export function socketOf(model: ChannelModel): Duplex | undefined {
   if (!testedAmqplibVersions.includes(amqplibVersion)) return undefined;
   const socket = connectionOf(model)?.stream;
   return socket instanceof Duplex ? socket : undefined;
+}
+
+/**
+ * Lets the Node process exit (or not) while the connection is open: its socket and its heartbeat
+ * timers unref'ed or ref'ed, as Node's own handles allow. Does nothing with an amqplib version
+ * qam was not tested with (the connection then keeps the process alive, as amqplib does).
+ */
+export function keepProcessAlive(model: ChannelModel, alive: boolean): void {
+  const socket = socketOf(model) as (Duplex & { ref?: () => void; unref?: () => void }) | undefined;
+  if (socket === undefined) return;
+  const heart = connectionOf(model)?.heartbeater;
+  for (const handle of [socket, heart?.sendTimer, heart?.recvTimer]) {
+    const target = handle as { ref?: unknown; unref?: unknown } | undefined;
+    const method = alive ? target?.ref : target?.unref;
+    if (typeof method === 'function') method.call(target);
+  }
 }
 
 function connectionOf(model: ChannelModel): AmqplibConnection | undefined {

@@ -4,7 +4,14 @@ import * as amqp from 'amqplib';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
 import type { Duplex } from 'node:stream';
 import type { ConnectFailedReason } from '../errors.js';
-import { amqplibVersion, socketOf, streamlineWrites, testedAmqplibVersions, writeCapacityBytes } from './amqplib-internals.js';
+import {
+  amqplibVersion,
+  keepProcessAlive,
+  socketOf,
+  streamlineWrites,
+  testedAmqplibVersions,
+  writeCapacityBytes,
+} from './amqplib-internals.js';
 import {
   PortError,
   type AmqpChannel,
@@ -156,6 +163,10 @@ export class AmqplibConnection implements AmqpConnection {
 
   onClose(handler: (error: PortError | undefined) => void): void {
     this.#onClose = handler;
+  }
+
+  keepAlive(alive: boolean): void {
+    keepProcessAlive(this.#model, alive);
   }
 
   /**

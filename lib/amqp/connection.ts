@@ -297,6 +297,9 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
   #everConnected = false;
   #closed = false;
   #wakeBackoff: (() => void) | undefined;
+  #backoffTimer: NodeJS.Timeout | undefined;
+  /** Users that need the process kept alive now: servers serving, proxies with calls pending. */
+  #holds = 0;
 
   constructor(options: ConnectionOptions = {}) {
     super();
@@ -355,6 +358,27 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
   /** @internal The open port connection, connecting (once, shared) if needed. */
   link(): Promise<AmqpConnection> {
     return this.#open();
+  }
+
+  /**
+   * @internal Keeps the Node process alive until the matching {@link release}: a serving server,
+   * a proxy with calls pending. With no holds, the connection's socket, heartbeats and reconnect
+   * backoff are unref'ed, so a program that forgot `close()` still exits when it has nothing
+   * left to do.
+   */
+  retain(): void {
+    if (this.#holds++ === 0) this.#keepAlive(true);
+  }
+
+  /** @internal Ends a {@link retain}. */
+  release(): void {
+    if (this.#holds > 0 && --this.#holds === 0) this.#keepAlive(false);
+  }
+
+  #keepAlive(alive: boolean): void {
+    this.#link?.keepAlive(alive);
+    if (alive) this.#backoffTimer?.ref();
+    else this.#backoffTimer?.unref();
   }
 
   /** @internal Registers a user told of every (re)connect and loss; returns the unregister function. */
@@ -422,6 +446,7 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
 
   #adopt(link: AmqpConnection): void {
     this.#link = link;
+    if (this.#holds === 0) link.keepAlive(false);
     this.#everConnected = true;
     link.onClose((error) => this.#lost(link, error));
     link.onBlocked((blocked, reason) => {
@@ -457,9 +482,12 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
       const wake = (): void => {
         clearTimeout(timer);
         this.#wakeBackoff = undefined;
+        this.#backoffTimer = undefined;
         resolve();
       };
       const timer = setTimeout(wake, ms);
+      if (this.#holds === 0) timer.unref();
+      this.#backoffTimer = timer;
       this.#wakeBackoff = wake;
     });
   }

@@ -149,6 +149,11 @@ export interface AmqpConnection {
   onBlocked(handler: (blocked: boolean, reason: string | undefined) => void): void;
   /** Registers the handler told once when the connection closed: with the cause, or undefined when closed by qam. */
   onClose(handler: (error: PortError | undefined) => void): void;
+  /**
+   * Whether the open connection keeps the Node process alive (its socket and timers ref'ed, as
+   * when it opened) or lets it exit when nothing else is left to do (unref'ed).
+   */
+  keepAlive(alive: boolean): void;
   /** Closes the connection; resolves even if it had closed already, and promptly while the broker blocks it. */
   close(): Promise<void>;
 }

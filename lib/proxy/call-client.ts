@@ -112,7 +112,13 @@ export class CallClient implements CallTransport {
   constructor(settings: CallClientSettings) {
     this.#settings = settings;
     this.#protocol = settings.protocol;
-    this.#pending = new PendingCalls(settings.logger, (id) => this.#queue.delete(id));
+    // The connection keeps the process alive only while calls are pending.
+    const { connection } = settings;
+    this.#pending = new PendingCalls(
+      settings.logger,
+      (id) => this.#queue.delete(id),
+      (busy) => (busy ? connection.retain() : connection.release()),
+    );
     this.#detach = settings.connection.attach({
       onConnect: () => this.#reconnected(),
       onDisconnect: (error) => this.#disconnected(error),

@@ -50,13 +50,18 @@ export class PendingCalls {
   readonly #running = new Set<string>();
   readonly #logger: Logger;
   readonly #onEnded: ((id: string) => void) | undefined;
+  readonly #onBusy: ((busy: boolean) => void) | undefined;
   #callbacks = 0;
   #unknownReplies = 0;
 
-  /** @param onEnded told of every call that ended (not of a retry), after it left the table */
-  constructor(logger: Logger, onEnded?: (id: string) => void) {
+  /**
+   * @param onEnded told of every call that ended (not of a retry), after it left the table
+   * @param onBusy told when the table gets its first call (true) and when its last call ends (false)
+   */
+  constructor(logger: Logger, onEnded?: (id: string) => void, onBusy?: (busy: boolean) => void) {
     this.#logger = logger;
     this.#onEnded = onEnded;
+    this.#onBusy = onBusy;
   }
 
   /** Calls waiting for their reply. */
@@ -99,6 +104,7 @@ export class PendingCalls {
       resend: retry?.resend,
     };
     this.#entries.set(id, entry);
+    if (this.#entries.size === 1) this.#onBusy?.(true);
     this.#deadlines.schedule(id, timeoutMs, entry.deadline);
     if (completion.kind === 'callback') this.#callbacks++;
     if (signal !== undefined) {
@@ -137,8 +143,10 @@ export class PendingCalls {
       return true;
     }
     this.#entries.delete(id);
-    if (this.#entries.size === 0) this.#deadlines.idle();
-    else this.#deadlines.finished(entry.timeoutMs);
+    if (this.#entries.size === 0) {
+      this.#deadlines.idle();
+      this.#onBusy?.(false);
+    } else this.#deadlines.finished(entry.timeoutMs);
     entry.detachSignal?.();
     this.#onEnded?.(id);
     if (!entry.callback) {

@@ -201,6 +201,7 @@ export class QAMServer<Registered extends object = {}> {
   /** The connection this server uses (listen here for connect / disconnect events). */
   readonly connection: QAMConnection;
   readonly #ownsConnection: boolean;
+  #retained = false;
   readonly #logger: Logger;
   readonly #table = new DispatchTable();
   readonly #pool: WorkerPool;
@@ -358,6 +359,9 @@ export class QAMServer<Registered extends object = {}> {
     if (this.#state === 'serving') return this.#consumers.current;
     if (this.#state !== 'idle') throw new QAMClosedException(`Server ${this.serverId} is closed`);
     this.#state = 'serving';
+    // A serving server keeps the process alive, until close().
+    this.connection.retain();
+    this.#retained = true;
     this.#detach = this.connection.attach({
       onConnect: () => this.#consumers.restart(),
       onDisconnect: () => this.#forgetChannels(),
@@ -398,6 +402,8 @@ export class QAMServer<Registered extends object = {}> {
     if (options.deleteQueue === true && reachable) await this.#topology.remove();
     await Promise.all([this.#consumers.close(), this.#topology.close(reachable), this.#replies.close()]);
     this.#refusals.flush();
+    if (this.#retained) this.connection.release();
+    this.#retained = false;
     if (this.#ownsConnection) await this.connection.close();
     this.#state = 'closed';
   }

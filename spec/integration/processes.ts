@@ -21,18 +21,25 @@ export interface SampleBuild {
   remove(): Promise<void>;
 }
 
+/** Compiled scripts: `script(source)` is the compiled file of a source file given to {@link buildScripts}. */
+export interface ScriptBuild {
+  script(source: string): string;
+  remove(): Promise<void>;
+}
+
 /**
- * Compiles samples/server.ts with the build's settings into node_modules/.cache, where the
- * compiled files still find the project's node_modules (a few seconds).
+ * Compiles `sources` (paths from the repository root) and what they import with the build's
+ * settings into node_modules/.cache, where the compiled files still find the project's
+ * node_modules (a few seconds).
  */
-export async function buildSampleServer(): Promise<SampleBuild> {
+export async function buildScripts(sources: string[]): Promise<ScriptBuild> {
   const dir = join(root, 'node_modules', '.cache', 'qam-spec', uniqueName('build'));
   await mkdir(dir, { recursive: true });
   const config = {
     extends: join(root, 'tsconfig.build.json'),
     compilerOptions: { outDir: join(dir, 'out'), rootDir: root, declaration: false, sourceMap: false },
-    // Worker threads load cpu.js and thread-worker.js by file, never by import, so they are named here.
-    files: [join(root, 'samples', 'server.ts'), join(root, 'samples', 'cpu.ts'), join(root, 'lib', 'server', 'thread-worker.js')],
+    // Worker threads load thread-worker.js by file, never by import, so it is named here.
+    files: [...sources.map((source) => join(root, source)), join(root, 'lib', 'server', 'thread-worker.js')],
     include: [],
   };
   await writeFile(join(dir, 'tsconfig.json'), JSON.stringify(config));
@@ -40,9 +47,15 @@ export async function buildSampleServer(): Promise<SampleBuild> {
   await writeFile(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
   await promisify(execFile)(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(dir, 'tsconfig.json')]);
   return {
-    serverScript: join(dir, 'out', 'samples', 'server.js'),
+    script: (source) => join(dir, 'out', source.replace(/\.ts$/, '.js')),
     remove: () => rm(dir, { recursive: true, force: true }),
   };
+}
+
+/** Compiles samples/server.ts (and samples/cpu.ts, which its worker threads load). */
+export async function buildSampleServer(): Promise<SampleBuild> {
+  const build = await buildScripts(['samples/server.ts', 'samples/cpu.ts']);
+  return { serverScript: build.script('samples/server.ts'), remove: () => build.remove() };
 }
 
 /** How a process ended. */

@@ -262,6 +262,13 @@ export class FakeConnection implements AmqpConnection {
     this.#onClose = handler;
   }
 
+  /** What the connection was last told by keepAlive() (true as it opened, as a socket starts ref'ed). */
+  keepsAlive = true;
+
+  keepAlive(alive: boolean): void {
+    this.keepsAlive = alive;
+  }
+
   async close(): Promise<void> {
     this.#end(undefined);
   }

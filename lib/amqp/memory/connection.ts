@@ -128,6 +128,9 @@ export class MemoryConnection implements AmqpConnection, ChannelHost, Flushable 
     this.#closeHandlers.push(handler);
   }
 
+  /** Nothing to do: an in-process connection has no socket, and never keeps the process alive. */
+  keepAlive(): void {}
+
   /** Closes at once, even while blocked: what the broker had not read yet is dropped, as a socket closed under it would be. */
   close(): Promise<void> {
     if (this.#state === 'closed') return Promise.resolve();

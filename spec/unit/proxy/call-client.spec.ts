@@ -464,3 +464,26 @@ describe('CallClient backpressure', () => {
     expect(port.published).toHaveLength(0);
   });
 });
+
+describe('CallClient and the process', () => {
+  it('keeps its connection ref’ed only while calls are pending', async () => {
+    const { port, call, requests } = started('direct');
+    const first = call('add', { params: [1, 2] });
+    const second = call('add', { params: [3, 4] });
+    await port.until(() => requests().length >= 2);
+    const link = port.connections.at(-1)!;
+    expect(link.keepsAlive).toBe(true);
+    port.deliver('amq.rabbitmq.reply-to', ...nativeReply(requests()[0]!, { result: 3 }));
+    expect(await first.outcome).toEqual({ value: 3 });
+    expect(link.keepsAlive).toBe(true);
+    port.deliver('amq.rabbitmq.reply-to', ...nativeReply(requests()[1]!, { result: 7 }));
+    expect(await second.outcome).toEqual({ value: 7 });
+    expect(link.keepsAlive).toBe(false);
+    const third = call('add', { params: [5, 6] });
+    expect(link.keepsAlive).toBe(true);
+    await port.until(() => requests().length >= 3);
+    port.deliver('amq.rabbitmq.reply-to', ...nativeReply(requests()[2]!, { result: 11 }));
+    expect(await third.outcome).toEqual({ value: 11 });
+    expect(link.keepsAlive).toBe(false);
+  });
+});
