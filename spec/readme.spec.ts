@@ -45,6 +45,7 @@ declare global {
   type Api = {
     add: (x: number, y: number) => number;
     sleep: (seconds: number) => string;
+    record: (line: string) => void;
     fib: (n: number) => number;
     inventory: { take(item: string): number };
     my_instance: Calculator;
