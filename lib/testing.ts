@@ -17,17 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import { MemoryBroker, memoryBroker } from './amqp/memory/index.js';
 
-export {
-  MemoryBroker,
-  MemoryBrokerError,
-  memoryBroker,
-  type BindingInfo,
-  type ConnectionInfo,
-  type ExchangeInfo,
-  type MemoryBrokerErrorCode,
-  type Permissions,
-  type QueueInfo,
-} from './amqp/memory/index.js';
+export * from './amqp/memory/public.js';
 
 /** An embedded broker started for a test, with the URL that reaches it. */
 export interface TestBroker {

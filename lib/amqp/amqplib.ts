@@ -336,13 +336,16 @@ class AmqplibChannel implements AmqpChannel {
     this.#onClose = handler;
   }
 
-  /** Closes the channel; does not wait for the broker's answer for long (it may have stopped reading). */
+  /**
+   * Closes the channel; does not wait for the broker's answer for long (it may have stopped
+   * reading), nor at all while it blocks the connection.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       this.#channel.close().catch(() => undefined),
-      new Promise((resolve) => (timer = setTimeout(resolve, closeTimeoutMs))),
+      new Promise((resolve) => (timer = setTimeout(resolve, this.#connection.blocked ? 0 : closeTimeoutMs))),
     ]);
     clearTimeout(timer);
   }

@@ -6,7 +6,6 @@ import {
   QAMConnectionException,
   QAMException,
   QAMNoRouteException,
-  QAMPayloadTooLargeException,
   QAMPublishException,
   describeError,
 } from '../errors.js';
@@ -14,6 +13,7 @@ import type { Logger } from '../logger.js';
 import type { ClientProtocol, OutgoingRequest } from '../protocols/client-protocol.js';
 import { SingleFlight } from '../util/single-flight.js';
 import { PendingCalls, type CallbackState, type Completion } from './pending.js';
+import { sizeError } from '../size-limit.js';
 
 /** @internal One call as the proxy facade hands it over. */
 export interface CallRequest {
@@ -280,12 +280,7 @@ export class CallClient implements CallTransport {
     } catch (error) {
       return error instanceof Error ? error : new QAMPublishException(describeError(error));
     }
-    if (outgoing.body.length > this.#settings.maxBytes) {
-      return new QAMPayloadTooLargeException(
-        `Request to ${method} is ${outgoing.body.length} bytes, above the limit of ${this.#settings.maxBytes} bytes`,
-      );
-    }
-    return outgoing;
+    return sizeError(`Request to ${method}`, outgoing.body.length, this.#settings.maxBytes, 'proxy') ?? outgoing;
   }
 
   /**

@@ -17,7 +17,9 @@ export interface CallContext {
   /**
    * When the caller gives up, in epoch milliseconds of this server's clock: arrival plus the
    * request's AMQP `expiration` (the caller's remaining time, so clock skew between hosts does not
-   * matter), or else the deadline in the request's body; undefined when it sent neither.
+   * matter), earlier by as long as the request took on its way when an earlier request of the
+   * same caller tells how far the two clocks differ; or else the deadline in the request's body;
+   * undefined when it sent neither.
    */
   readonly deadline: number | undefined;
   /**
@@ -106,16 +108,8 @@ function chain(middleware: readonly Middleware[], target: Target, call: CallCont
   return step(0);
 }
 
-/**
- * The caller's deadline in this server's clock. A qam request carries its caller's remaining time
- * as its AMQP `expiration`, and the broker delivers it only before that runs out, so arrival plus
- * the expiration is never earlier than the real deadline, whatever the two hosts' clocks say (a
- * server whose clock runs ahead must not skip calls their callers still wait for). The deadline in
- * the body, in the caller's clock, serves requests without an expiration.
- * @internal
- */
-export function callerDeadline(message: Delivery, bodyDeadline: number | undefined): number | undefined {
+/** A request's AMQP `expiration` in milliseconds, when it has a valid one. @internal */
+export function expirationMs(message: Delivery): number | undefined {
   const expiration: unknown = message.properties.expiration;
-  const remaining = typeof expiration === 'string' && /^\d{1,10}$/.test(expiration) ? Number(expiration) : undefined;
-  return remaining === undefined ? bodyDeadline : Date.now() + remaining;
+  return typeof expiration === 'string' && /^\d{1,10}$/.test(expiration) ? Number(expiration) : undefined;
 }

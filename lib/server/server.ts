@@ -1,7 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { connectionFor, connectionUserRules, type ConnectionOptions, type QAMConnection } from '../amqp/connection.js';
 import { failureKind, type AmqpChannel, type Delivery } from '../amqp/port.js';
-import { ServedCall, callerDeadline, currentCall, runCall, type CallContext, type Middleware } from './call-context.js';
+import { ServedCall, currentCall, expirationMs, runCall, type CallContext, type Middleware } from './call-context.js';
+import { CallerClocks } from './caller-clocks.js';
 import { Consumers } from './consumers.js';
 import { drain } from './drain.js';
 import { DispatchTable, type RemoteFunction, type Target } from './dispatch.js';
@@ -220,6 +221,7 @@ export class QAMServer<Registered extends object = {}> {
   readonly #consumers: Consumers;
   readonly #topology: TopologyWatch;
   readonly #replies: ReplyPublisher;
+  readonly #clocks = new CallerClocks();
   /** Refused and dropped requests: at most {@link refusalLines} lines a minute, then one line counting the rest. */
   readonly #refusals: RateLimitedLog;
 
@@ -440,7 +442,8 @@ export class QAMServer<Registered extends object = {}> {
       this.#refuse(protocol, channel, message, protocol.notFound(method));
       return;
     }
-    const context = new ServedCall(message, method, params, callerDeadline(message, deadline));
+    const callerDeadline = this.#clocks.deadline(message.properties.replyTo, expirationMs(message), deadline, Date.now());
+    const context = new ServedCall(message, method, params, callerDeadline);
     this.#pool.run((done) => this.#run(protocol, channel, message, target, context, done));
   }
 

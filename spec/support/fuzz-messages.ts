@@ -651,14 +651,18 @@ export function qamAddressOf(body: Buffer): { id: number; routingKey: string } |
  * Whether the request must be answered at the address the harness watches (direct reply-to,
  * the callme exchange, or the QAM routing key `qamRoutingKey`). A server skips, without a
  * reply, a registered call whose caller's deadline passed: its expiration if it has one, else
- * the `deadline` in a native body. Requests that may carry a passed deadline are 'may'.
+ * the `deadline` in a native body; and the `deadline` in a native body beside an expiration
+ * from a direct reply-to caller whose earlier requests said how its clock compares (all the
+ * harness's direct requests come from one such caller). Requests that may carry a passed
+ * deadline are 'may'.
  */
 export function expectReply(request: FuzzRequest, qamRoutingKey: string): Expectation {
   const { expiration } = request.properties;
+  const bodyDeadline = request.protocol === 'native' && request.body.includes('deadline');
   const mayExpire =
     expiration !== undefined
-      ? !/^\d+$/.test(expiration) || Number(expiration) < longExpiration
-      : request.protocol === 'native' && request.body.includes('deadline');
+      ? !/^\d+$/.test(expiration) || Number(expiration) < longExpiration || (bodyDeadline && request.properties.replyTo.kind === 'direct')
+      : bodyDeadline;
   if (request.protocol === 'qam') {
     const address = qamAddressOf(request.body);
     if (address === undefined || address.routingKey !== qamRoutingKey) return 'never';

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Serializer } from '../../serializers.js';
 import type { ClientProtocol } from '../client-protocol.js';
 import { clientNames, serverNames } from '../naming.js';
-import { decodeReply, encodeRequest, type ReplySettings } from '../native/client.js';
+import { encodeRequest, nativeReplyReader, type ReplySettings } from '../native/client.js';
 import { wireHeaders } from '../native/wire.js';
 
 /** @internal */
@@ -66,16 +66,6 @@ export function callmeClientProtocol(settings: CallmeClientSettings): ClientProt
         properties: { correlationId: id, contentType: settings.serializer.contentType, headers: wireHeaders },
       };
     },
-    returnedId(message) {
-      const { correlationId } = message.properties;
-      return typeof correlationId === 'string' ? correlationId : undefined;
-    },
-    readReply(message) {
-      const { correlationId, contentType } = message.properties;
-      return {
-        id: typeof correlationId === 'string' ? correlationId : undefined,
-        outcome: decodeReply(message.content, contentType, settings),
-      };
-    },
+    ...nativeReplyReader(settings),
   };
 }

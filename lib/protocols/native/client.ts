@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { QAMBadMessageException, QAMPayloadTooLargeException, QAMSerializationException, describeError } from '../../errors.js';
+import { QAMBadMessageException, QAMSerializationException, describeError } from '../../errors.js';
 import { serializerForContentType, type Serializer } from '../../serializers.js';
 import type { ClientProtocol } from '../client-protocol.js';
 import { directReplyTo, serverNames } from '../naming.js';
 import { payloadToError, parseReply, type ErrorClass, type RequestEnvelope } from './format.js';
 import { wireHeaders } from './wire.js';
+import { sizeError } from '../../size-limit.js';
 
 /** What reading a reply needs to know. @internal */
 export interface ReplySettings {
@@ -26,9 +27,8 @@ export function encodeRequest(serializer: Serializer, method: string, params: un
 }
 /** Reads a reply of qam's own protocol: its result, or the error it carries or that it is. @internal */
 export function decodeReply(content: Buffer, contentType: unknown, settings: ReplySettings): Error | { value: unknown } {
-  if (content.length > settings.maxBytes) {
-    return new QAMPayloadTooLargeException(`Reply of ${content.length} bytes exceeds the limit of ${settings.maxBytes} bytes`);
-  }
+  const tooLarge = sizeError('Reply', content.length, settings.maxBytes, 'proxy');
+  if (tooLarge !== undefined) return tooLarge;
   const serializer = serializerForContentType(typeof contentType === 'string' ? contentType : undefined);
   if (serializer === undefined) return new QAMBadMessageException(`Reply has unsupported content type '${String(contentType)}'`);
   try {
@@ -39,6 +39,25 @@ export function decodeReply(content: Buffer, contentType: unknown, settings: Rep
       ? error
       : new QAMBadMessageException(`Reply cannot be decoded as ${serializer.name}: ${describeError(error)}`, error);
   }
+}
+
+/**
+ * How a proxy of qam's own protocol, with either reply scheme, matches returned requests and
+ * replies to its calls (by their correlation id, which is the call id) and reads each outcome.
+ * @internal
+ */
+export function nativeReplyReader(settings: ReplySettings): Pick<ClientProtocol, 'returnedId' | 'readReply'> {
+  return {
+    returnedId: (message) => correlationIdOf(message.properties),
+    readReply: (message) => ({
+      id: correlationIdOf(message.properties),
+      outcome: decodeReply(message.content, message.properties.contentType, settings),
+    }),
+  };
+}
+
+function correlationIdOf(properties: { correlationId?: unknown }): string | undefined {
+  return typeof properties.correlationId === 'string' ? properties.correlationId : undefined;
 }
 
 /** @internal */
@@ -77,16 +96,6 @@ export function directClientProtocol(settings: DirectClientSettings): ClientProt
       const body = encodeRequest(settings.serializer, method, params, undefined);
       return { exchange: '', routingKey: queue, body, properties: { ...oneWayProperties, correlationId: id } };
     },
-    returnedId(message) {
-      const { correlationId } = message.properties;
-      return typeof correlationId === 'string' ? correlationId : undefined;
-    },
-    readReply(message) {
-      const { correlationId, contentType } = message.properties;
-      return {
-        id: typeof correlationId === 'string' ? correlationId : undefined,
-        outcome: decodeReply(message.content, contentType, settings),
-      };
-    },
+    ...nativeReplyReader(settings),
   };
 }

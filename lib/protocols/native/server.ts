@@ -3,7 +3,6 @@ import { errorToPayload, parseRequest, serverErrorToPayload, type ErrorPayload }
 import {
   QAMBadMessageException,
   QAMMethodNotFoundException,
-  QAMPayloadTooLargeException,
   QAMSerializationException,
   describeError,
   type FaultHandler,
@@ -13,6 +12,7 @@ import { clip, quote } from '../../log-guard.js';
 import { replyRoute, serverNames } from '../naming.js';
 import { serializerForContentType, type Serializer, type SerializerName } from '../../serializers.js';
 import { requestKindOf, requestKinds, wireHeaders, wireVersion } from './wire.js';
+import { sizeError } from '../../size-limit.js';
 
 /** A request read off the wire. */
 export interface IncomingCall {
@@ -158,13 +158,8 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
             : `Server ${settings.serverId} does not accept ${refused.name} requests`;
         return { error: new QAMBadMessageException(reason) };
       }
-      if (message.content.length > settings.maxBytes) {
-        return {
-          error: new QAMPayloadTooLargeException(
-            `Request of ${message.content.length} bytes exceeds the server's limit of ${settings.maxBytes} bytes`,
-          ),
-        };
-      }
+      const tooLarge = sizeError('Request', message.content.length, settings.maxBytes, 'server');
+      if (tooLarge !== undefined) return { error: tooLarge };
       try {
         const { method, params, deadline } = parseRequest(serializer.decode(message.content));
         return { call: { method, params, deadline } };
@@ -195,9 +190,8 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
       } catch (error) {
         throw new QAMSerializationException(`Reply cannot be serialized as ${serializer.name}: ${describeError(error)}`, error);
       }
-      if (body.length > settings.maxBytes) {
-        throw new QAMPayloadTooLargeException(`Reply is ${body.length} bytes, above the server's limit of ${settings.maxBytes} bytes`);
-      }
+      const tooLarge = sizeError('Reply', body.length, settings.maxBytes, 'server');
+      if (tooLarge !== undefined) throw tooLarge;
       const properties: MessageProperties = { contentType: serializer.contentType, headers: wireHeaders };
       if (typeof correlationId === 'string') properties.correlationId = correlationId;
       return { ...route, body, properties };

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { QAMBadMessageException, QAMPayloadTooLargeException, describeError } from '../../errors.js';
+import { QAMBadMessageException, describeError } from '../../errors.js';
 import { qamClientNames, qamServerNames } from '../naming.js';
 import { decodeQamBody, encodeQamBody, parseQamReply, qamIdOf, qamProperties, qamReplyError } from './format.js';
 import type { ClientProtocol } from '../client-protocol.js';
+import { sizeError } from '../../size-limit.js';
 
 /** @internal */
 export interface QamClientSettings {
@@ -80,14 +81,8 @@ export function qamClientProtocol(settings: QamClientSettings): ClientProtocol {
     },
     readReply(message) {
       // The id is in the body: a reply over the limit cannot be matched without reading it, which the limit forbids.
-      if (message.content.length > settings.maxBytes) {
-        return {
-          id: undefined,
-          outcome: new QAMPayloadTooLargeException(
-            `Reply of ${message.content.length} bytes exceeds the limit of ${settings.maxBytes} bytes`,
-          ),
-        };
-      }
+      const tooLarge = sizeError('Reply', message.content.length, settings.maxBytes, 'proxy');
+      if (tooLarge !== undefined) return { id: undefined, outcome: tooLarge };
       let value: unknown;
       try {
         value = decodeQamBody(message.content);

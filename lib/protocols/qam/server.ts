@@ -1,11 +1,5 @@
 import type { Delivery } from '../../amqp/port.js';
-import {
-  QAMBadMessageException,
-  QAMMethodNotFoundException,
-  QAMPayloadTooLargeException,
-  describeError,
-  type QAMException,
-} from '../../errors.js';
+import { QAMBadMessageException, QAMMethodNotFoundException, describeError, type QAMException } from '../../errors.js';
 import { failureKind } from '../../amqp/port.js';
 import { clip, quote } from '../../log-guard.js';
 import { qamServerNames } from '../naming.js';
@@ -20,6 +14,7 @@ import {
   type QamAddress,
   type QamRequest,
 } from './format.js';
+import { sizeError } from '../../size-limit.js';
 
 type Parsed = { request: QamRequest } | { problem: QAMException; address: QamAddress | undefined };
 
@@ -81,9 +76,8 @@ export function qamProtocol(settings: ProtocolSettings): ServerProtocol {
       const address = 'request' in result ? { id: result.request.id, routingKey: result.request.routing_key } : result.address;
       if (address === undefined) return undefined;
       const body = encodeQamBody(readThrown(settings, (onFault) => qamReplyBody(address.id, outcome, onFault)));
-      if (body.length > settings.maxBytes) {
-        throw new QAMPayloadTooLargeException(`Reply is ${body.length} bytes, above the server's limit of ${settings.maxBytes} bytes`);
-      }
+      const tooLarge = sizeError('Reply', body.length, settings.maxBytes, 'server');
+      if (tooLarge !== undefined) throw tooLarge;
       return { exchange: names.replyExchange, routingKey: address.routingKey, body, properties: { ...qamProperties } };
     },
   };
@@ -94,14 +88,8 @@ export function qamProtocol(settings: ProtocolSettings): ServerProtocol {
  * be answered: QAM keeps the reply address in the body.
  */
 function parseMessage(message: Delivery, maxBytes: number): Parsed {
-  if (message.content.length > maxBytes) {
-    return {
-      problem: new QAMPayloadTooLargeException(
-        `Request of ${message.content.length} bytes exceeds the server's limit of ${maxBytes} bytes`,
-      ),
-      address: undefined,
-    };
-  }
+  const tooLarge = sizeError('Request', message.content.length, maxBytes, 'server');
+  if (tooLarge !== undefined) return { problem: tooLarge, address: undefined };
   let value: unknown;
   try {
     value = decodeQamBody(message.content);
