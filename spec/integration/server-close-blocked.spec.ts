@@ -83,11 +83,14 @@ describe.each(brokers)('on %s', (_name, useBroker) => {
       expect(await soon(proxy.close(), 10_000)).toBe('returned');
       expect(await soon(connection.close(), 10_000)).toBe('returned');
       await node.setBlocked(false);
-      // Now the broker reads them, and its expiration counts from now: the server must know better.
-      await waitUntil(() => server.stats().expired > 0, {
-        timeoutMs: 60_000,
-        message: 'the requests written before the block reach the server',
-      });
+      // RabbitMQ now reads them, and their expiration counts from now: the server must know better.
+      // The embedded broker drops what it had not read of a connection closed under it.
+      if (broker.kind === 'rabbitmq') {
+        await waitUntil(() => server.stats().expired > 0, {
+          timeoutMs: 60_000,
+          message: 'the requests written before the block reach the server',
+        });
+      }
       await fresh['work'](100);
       const ranAfterCallerGaveUp = runs.filter((seq) => seq >= 0 && seq < 100 && outcomes[seq] !== 'ok');
       expect(ranAfterCallerGaveUp).toEqual([]);
