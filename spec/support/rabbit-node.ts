@@ -337,7 +337,8 @@ class RunningNode implements TestNode {
   async shutdown(): Promise<void> {
     if (this.#exited) return;
     await this.ctl('stop');
-    await this.#awaitGone('after rabbitmqctl stop');
+    // A clustered node hands its queues over as it stops: slow on a loaded machine.
+    await this.#awaitGone('after rabbitmqctl stop', 180_000);
   }
 
   async start(): Promise<void> {
@@ -347,13 +348,14 @@ class RunningNode implements TestNode {
     await this.awaitBoot(300_000);
   }
 
-  /** Waits (up to 30 s) until the VM exited, kills the rest of its process group, and waits until its port closed. */
-  async #awaitGone(what: string): Promise<void> {
-    const deadline = performance.now() + 30_000;
+  /** Waits (up to `ms`) until the VM exited, kills the rest of its process group, and waits until its port closed. */
+  async #awaitGone(what: string, ms = 30_000): Promise<void> {
+    const deadline = performance.now() + ms;
     while (!this.#exited && alive(this.pid) && performance.now() < deadline) await sleep(20);
     this.killSync();
     while (!this.#exited || alive(this.pid) || (await portOpen(this.port))) {
-      if (performance.now() > deadline) throw new Error(`node ${this.nodeName} (pid ${this.pid}) still runs 30 s ${what}`);
+      if (performance.now() > deadline)
+        throw new Error(`node ${this.nodeName} (pid ${this.pid}) still runs ${Math.round(ms / 1000)} s ${what}`);
       await sleep(20);
     }
   }
