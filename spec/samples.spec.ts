@@ -4,6 +4,7 @@ import { errorsSample } from '../samples/errors.js';
 import { noReplySample } from '../samples/no-reply.js';
 import { middlewareSample } from '../samples/middleware.js';
 import { qamSample } from '../samples/qam.js';
+import { startedSample } from '../samples/started.js';
 import { testingSample } from '../samples/testing.js';
 import { timeoutSample } from '../samples/timeout.js';
 
@@ -78,6 +79,16 @@ describe('samples', () => {
 
   it('callback: ok, err with a timeout, state polling', async () => {
     expect(await printed(callbackSample)).toEqual(['success: 6', 'error: timeout occurred', 'callbacks still waiting: 0']);
+  });
+
+  it('started: a long job polled from the caller, queued or running', async () => {
+    expect(await printed(startedSample)).toEqual([
+      'sent: state 0',
+      'started by our server',
+      'running: state 1, the server says 1',
+      'report ready',
+      'done: state 2, the server says 2',
+    ]);
   });
 
   it('timeout: setTimeout and an AbortSignal', async () => {

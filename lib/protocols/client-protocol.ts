@@ -9,6 +9,21 @@ export interface OutgoingRequest {
 }
 
 /**
+ * Where a proxy's calls go and what they ask for: made once per proxy (and per `useServer` or
+ * `withStartNotice`), never per call.
+ * @internal
+ */
+export interface RequestTarget {
+  readonly serverId: string;
+  /** True when the requests ask the server for a started notice. */
+  readonly startNotice: boolean;
+  readonly exchange: string;
+  readonly routingKey: string;
+  /** The properties of every request to this target but its correlation id. */
+  readonly properties: MessageProperties;
+}
+
+/**
  * The client side of a wire format: its names, its call ids, how a request is written and a
  * reply read. Three exist: qam's own over direct reply-to, qam's own with callme's reply names,
  * and Python QAM's. One {@link CallClient} runs any of them.
@@ -33,15 +48,26 @@ export interface ClientProtocol {
   removeReplies(channel: AmqpChannel): Promise<void>;
   /** A new call id; never one a reply may still come for, and not guessable by others. */
   nextId(): string;
-  /** The request of a call. Throws QAMSerializationException when its params cannot be encoded. */
-  request(id: string, method: string, params: unknown[], deadline: number): OutgoingRequest;
   /**
-   * A request that expects no reply (no reply address, no deadline), or undefined when the
-   * protocol has none. Throws QAMSerializationException when its params cannot be encoded.
+   * The target of calls to `serverId`, asking for started notices or not. Throws a TypeError when
+   * the protocol cannot (QAM's has neither notices nor other servers on its reply queue).
    */
-  readonly oneWay: ((id: string, method: string, params: unknown[]) => OutgoingRequest) | undefined;
+  target(serverId: string, startNotice: boolean): RequestTarget;
+  /**
+   * The request of a call, to `target` (by default the proxy's own server). Throws
+   * QAMSerializationException when its params cannot be encoded.
+   */
+  request(id: string, method: string, params: unknown[], deadline: number, target?: RequestTarget): OutgoingRequest;
+  /**
+   * A request that expects no reply (no reply address, no deadline), to `target` (by default the
+   * proxy's own server), or undefined when the protocol has none. Throws QAMSerializationException
+   * when its params cannot be encoded.
+   */
+  readonly oneWay: ((id: string, method: string, params: unknown[], target?: RequestTarget) => OutgoingRequest) | undefined;
   /** The call id of a request the broker returned as unroutable. */
   returnedId(message: Returned): string | undefined;
+  /** The call id and server instance of a started notice; undefined for anything else, which is a reply. */
+  readNotice(message: Delivery): { id: string; instance: string } | undefined;
   /** The call a reply answers (undefined when it names none) and how that call ends. */
   readReply(message: Delivery): { id: string | undefined; outcome: Error | { value: unknown } };
 }

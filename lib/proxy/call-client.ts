@@ -10,10 +10,14 @@ import {
   describeError,
 } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { ClientProtocol, OutgoingRequest } from '../protocols/client-protocol.js';
+import type { ClientProtocol, OutgoingRequest, RequestTarget } from '../protocols/client-protocol.js';
 import { SingleFlight } from '../util/single-flight.js';
-import { PendingCalls, type CallbackState, type Completion } from './pending.js';
 import { sizeError } from '../size-limit.js';
+import { CallbackState, PendingCalls, type Completion } from './pending.js';
+import { isThenable } from '../util/thenable.js';
+
+/** Told when a server instance took a call that asked for a started notice. */
+export type StartedListener = (uid: string, instanceId: string) => unknown;
 
 /** @internal One call as the proxy facade hands it over. */
 export interface CallRequest {
@@ -26,6 +30,10 @@ export interface CallRequest {
   retries: number;
   /** True for a call that expects no reply: it ends once the broker confirmed the request. */
   oneWay?: boolean;
+  /** Where the call goes, and whether it asks for a started notice. */
+  target: RequestTarget;
+  /** Told of the started notice, when the target asks for one. */
+  onStarted: StartedListener | undefined;
 }
 
 /**
@@ -40,6 +48,12 @@ export interface CallTransport {
   fail(method: string, completion: Completion, error: Error): string;
   cancel(uid: string): boolean;
   state(uid: string): CallbackState;
+  /** The target of calls to `serverId`; throws a TypeError when the protocol cannot reach it. */
+  target(serverId: string, startNotice: boolean): RequestTarget;
+  /** 0 until a started notice for the call came, 1 after, 2 once it ended (or for unknown uids). */
+  remoteState(uid: string): CallbackState;
+  /** The server instance a started notice for the waiting call named. */
+  startedBy(uid: string): string | undefined;
   readonly waitingCallbacks: number;
   stats(): { pending: number; droppedReplies: number };
   close(): Promise<void>;
@@ -59,6 +73,7 @@ export interface CallClientSettings {
 
 /** A call waiting to be written: encoded only then, so its expiration counts from when it leaves. */
 interface Queued {
+  readonly target: RequestTarget;
   readonly method: string;
   readonly params: unknown[];
   readonly deadline: number;
@@ -99,6 +114,10 @@ export class CallClient implements CallTransport {
   readonly #detach: () => void;
   readonly #setup = new SingleFlight<AmqpChannel>();
   readonly #queue = new Map<string, Queued>();
+  /** The calls that asked for a started notice, with the instance it named once it came. */
+  readonly #watched = new Map<string, { instance: string | undefined; listener: StartedListener | undefined }>();
+  /** The server of each target's exchange and routing key, to name it when the broker returns a request. */
+  readonly #servers = new Map<string, string>();
   /** Calls published on the current channel whose replies come on it (direct reply-to). */
   #consumer: AmqpChannel | undefined;
   #publisher: AmqpChannel | undefined;
@@ -116,7 +135,10 @@ export class CallClient implements CallTransport {
     const { connection } = settings;
     this.#pending = new PendingCalls(
       settings.logger,
-      (id) => this.#queue.delete(id),
+      (id) => {
+        this.#queue.delete(id);
+        if (this.#watched.size > 0) this.#watched.delete(id);
+      },
       (busy) => (busy ? connection.retain() : connection.release()),
     );
     this.#detach = settings.connection.attach({
@@ -141,6 +163,21 @@ export class CallClient implements CallTransport {
     return this.#pending.state(uid);
   }
 
+  target(serverId: string, startNotice: boolean): RequestTarget {
+    const target = this.#protocol.target(serverId, startNotice);
+    this.#servers.set(routeKey(target.exchange, target.routingKey), serverId);
+    return target;
+  }
+
+  remoteState(uid: string): CallbackState {
+    if (!this.#pending.has(uid)) return CallbackState.finished;
+    return this.#watched.get(uid)?.instance === undefined ? CallbackState.waiting : CallbackState.processing;
+  }
+
+  startedBy(uid: string): string | undefined {
+    return this.#watched.get(uid)?.instance;
+  }
+
   stats(): { pending: number; droppedReplies: number } {
     return { pending: this.#pending.size, droppedReplies: this.#pending.unknownReplies };
   }
@@ -151,7 +188,7 @@ export class CallClient implements CallTransport {
    * any reply to any attempt answers the call.
    */
   call(request: CallRequest): string {
-    const { method, params, timeoutMs, completion, signal, retries } = request;
+    const { method, params, timeoutMs, completion, signal, retries, target } = request;
     const oneWay = request.oneWay === true;
     const id = this.#protocol.nextId();
     if (this.#closed) {
@@ -159,21 +196,28 @@ export class CallClient implements CallTransport {
       return id;
     }
     const deadline = Date.now() + timeoutMs;
-    const retry = retries > 0 && !oneWay ? { times: retries, resend: (next: number) => this.#send(id, method, params, next) } : undefined;
+    const retry =
+      retries > 0 && !oneWay ? { times: retries, resend: (next: number) => this.#send(id, target, method, params, next) } : undefined;
     const publisher = this.#writer();
     if (publisher === undefined) {
       this.#pending.add(id, method, timeoutMs, completion, signal, retry);
       // An already aborted signal ended the call in add(): nothing to send, no channel to open.
-      if (this.#pending.has(id)) this.#enqueue(id, method, params, deadline, oneWay);
+      if (this.#pending.has(id)) {
+        if (target.startNotice) this.#watched.set(id, { instance: undefined, listener: request.onStarted });
+        this.#enqueue(id, target, method, params, deadline, oneWay);
+      }
       return id;
     }
-    const outgoing = this.#encode(id, method, params, deadline, oneWay);
+    const outgoing = this.#encode(id, target, method, params, deadline, oneWay);
     if (outgoing instanceof Error) {
       this.#pending.rejectSoon(id, method, completion, outgoing);
       return id;
     }
     this.#pending.add(id, method, timeoutMs, completion, signal, retry);
-    if (this.#pending.has(id)) this.#publish(publisher, id, outgoing, deadline, oneWay);
+    if (this.#pending.has(id)) {
+      if (target.startNotice) this.#watched.set(id, { instance: undefined, listener: request.onStarted });
+      this.#publish(publisher, id, target.serverId, outgoing, deadline, oneWay);
+    }
     return id;
   }
 
@@ -207,28 +251,28 @@ export class CallClient implements CallTransport {
     return this.#publisher;
   }
 
-  #send(id: string, method: string, params: unknown[], deadline: number): void {
+  #send(id: string, target: RequestTarget, method: string, params: unknown[], deadline: number): void {
     const publisher = this.#writer();
     if (publisher === undefined) {
-      this.#enqueue(id, method, params, deadline, false);
+      this.#enqueue(id, target, method, params, deadline, false);
       return;
     }
-    const outgoing = this.#encode(id, method, params, deadline, false);
+    const outgoing = this.#encode(id, target, method, params, deadline, false);
     if (outgoing instanceof Error) this.#pending.settle(id, outgoing);
-    else this.#publish(publisher, id, outgoing, deadline, false);
+    else this.#publish(publisher, id, target.serverId, outgoing, deadline, false);
   }
 
-  #enqueue(id: string, method: string, params: unknown[], deadline: number, oneWay: boolean): void {
+  #enqueue(id: string, target: RequestTarget, method: string, params: unknown[], deadline: number, oneWay: boolean): void {
     if (this.#queue.size >= maxQueuedCalls) {
       this.#pending.settle(
         id,
         new QAMPublishException(
-          `${maxQueuedCalls} calls to server ${this.#settings.serverId} already wait for the broker to take them; this one was not sent`,
+          `${maxQueuedCalls} calls through the proxy for server ${this.#settings.serverId} already wait for the broker to take them; this one was not sent`,
         ),
       );
       return;
     }
-    this.#queue.set(id, { method, params, deadline, oneWay });
+    this.#queue.set(id, { target, method, params, deadline, oneWay });
     this.#pump();
   }
 
@@ -239,7 +283,7 @@ export class CallClient implements CallTransport {
     this.#drain()
       .catch((error: unknown) => {
         // No channel could be opened: the calls waiting for one fail with the reason.
-        const reason = this.#explain(error);
+        const reason = this.#explain(error, this.#settings.serverId);
         const ids = [...this.#queue.keys()];
         this.#queue.clear();
         this.#pending.settleEach(ids, reason);
@@ -266,17 +310,24 @@ export class CallClient implements CallTransport {
       for (const [id, queued] of this.#queue) {
         if (this.#publisher !== publisher || this.#congested) break;
         this.#queue.delete(id);
-        const outgoing = this.#encode(id, queued.method, queued.params, queued.deadline, queued.oneWay);
+        const outgoing = this.#encode(id, queued.target, queued.method, queued.params, queued.deadline, queued.oneWay);
         if (outgoing instanceof Error) this.#pending.settle(id, outgoing);
-        else this.#publish(publisher, id, outgoing, queued.deadline, queued.oneWay);
+        else this.#publish(publisher, id, queued.target.serverId, outgoing, queued.deadline, queued.oneWay);
       }
     }
   }
 
-  #encode(id: string, method: string, params: unknown[], deadline: number, oneWay: boolean): OutgoingRequest | Error {
+  #encode(
+    id: string,
+    target: RequestTarget,
+    method: string,
+    params: unknown[],
+    deadline: number,
+    oneWay: boolean,
+  ): OutgoingRequest | Error {
     let outgoing: OutgoingRequest;
     try {
-      outgoing = oneWay ? this.#protocol.oneWay!(id, method, params) : this.#protocol.request(id, method, params, deadline);
+      outgoing = oneWay ? this.#protocol.oneWay!(id, method, params, target) : this.#protocol.request(id, method, params, deadline, target);
     } catch (error) {
       return error instanceof Error ? error : new QAMPublishException(describeError(error));
     }
@@ -288,7 +339,7 @@ export class CallClient implements CallTransport {
    * deadline; a one-way request never expires, and its call ends once the broker confirmed it (a
    * return, NO_ROUTE, comes before the confirm and ends it first).
    */
-  #publish(channel: AmqpChannel, id: string, request: OutgoingRequest, deadline: number, oneWay: boolean): void {
+  #publish(channel: AmqpChannel, id: string, serverId: string, request: OutgoingRequest, deadline: number, oneWay: boolean): void {
     const userId = this.#settings.userId;
     let properties: MessageProperties;
     if (oneWay) {
@@ -299,19 +350,18 @@ export class CallClient implements CallTransport {
     }
     try {
       const more = channel.publish(request.exchange, request.routingKey, request.body, properties, { mandatory: true }, (failure) => {
-        if (failure !== undefined) this.#pending.settle(id, this.#explain(failure));
+        if (failure !== undefined) this.#pending.settle(id, this.#explain(failure, serverId));
         else if (oneWay) this.#pending.settle(id, confirmedOneWay);
       });
       if (!more) this.#congested = true;
     } catch (error) {
-      this.#pending.settle(id, this.#explain(error));
+      this.#pending.settle(id, this.#explain(error, serverId));
     }
   }
 
   /** What a failed publish or channel open means to the caller. */
-  #explain(error: unknown): Error {
+  #explain(error: unknown, serverId: string): Error {
     if (error instanceof QAMException) return error;
-    const serverId = this.#settings.serverId;
     const text = describeError(error);
     switch (failureKind(error)) {
       case 'access-refused':
@@ -421,13 +471,19 @@ export class CallClient implements CallTransport {
   #returned(message: Returned): void {
     const id = this.#protocol.returnedId(message);
     if (id === undefined) return;
+    const serverId = this.#servers.get(routeKey(message.exchange, message.routingKey)) ?? this.#settings.serverId;
     this.#pending.settle(
       id,
-      new QAMNoRouteException(`No queue serves server '${this.#settings.serverId}': the broker returned the request as unroutable`),
+      new QAMNoRouteException(`No queue serves server '${serverId}': the broker returned the request as unroutable`),
     );
   }
 
   #receive(message: Delivery): void {
+    const notice = this.#protocol.readNotice(message);
+    if (notice !== undefined) {
+      this.#started(notice.id, notice.instance);
+      return;
+    }
     const { id, outcome } = this.#protocol.readReply(message);
     if (id !== undefined && this.#pending.settle(id, outcome)) return;
     this.#pending.noteUnknownReply();
@@ -435,6 +491,24 @@ export class CallClient implements CallTransport {
     this.#settings.logger.debug(
       `proxy for server ${this.#settings.serverId} dropped a reply for ${String(id)}${problem}: no call waits for it`,
     );
+  }
+
+  /** A server instance took a call that asked to be told; a notice for any other call is dropped. */
+  #started(id: string, instance: string): void {
+    const watched = this.#watched.get(id);
+    if (watched === undefined || !this.#pending.has(id)) return;
+    watched.instance = instance;
+    if (watched.listener === undefined) return;
+    try {
+      const returned = watched.listener(id, instance);
+      if (isThenable(returned)) Promise.resolve(returned).catch((error: unknown) => this.#listenerFailed(id, error));
+    } catch (error) {
+      this.#listenerFailed(id, error);
+    }
+  }
+
+  #listenerFailed(id: string, error: unknown): void {
+    this.#settings.logger.error(`the started listener of call ${id} threw: ${describeError(error)}`);
   }
 
   /**
@@ -506,4 +580,8 @@ export class CallClient implements CallTransport {
       });
     }
   }
+}
+
+function routeKey(exchange: string, routingKey: string): string {
+  return `${exchange}\n${routingKey}`;
 }

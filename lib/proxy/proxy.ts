@@ -1,5 +1,6 @@
 import { inspect } from 'node:util';
-import type { CallTransport } from './call-client.js';
+import type { CallTransport, StartedListener } from './call-client.js';
+import type { RequestTarget } from '../protocols/client-protocol.js';
 import { connectionFor, connectionUserRules, type ConnectionOptions, type QAMConnection } from '../amqp/connection.js';
 import { checkMethodPath, type ErrorClass } from '../protocols/native/format.js';
 import { QAMInvalidCallException } from '../errors.js';
@@ -74,6 +75,8 @@ interface CallSettings {
   readonly callbacks: { ok: ResultCallback; err: ErrorCallback | undefined } | undefined;
   /** Calls expect no reply: they end once the broker confirmed the request. */
   readonly oneWay: boolean;
+  readonly target: RequestTarget;
+  readonly onStarted: StartedListener | undefined;
 }
 
 const controlNames: ReadonlySet<string> = new Set<ControlName>([
@@ -86,6 +89,9 @@ const controlNames: ReadonlySet<string> = new Set<ControlName>([
   'cancel',
   'getCallbackState',
   'getNumWaitingCallbacks',
+  'withStartNotice',
+  'getRemoteState',
+  'startedBy',
   'getStats',
   'close',
 ]);
@@ -211,6 +217,8 @@ function send(
     completion,
     retries: settings.retries,
     oneWay: settings.oneWay,
+    target: settings.target,
+    onStarted: settings.onStarted,
   });
 }
 
@@ -244,6 +252,15 @@ function rootControls(client: CallTransport, settings: CallSettings, label: stri
     cancel: (uid: unknown) => typeof uid === 'string' && client.cancel(uid),
     getCallbackState: (uid: unknown) => client.state(String(uid)),
     getNumWaitingCallbacks: () => client.waitingCallbacks,
+    withStartNotice: (onStarted?: unknown) => {
+      if (onStarted !== undefined && typeof onStarted !== 'function') {
+        throw new QAMInvalidCallException('withStartNotice(onStarted) expects a function or nothing');
+      }
+      const target = client.target(settings.target.serverId, true);
+      return configured({ ...settings, target, onStarted: onStarted as StartedListener | undefined });
+    },
+    getRemoteState: (uid: unknown) => client.remoteState(String(uid)),
+    startedBy: (uid: unknown) => client.startedBy(String(uid)),
     getStats: () => client.stats(),
     close: () => client.close(),
   };
@@ -274,13 +291,6 @@ class ProxyFactory {
   constructor(options: QAMProxyOptions) {
     checkOptions('QAMProxy', options, proxyRules);
     const serverId = checkId('serverId', options.serverId);
-    const settings: CallSettings = {
-      timeoutMs: toTimeoutMs(options.timeout ?? 30),
-      retries: 0,
-      signal: undefined,
-      callbacks: undefined,
-      oneWay: false,
-    };
     const connection = connectionFor('QAMProxy', options);
     const client = createTransport({
       serverId,
@@ -295,6 +305,15 @@ class ProxyFactory {
       clientId: options.clientId,
       userId: options.userId ?? true,
     });
+    const settings: CallSettings = {
+      timeoutMs: toTimeoutMs(options.timeout ?? 30),
+      retries: 0,
+      signal: undefined,
+      callbacks: undefined,
+      oneWay: false,
+      target: client.target(serverId, false),
+      onStarted: undefined,
+    };
     return remoteProxy(client, settings, [], `QAMProxy(server ${serverId})`) as ProxyFactory;
   }
 }

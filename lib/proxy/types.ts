@@ -28,6 +28,9 @@ export type ControlName =
   | 'cancel'
   | 'getCallbackState'
   | 'getNumWaitingCallbacks'
+  | 'withStartNotice'
+  | 'getRemoteState'
+  | 'startedBy'
   | 'getStats'
   | 'close';
 
@@ -106,6 +109,23 @@ export interface ProxyControls<Api, Mode extends CallMode> {
   getCallbackState(uid: string): CallbackState;
   /** Callback calls not finished yet. */
   getNumWaitingCallbacks(): number;
+  /**
+   * A proxy whose calls ask the server for a "started" notice: when a worker of a server instance
+   * takes the request, that instance tells the caller (on the reply path, before the reply), and
+   * `onStarted(uid, instanceId)` runs; {@link getRemoteState} and {@link startedBy} then say so.
+   * Calls of other proxies ask for nothing and cost nothing more. Native protocol only (a TypeError
+   * with `protocol: 'qam'`); a server older than this library sends no notice.
+   */
+  withStartNotice(onStarted?: (uid: string, instanceId: string) => unknown): QAMProxy<Api, Mode>;
+  /**
+   * Where a call that asked for a started notice is, as the server's own
+   * `server.getCallbackState(uid)` would say: 0 sent and not started yet (in the broker's queue, or
+   * waiting for a worker), 1 started by a server instance (its function runs), 2 finished, or an
+   * unknown uid. A call that did not ask stays 0 until it ends.
+   */
+  getRemoteState(uid: string): CallbackState;
+  /** The id of the server instance whose started notice named this waiting call (`server.instanceId`); undefined before. */
+  startedBy(uid: string): string | undefined;
   getStats(): QAMProxyStats;
   /** Rejects every waiting call with QAMClosedException and closes the proxy's channel (and connection, if it owns it). */
   close(): Promise<void>;

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { connectionFor, connectionUserRules, type ConnectionOptions, type QAMConnection } from '../amqp/connection.js';
 import { failureKind, type AmqpChannel, type Delivery } from '../amqp/port.js';
@@ -47,6 +48,7 @@ import { serializerNamed, type SerializerName } from '../serializers.js';
 import { isThenable } from '../util/thenable.js';
 import { ThreadPool, workerModuleHref, type WorkerExport } from './thread-pool.js';
 import { TopologyWatch } from './topology.js';
+import { CallbackState } from '../proxy/pending.js';
 
 export { currentCall, type CallContext } from './call-context.js';
 
@@ -199,6 +201,12 @@ const instanceRules: Rules<InstanceOptions<object>> = { params: record(paramsSch
  */
 export class QAMServer<Registered extends object = {}> {
   readonly serverId: string;
+  /**
+   * This server object's own id, `<serverId>.<16 hex digits>`, random per instance: several
+   * servers with one `serverId` compete for its queue, and this tells them apart. Started notices
+   * name it (see {@link QAMProxy} `withStartNotice`).
+   */
+  readonly instanceId: string;
   /** The connection this server uses (listen here for connect / disconnect events). */
   readonly connection: QAMConnection;
   readonly #ownsConnection: boolean;
@@ -216,6 +224,11 @@ export class QAMServer<Registered extends object = {}> {
   readonly #drainTimeoutMs: number;
   readonly #stats = { served: 0, failed: 0, expired: 0, oneWay: 0 };
   readonly #middleware: Middleware[] = [];
+  /**
+   * The state of each call received and not finished, by uid: waiting for a worker or running.
+   * Finished calls leave it, so it holds at most what the prefetch lets in.
+   */
+  readonly #calls = new Map<string, CallbackState>();
   #state: 'idle' | 'serving' | 'closing' | 'closed' = 'idle';
   #detach: (() => void) | undefined;
   readonly #consumers: Consumers;
@@ -228,6 +241,7 @@ export class QAMServer<Registered extends object = {}> {
   constructor(options: QAMServerOptions) {
     checkOptions('QAMServer', options, serverRules);
     this.serverId = checkId('serverId', options.serverId);
+    this.instanceId = `${this.serverId}.${randomBytes(8).toString('hex')}`;
     this.#ownsConnection = options.connection === undefined;
     this.connection = connectionFor('QAMServer', options);
     this.#logger = escapingLogger(options.logger ?? this.connection.logger);
@@ -308,6 +322,17 @@ export class QAMServer<Registered extends object = {}> {
     }
     this.#table.registerInstance(instance, name, validators);
     return this as unknown as QAMServer<Registered & Record<N, T>>;
+  }
+
+  /**
+   * The state of the call with this uid on this server object: 0 (`waiting`) received and waiting
+   * for a worker, 1 (`processing`) its function runs, 2 (`finished`) it finished, or this server
+   * never received it (another instance took it, it is still in the broker's queue, or it never
+   * came). The uid is the one a callback-mode proxy call returns (the request's correlation id;
+   * for the QAM protocol its body id, unique per proxy only). Only calls in flight are kept.
+   */
+  getCallbackState(uid: string): CallbackState {
+    return this.#calls.get(uid) ?? CallbackState.finished;
   }
 
   /**
@@ -436,7 +461,7 @@ export class QAMServer<Registered extends object = {}> {
       this.#refuse(protocol, channel, message, read.error);
       return;
     }
-    const { method, params, deadline } = read.call;
+    const { id, method, params, deadline, startedNotice } = read.call;
     const target = checkMethodPath(method) ? this.#table.resolve(method) : undefined;
     if (target === undefined) {
       this.#refuse(protocol, channel, message, protocol.notFound(method));
@@ -444,7 +469,8 @@ export class QAMServer<Registered extends object = {}> {
     }
     const callerDeadline = this.#clocks.deadline(message.properties.replyTo, expirationMs(message), deadline, Date.now());
     const context = new ServedCall(message, method, params, callerDeadline);
-    this.#pool.run((done) => this.#run(protocol, channel, message, target, context, done));
+    if (id !== undefined) this.#calls.set(id, CallbackState.waiting);
+    this.#pool.run((done) => this.#run(protocol, channel, message, target, context, id, startedNotice, done));
   }
 
   /**
@@ -454,10 +480,21 @@ export class QAMServer<Registered extends object = {}> {
    * the broker, or just published for a direct reply-to address the broker took a reply to before.
    * A function that returns a plain value is answered in the same turn, without a promise.
    */
-  #run(protocol: ServerProtocol, channel: AmqpChannel, message: Delivery, target: Target, context: CallContext, done: () => void): void {
+  #run(
+    protocol: ServerProtocol,
+    channel: AmqpChannel,
+    message: Delivery,
+    target: Target,
+    context: CallContext,
+    id: string | undefined,
+    startedNotice: boolean,
+    done: () => void,
+  ): void {
     const ackOnReceipt = this.#ackOnReceipt;
     if (ackOnReceipt) channel.ack(message);
+    if (id !== undefined) this.#calls.set(id, CallbackState.processing);
     const finish = (): void => {
+      if (id !== undefined) this.#calls.delete(id);
       if (!ackOnReceipt) channel.ack(message);
       done();
     };
@@ -467,6 +504,7 @@ export class QAMServer<Registered extends object = {}> {
       finish();
       return;
     }
+    if (startedNotice) this.#notifyStarted(protocol, message);
     const answer = (outcome: CallOutcome): void => this.#answer(protocol, message, outcome, context.method, finish);
     const failed = (error: unknown): void => answer(isServerRaised(error) ? { error, fromServer: true } : { error });
     try {
@@ -501,6 +539,12 @@ export class QAMServer<Registered extends object = {}> {
     );
     this.#refuse(protocol, channel, message, serverRaised(error));
     return true;
+  }
+
+  /** Tells the caller that asked for it that this instance took its request; the reply follows on the same path. */
+  #notifyStarted(protocol: ServerProtocol, message: Delivery): void {
+    const notice = protocol.started(message, this.instanceId);
+    if (notice !== undefined) this.#replies.publish(message, notice, noop);
   }
 
   #refuse(protocol: ServerProtocol, channel: AmqpChannel, message: Delivery, error: QAMException): void {
@@ -545,6 +589,8 @@ export class QAMServer<Registered extends object = {}> {
 /** Refusal lines a server writes in {@link refusalIntervalMs} before it only counts them. */
 const refusalLines = 10;
 const refusalIntervalMs = 60_000;
+
+function noop(): void {}
 
 function acceptedSerializers(names: SerializerName[]): ReadonlySet<SerializerName> {
   if (!Array.isArray(names) || names.length === 0) throw new TypeError('acceptSerializers must name at least one of json, superjson');

@@ -1,8 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Serializer } from '../../serializers.js';
-import type { ClientProtocol } from '../client-protocol.js';
+import type { ClientProtocol, RequestTarget } from '../client-protocol.js';
 import { clientNames, serverNames } from '../naming.js';
-import { encodeRequest, nativeReplyReader, type ReplySettings } from '../native/client.js';
+import { encodeRequest, nativeReplyReader, targetProperties, type ReplySettings } from '../native/client.js';
 import { wireHeaders } from '../native/wire.js';
 
 /** @internal */
@@ -22,12 +22,24 @@ export interface CallmeClientSettings extends ReplySettings {
  */
 export function callmeClientProtocol(settings: CallmeClientSettings): ClientProtocol {
   const replies = clientNames(settings.user, randomUUID());
-  const server = serverNames(settings.serverId);
   // Every server user may write to every client's reply exchange, and its name is no secret (the
   // broker lists it): call ids start with a secret of their own, so no one can forge a reply that
   // matches one of this proxy's calls.
   const prefix = `${randomBytes(16).toString('base64url')}.`;
   let seq = 0;
+  const properties = { replyTo: replies.exchange, contentType: settings.serializer.contentType, headers: wireHeaders };
+  const target = (serverId: string, startNotice: boolean): RequestTarget => {
+    const server = serverNames(serverId);
+    return {
+      serverId,
+      startNotice,
+      exchange: server.exchange,
+      routingKey: server.routingKey,
+      properties: targetProperties(properties, startNotice),
+    };
+  };
+  const ownTarget = target(settings.serverId, false);
+  const oneWayProperties = { contentType: settings.serializer.contentType, headers: wireHeaders };
 
   return {
     replyQueue: replies.queue,
@@ -48,23 +60,14 @@ export function callmeClientProtocol(settings: CallmeClientSettings): ClientProt
       await channel.deleteExchange(replies.exchange);
     },
     nextId: () => prefix + (++seq).toString(36),
-    request(id, method, params, deadline) {
+    target,
+    request(id, method, params, deadline, to = ownTarget) {
       const body = encodeRequest(settings.serializer, method, params, deadline);
-      return {
-        exchange: server.exchange,
-        routingKey: server.routingKey,
-        body,
-        properties: { correlationId: id, replyTo: replies.exchange, contentType: settings.serializer.contentType, headers: wireHeaders },
-      };
+      return { exchange: to.exchange, routingKey: to.routingKey, body, properties: { ...to.properties, correlationId: id } };
     },
-    oneWay(id, method, params) {
+    oneWay(id, method, params, to = ownTarget) {
       const body = encodeRequest(settings.serializer, method, params, undefined);
-      return {
-        exchange: server.exchange,
-        routingKey: server.routingKey,
-        body,
-        properties: { correlationId: id, contentType: settings.serializer.contentType, headers: wireHeaders },
-      };
+      return { exchange: to.exchange, routingKey: to.routingKey, body, properties: { ...oneWayProperties, correlationId: id } };
     },
     ...nativeReplyReader(settings),
   };

@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { QAMBadMessageException, QAMSerializationException, describeError } from '../../errors.js';
 import { serializerForContentType, type Serializer } from '../../serializers.js';
-import type { ClientProtocol } from '../client-protocol.js';
+import type { ClientProtocol, RequestTarget } from '../client-protocol.js';
+import type { MessageProperties } from '../../amqp/port.js';
 import { directReplyTo, serverNames } from '../naming.js';
 import { payloadToError, parseReply, type ErrorClass, type RequestEnvelope } from './format.js';
 import { wireHeaders } from './wire.js';
 import { sizeError } from '../../size-limit.js';
+import { notifyHeader, notifyStarted, readStartedNotice } from './notices.js';
 
 /** What reading a reply needs to know. @internal */
 export interface ReplySettings {
@@ -25,6 +27,11 @@ export function encodeRequest(serializer: Serializer, method: string, params: un
     );
   }
 }
+/** The properties of requests to a target, with the header asking for started notices when `startNotice`. @internal */
+export function targetProperties(properties: MessageProperties, startNotice: boolean): MessageProperties {
+  return startNotice ? { ...properties, headers: { ...properties.headers, [notifyHeader]: notifyStarted } } : properties;
+}
+
 /** Reads a reply of qam's own protocol: its result, or the error it carries or that it is. @internal */
 export function decodeReply(content: Buffer, contentType: unknown, settings: ReplySettings): Error | { value: unknown } {
   const tooLarge = sizeError('Reply', content.length, settings.maxBytes, 'proxy');
@@ -46,9 +53,10 @@ export function decodeReply(content: Buffer, contentType: unknown, settings: Rep
  * replies to its calls (by their correlation id, which is the call id) and reads each outcome.
  * @internal
  */
-export function nativeReplyReader(settings: ReplySettings): Pick<ClientProtocol, 'returnedId' | 'readReply'> {
+export function nativeReplyReader(settings: ReplySettings): Pick<ClientProtocol, 'returnedId' | 'readNotice' | 'readReply'> {
   return {
     returnedId: (message) => correlationIdOf(message.properties),
+    readNotice: (message) => readStartedNotice(message.properties),
     readReply: (message) => ({
       id: correlationIdOf(message.properties),
       outcome: decodeReply(message.content, message.properties.contentType, settings),
@@ -73,12 +81,19 @@ export interface DirectClientSettings extends ReplySettings {
  * @internal
  */
 export function directClientProtocol(settings: DirectClientSettings): ClientProtocol {
-  const { queue } = serverNames(settings.serverId);
   // Uids are short (memory per pending call) and distinct between proxies (logs).
   const prefix = `${randomBytes(4).toString('base64url')}.`;
   let seq = 0;
   const properties = { replyTo: directReplyTo, contentType: settings.serializer.contentType, headers: wireHeaders };
   const oneWayProperties = { contentType: settings.serializer.contentType, headers: wireHeaders };
+  const target = (serverId: string, startNotice: boolean): RequestTarget => ({
+    serverId,
+    startNotice,
+    exchange: '',
+    routingKey: serverNames(serverId).queue,
+    properties: targetProperties(properties, startNotice),
+  });
+  const ownTarget = target(settings.serverId, false);
 
   return {
     replyQueue: directReplyTo,
@@ -88,13 +103,14 @@ export function directClientProtocol(settings: DirectClientSettings): ClientProt
     async declareRequests() {},
     async removeReplies() {},
     nextId: () => prefix + (++seq).toString(36),
-    request(id, method, params, deadline) {
+    target,
+    request(id, method, params, deadline, to = ownTarget) {
       const body = encodeRequest(settings.serializer, method, params, deadline);
-      return { exchange: '', routingKey: queue, body, properties: { ...properties, correlationId: id } };
+      return { exchange: to.exchange, routingKey: to.routingKey, body, properties: { ...to.properties, correlationId: id } };
     },
-    oneWay(id, method, params) {
+    oneWay(id, method, params, to = ownTarget) {
       const body = encodeRequest(settings.serializer, method, params, undefined);
-      return { exchange: '', routingKey: queue, body, properties: { ...oneWayProperties, correlationId: id } };
+      return { exchange: to.exchange, routingKey: to.routingKey, body, properties: { ...oneWayProperties, correlationId: id } };
     },
     ...nativeReplyReader(settings),
   };

@@ -10,16 +10,21 @@ import {
 } from '../../errors.js';
 import { clip, quote } from '../../log-guard.js';
 import { replyRoute, serverNames } from '../naming.js';
+import { startedNoticeHeaders, wantsStartedNotice } from './notices.js';
 import { serializerForContentType, type Serializer, type SerializerName } from '../../serializers.js';
 import { requestKindOf, requestKinds, wireHeaders, wireVersion } from './wire.js';
 import { sizeError } from '../../size-limit.js';
 
 /** A request read off the wire. */
 export interface IncomingCall {
+  /** The call's id: the correlation id (native), the body id (QAM, unique per proxy only); undefined when it has none. */
+  id: string | undefined;
   method: string;
   params: unknown[];
   /** The caller's give-up time in epoch milliseconds, when the protocol carries one. */
   deadline: number | undefined;
+  /** True when the caller asked for a started notice (see notices.ts). */
+  startedNotice: boolean;
 }
 
 /** A reply ready to publish. */
@@ -62,6 +67,8 @@ export interface ServerProtocol {
    * the server then replies with that error instead.
    */
   reply(message: Delivery, outcome: CallOutcome): OutgoingReply | undefined;
+  /** The started notice of `message` from the server instance `instanceId`, when its protocol has one and it has a reply address. */
+  started(message: Delivery, instanceId: string): OutgoingReply | undefined;
 }
 
 /** @internal */
@@ -162,7 +169,8 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
       if (tooLarge !== undefined) return { error: tooLarge };
       try {
         const { method, params, deadline } = parseRequest(serializer.decode(message.content));
-        return { call: { method, params, deadline } };
+        const id = typeof message.properties.correlationId === 'string' ? message.properties.correlationId : undefined;
+        return { call: { id, method, params, deadline, startedNotice: wantsStartedNotice(message.properties) } };
       } catch (error) {
         return {
           error:
@@ -195,6 +203,12 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
       const properties: MessageProperties = { contentType: serializer.contentType, headers: wireHeaders };
       if (typeof correlationId === 'string') properties.correlationId = correlationId;
       return { ...route, body, properties };
+    },
+    started(message, instanceId) {
+      const { replyTo, correlationId } = message.properties;
+      const route = typeof replyTo === 'string' ? replyRoute(replyTo) : undefined;
+      if (route === undefined || typeof correlationId !== 'string') return undefined;
+      return { ...route, body: Buffer.alloc(0), properties: { correlationId, headers: startedNoticeHeaders(instanceId) } };
     },
   };
 }

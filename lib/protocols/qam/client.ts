@@ -65,6 +65,14 @@ export function qamClientProtocol(settings: QamClientSettings): ClientProtocol {
       lastId += 1;
       return String(lastId);
     },
+    target(serverId, startNotice) {
+      if (startNotice) throw new TypeError("Started notices need qam's native protocol: QAM's wire has none");
+      if (serverId !== settings.serverId) {
+        throw new TypeError("useServer needs qam's native protocol: a QAM proxy's reply queue is bound to its one server");
+      }
+      return { serverId, startNotice, exchange: server.exchange, routingKey: server.routingKey, properties: qamProperties };
+    },
+    readNotice: () => undefined,
     request(id, method, params) {
       const body = encodeQamBody({ id: Number(id), method_name: method, routing_key: client.routingKey, params });
       return { exchange: server.exchange, routingKey: server.routingKey, body, properties: { ...qamProperties } };

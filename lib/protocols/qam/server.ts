@@ -65,8 +65,8 @@ export function qamProtocol(settings: ProtocolSettings): ServerProtocol {
     read(message) {
       const result = parse(message);
       if ('problem' in result) return { error: result.problem };
-      const { method_name: method, params } = result.request;
-      return { call: { method, params, deadline: undefined } };
+      const { id, method_name: method, params } = result.request;
+      return { call: { id: String(id), method, params, deadline: undefined, startedNotice: false } };
     },
     notFound(method) {
       return new QAMMethodNotFoundException(qamNotFoundText(clip(method)));
@@ -80,6 +80,8 @@ export function qamProtocol(settings: ProtocolSettings): ServerProtocol {
       if (tooLarge !== undefined) throw tooLarge;
       return { exchange: names.replyExchange, routingKey: address.routingKey, body, properties: { ...qamProperties } };
     },
+    // QAM's wire has no notices: a Python proxy would read one as a reply.
+    started: () => undefined,
   };
 }
 

@@ -55,6 +55,7 @@ function setup(kind: Kind = 'direct') {
     protocol: counting,
     userId: undefined,
   });
+  const target = client.target(serverId, false);
   /** Starts a call; its outcome never rejects. */
   const call = (method: string, options: { params?: unknown[]; timeoutMs?: number; signal?: AbortSignal } = {}) => {
     let id = '';
@@ -70,6 +71,8 @@ function setup(kind: Kind = 'direct') {
         },
         signal: options.signal,
         retries: 0,
+        target,
+        onStarted: undefined,
       });
     });
     return { id, outcome };
@@ -263,6 +266,8 @@ describe('CallClient retries', () => {
       },
       signal: undefined,
       retries: 1,
+      target: client.target(serverId, false),
+      onStarted: undefined,
     });
     await port.until(() => requests().length >= 1);
     jest.advanceTimersByTime(1_000);

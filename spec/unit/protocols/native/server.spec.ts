@@ -52,11 +52,28 @@ describe('the native protocol reading a request', () => {
     },
   );
 
-  it('reads a request with a reply address, and one without (whose reply goes nowhere)', () => {
-    expect(protocol.read(delivery(body, { replyTo: 'amq.rabbitmq.reply-to.AAAA.BBBB' }))).toEqual({
-      call: { method: 'add', params: [1, 2], deadline: undefined },
+  it('builds a started notice for a request with a reply address and a correlation id only', () => {
+    const asked = delivery(body, { replyTo: 'amq.rabbitmq.reply-to.AAAA.BBBB', correlationId: 'c1' });
+    expect(protocol.started(asked, 'calc.0123')).toEqual({
+      exchange: '',
+      routingKey: 'amq.rabbitmq.reply-to.AAAA.BBBB',
+      body: Buffer.alloc(0),
+      properties: { correlationId: 'c1', headers: { 'x-qam-wire': 2, 'x-qam-kind': 'started', 'x-qam-instance': 'calc.0123' } },
     });
-    expect(protocol.read(delivery(body, {}))).toEqual({ call: { method: 'add', params: [1, 2], deadline: undefined } });
+    expect(protocol.started(delivery(body, { correlationId: 'c1' }), 'calc.0123')).toBeUndefined();
+    expect(protocol.started(delivery(body, { replyTo: 'amq.rabbitmq.reply-to.AAAA.BBBB' }), 'calc.0123')).toBeUndefined();
+  });
+
+  it('reads a request with a reply address, and one without (whose reply goes nowhere)', () => {
+    expect(protocol.read(delivery(body, { replyTo: 'amq.rabbitmq.reply-to.AAAA.BBBB', correlationId: 'c1' }))).toEqual({
+      call: { id: 'c1', method: 'add', params: [1, 2], deadline: undefined, startedNotice: false },
+    });
+    expect(protocol.read(delivery(body, {}))).toEqual({
+      call: { id: undefined, method: 'add', params: [1, 2], deadline: undefined, startedNotice: false },
+    });
+    expect(protocol.read(delivery(body, { correlationId: 'c2', headers: { 'x-qam-notify': 'started' } }))).toEqual({
+      call: { id: 'c2', method: 'add', params: [1, 2], deadline: undefined, startedNotice: true },
+    });
   });
 });
 
