@@ -4,10 +4,11 @@
  * writes it to bench/results.md. See bench/README.md.
  */
 
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { brokerVersion, deleteNames, leftovers } from './broker.js';
 import { BenchChild } from './child.js';
 import { describeEnvironment, projectRoot } from './environment.js';
@@ -49,6 +50,18 @@ function options(): { plan: Plan; entries: VariantEntry[]; out: string } {
     (plan.variants?.includes(entry.name) ?? entry.onRequest !== true) && (entry.available?.() ?? true);
   const entries = names === undefined ? variants.filter(planned) : [...new Set([referenceName, ...names])].map(variantNamed);
   return { plan, entries, out: values.out ?? `${projectRoot}bench/results.md` };
+}
+
+/** bench/embedded.ts in a process of its own (it needs --expose-gc): its Markdown section. */
+async function embeddedSection(plan: Plan): Promise<string> {
+  const script = `${projectRoot}dist/bench/embedded.js`;
+  const args = ['--expose-gc', script, ...(plan.mode === 'quick' ? ['--quick'] : []), `--rounds=${plan.rounds}`];
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, args, { env: { ...process.env, BENCH_URL: url }, timeout: 900_000 });
+    return stdout;
+  } catch (error) {
+    return `## The embedded broker against RabbitMQ\n\nFAILED: ${describe(error)}\n`;
+  }
 }
 
 function log(text: string): void {
@@ -134,6 +147,7 @@ async function main(): Promise<void> {
     ]),
   );
   const used = new Map<string, string[]>();
+  let embedded = '';
   const started = Date.now();
   log(`bench ${runId}: ${plan.mode} mode, ${plan.rounds} rounds × ${entries.length} variants, load ${os.loadavg()[0]?.toFixed(2)}`);
 
@@ -154,6 +168,8 @@ async function main(): Promise<void> {
         }
       }
     }
+    log('embedded broker against RabbitMQ, client and server in one process…');
+    embedded = await embeddedSection(plan);
   } finally {
     const cleanup = await cleanBroker(runId, used).catch((error: unknown) => `cleanup failed: ${describe(error)}`);
     environment.loadAfter = os.loadavg();
@@ -166,8 +182,9 @@ async function main(): Promise<void> {
       cleanup,
       command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
     });
-    writeFileSync(out, report);
-    process.stdout.write(`${report}\n`);
+    const full = embedded === '' ? report : `${report.trimEnd()}\n\n${embedded}`;
+    writeFileSync(out, full);
+    process.stdout.write(`${full}\n`);
     log(`bench ${runId}: done in ${((Date.now() - started) / 1000).toFixed(0)} s; report written to ${out}`);
   }
 }
