@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { pathToFileURL } from 'node:url';
-import { QAMProxy, QAMServer, QAMTimeoutException, type ServerApi } from '../lib/index.js';
+import { QAMException, QAMProxy, QAMServer, QAMTimeoutException, type ServerApi } from '../lib/index.js';
 
 class Calculator {
   adder_function(a: number, b: number): number {
@@ -93,7 +93,8 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
   demoBroker(console.log)
     .then((url) => demo(console.log, url))
     .catch((error: unknown) => {
-      console.error(error);
+      // qam's own errors say what went wrong in their message; anything else gets its stack.
+      console.error(error instanceof QAMException ? `demo failed: ${error.name}: ${error.message}` : error);
       process.exitCode = 1;
     });
 }

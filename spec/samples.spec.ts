@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import * as net from 'node:net';
 import { callbackSample } from '../samples/callback.js';
 import { demo, demoBroker } from '../samples/demo.js';
 import { errorsSample } from '../samples/errors.js';
@@ -42,6 +44,27 @@ describe('samples', () => {
     try {
       const lines: string[] = [];
       await expect(demoBroker((line) => lines.push(line))).resolves.toBeUndefined();
+      expect(lines).toEqual(['broker: QAM_URL']);
+    } finally {
+      if (saved === undefined) delete process.env['QAM_URL'];
+      else process.env['QAM_URL'] = saved;
+    }
+  });
+
+  it('demo fails with a clear error when QAM_URL names a broker that does not answer, trying no other', async () => {
+    const closed = net.createServer().listen(0, '127.0.0.1');
+    await once(closed, 'listening');
+    const { port } = closed.address() as net.AddressInfo;
+    closed.close();
+    await once(closed, 'close');
+    const saved = process.env['QAM_URL'];
+    process.env['QAM_URL'] = `amqp://guest:guest@127.0.0.1:${port}/`;
+    try {
+      const lines: string[] = [];
+      const url = await demoBroker((line) => lines.push(line));
+      const error = await demo((line) => lines.push(line), url).catch((e: unknown) => e);
+      expect(error).toMatchObject({ name: 'QAMConnectFailedException', code: 'CONNECT_FAILED', reason: 'refused' });
+      expect((error as Error).message).toContain(`127.0.0.1:${port}`);
       expect(lines).toEqual(['broker: QAM_URL']);
     } finally {
       if (saved === undefined) delete process.env['QAM_URL'];
