@@ -37,19 +37,24 @@ describe('Deadlines', () => {
     expect(expired).toEqual(['short', 'short2', 'long']);
   });
 
-  it('honours a call re-scheduled with a later deadline, not its first one', async () => {
-    const { waiting, expired, deadlines } = harness();
-    const first = now() + 20;
-    waiting.set('a', first);
-    deadlines.schedule('a', 20, first);
-    await delay(10);
-    const second = now() + 20;
-    waiting.set('a', second);
-    deadlines.schedule('a', 20, second);
-    await delay(15);
-    expect(expired).toEqual([]);
-    await delay(30);
-    expect(expired).toEqual(['a']);
+  it('honours a call re-scheduled with a later deadline, not its first one', () => {
+    jest.useFakeTimers();
+    try {
+      const { waiting, expired, deadlines } = harness();
+      const first = now() + 20;
+      waiting.set('a', first);
+      deadlines.schedule('a', 20, first);
+      jest.advanceTimersByTime(10);
+      const second = now() + 20;
+      waiting.set('a', second);
+      deadlines.schedule('a', 20, second);
+      jest.advanceTimersByTime(15);
+      expect(expired).toEqual([]);
+      jest.advanceTimersByTime(30);
+      expect(expired).toEqual(['a']);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('keeps memory to the waiting calls when most finish early', () => {
