@@ -33,7 +33,20 @@ export {
 } from './errors.js';
 export type { ConnectFailedReason } from './errors.js';
 export { CallbackState, type ResultCallback, type ErrorCallback } from './proxy/pending.js';
-export type { CallMode, ControlName, MethodPath, ProxyControls, QAMProxyStats, RemoteApi, UntypedApi } from './proxy/types.js';
+export type {
+  CallMode,
+  Carried,
+  ControlName,
+  JsonCarried,
+  MethodPath,
+  NotCarriedByJson,
+  ProxyControls,
+  QAMProxyStats,
+  RemoteApi,
+  ResultNotAccepted,
+  Sent,
+  UntypedApi,
+} from './proxy/types.js';
 export type { ErrorClass } from './protocols/native/format.js';
 export type { WireProtocol } from './protocols/naming.js';
 export type { WorkerExport } from './server/thread-pool.js';

@@ -14,7 +14,7 @@ export async function callbackSample(print: (line: string) => void = console.log
   await server.serve();
   const proxy = new QAMProxy<{ add(x: number, y: number): number; sleep(seconds: number): string }>({ serverId });
 
-  const success = (result: number): void => print(`success: ${result}`);
+  const success = (result: number | string): void => print(`success: ${result}`);
   const error = (reason: Error): void => {
     if (reason instanceof QAMTimeoutException) print('error: timeout occurred');
     else print(`error: ${reason.message}`);

@@ -91,7 +91,7 @@ export function qamVariant(settings: QamSettings, { QAMProxy, QAMServer }: QamLi
         options.protocol = settings.protocol;
         options.clientId = clientIdFor(name);
       }
-      const proxy = new QAMProxy<EchoApi>(options);
+      const proxy = new QAMProxy<EchoApi, SerializerName>(options);
       const call =
         settings.mode === 'await'
           ? (payload: unknown): Promise<unknown> => proxy.echo(payload)

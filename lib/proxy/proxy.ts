@@ -268,7 +268,7 @@ function rootControls(client: CallTransport, settings: CallSettings, label: stri
 
 /** The constructor of {@link QAMProxy}: `new QAMProxy<Api>(options)`. */
 export interface QAMProxyConstructor {
-  new <Api = UntypedApi>(options: QAMProxyOptions): QAMProxyType<Api, 'promise'>;
+  new <Api = UntypedApi, S extends SerializerName = 'json'>(options: QAMProxyOptions & { serializer?: S }): QAMProxyType<Api, 'promise', S>;
 }
 
 const proxyRules: Rules<QAMProxyOptions> = {
@@ -329,4 +329,9 @@ class ProxyFactory {
  * await proxy.close();
  */
 export const QAMProxy = ProxyFactory as unknown as QAMProxyConstructor;
-export type QAMProxy<Api = UntypedApi, Mode extends CallMode = 'promise'> = QAMProxyType<Api, Mode>;
+export type QAMProxy<Api = UntypedApi, Mode extends CallMode = 'promise', S extends SerializerName = 'json', Expected = any> = QAMProxyType<
+  Api,
+  Mode,
+  S,
+  Expected
+>;

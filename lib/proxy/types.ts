@@ -1,4 +1,7 @@
-import type { CallbackState, ErrorCallback, ResultCallback } from './pending.js';
+import type { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import type { SerializerName } from '../serializers.js';
+import type { CallbackState, ErrorCallback } from './pending.js';
 
 /**
  * The types a proxy derives from the server's registrations: `import type` the API (an object of
@@ -34,21 +37,95 @@ export type ControlName =
   | 'getStats'
   | 'close';
 
-type Completed<F, Mode extends CallMode> = F extends (...args: infer A) => infer R
-  ? (...args: A) => Mode extends 'callback' ? string : Mode extends 'noReply' ? Promise<void> : Promise<Awaited<R>>
+/**
+ * What a value of type `T` becomes through the `'json'` serializer (`JSON.stringify`, then
+ * `JSON.parse`): a `Date` (anything with `toJSON`) the string it gives, a `Map` or `Set` an empty
+ * object, functions and symbols in objects dropped, `undefined` in arrays `null`; a `bigint` cannot
+ * be sent (`never`).
+ */
+export type JsonCarried<T> = 0 extends 1 & T
+  ? any
+  : T extends { toJSON(...args: any[]): infer J }
+    ? JsonCarried<J>
+    : T extends string | number | boolean | null | undefined
+      ? T
+      : T extends bigint | symbol | AnyFunction
+        ? never
+        : T extends ReadonlyMap<any, any> | ReadonlySet<any> | WeakMap<any, any> | WeakSet<any>
+          ? Record<string, never>
+          : T extends readonly unknown[]
+            ? { [I in keyof T]: T[I] extends undefined | AnyFunction | symbol ? null : JsonCarried<T[I]> }
+            : T extends object
+              ? { [K in keyof T as K extends string ? (T[K] extends AnyFunction | symbol ? never : K) : never]: JsonCarried<T[K]> }
+              : T;
+
+/** What a result of type `R` arrives as through serializer `S`: rich types stay with `'superjson'`. */
+export type Carried<R, S extends SerializerName> = S extends 'superjson' ? R : JsonCarried<R>;
+
+/**
+ * The type a parameter takes when JSON cannot carry the server's parameter type (a `Date`, a `Map`,
+ * a `bigint`): no value has it, so such a call does not compile. Use the `'superjson'` serializer.
+ */
+export interface NotCarriedByJson<T> {
+  readonly 'needs the superjson serializer: JSON cannot carry this parameter': T;
+}
+
+/** The parameters a call sends through serializer `S`: with `'json'`, only those JSON carries as they are. */
+export type Sent<A extends unknown[], S extends SerializerName> = S extends 'superjson'
+  ? A
+  : { [I in keyof A]: JsonCarried<A[I]> extends A[I] ? A[I] : NotCarriedByJson<A[I]> };
+
+/**
+ * The type of a method in callback mode whose result `ok` cannot take: not callable, so the call
+ * does not compile.
+ */
+export interface ResultNotAccepted<R> {
+  readonly 'the ok callback does not take this result': R;
+}
+
+type Completed<F, Mode extends CallMode, S extends SerializerName = 'json', Expected = any> = F extends (...args: infer A) => infer R
+  ? Mode extends 'callback'
+    ? [Carried<Awaited<R>, S>] extends [Expected]
+      ? (...args: Sent<A, S>) => string
+      : ResultNotAccepted<Carried<Awaited<R>, S>>
+    : (...args: Sent<A, S>) => Mode extends 'noReply' ? Promise<void> : Promise<Carried<Awaited<R>, S>>
   : never;
 
+/**
+ * Members a server never exposes on an instance: those of the built-in classes it extends (a
+ * `class Store extends Map` does not serve `clear`), and `Object`'s.
+ */
+type BuiltInKeys<T> =
+  | keyof object
+  | 'toString'
+  | 'toLocaleString'
+  | 'valueOf'
+  | 'hasOwnProperty'
+  | 'isPrototypeOf'
+  | 'propertyIsEnumerable'
+  | (T extends ReadonlyMap<any, any> ? keyof Map<any, any> : never)
+  | (T extends ReadonlySet<any> ? keyof Set<any> : never)
+  | (T extends readonly unknown[] ? keyof unknown[] : never)
+  | (T extends PromiseLike<any> ? keyof Promise<any> : never)
+  | (T extends Error ? keyof Error : never)
+  | (T extends Duplex ? keyof Duplex : T extends EventEmitter ? keyof EventEmitter : never);
+
 type MethodNames<T> = {
-  [K in keyof T]: K extends HiddenName ? never : K extends string ? (T[K] extends AnyFunction ? K : never) : never;
+  [K in keyof T]: K extends HiddenName | BuiltInKeys<T> ? never : K extends string ? (T[K] extends AnyFunction ? K : never) : never;
 }[keyof T];
 
-type RemoteInstance<T, Mode extends CallMode> = { readonly [K in MethodNames<T>]: Completed<T[K], Mode> };
+type RemoteInstance<T, Mode extends CallMode, S extends SerializerName, Expected> = {
+  readonly [K in MethodNames<T>]: Completed<T[K], Mode, S, Expected>;
+};
 
-/** The remote side of an API: every function returns a promise (or a uid in callback mode). */
-export type RemoteApi<Api, Mode extends CallMode = 'promise'> = {
+/**
+ * The remote side of an API: every function returns a promise (or a uid in callback mode) of its
+ * result as serializer `S` carries it.
+ */
+export type RemoteApi<Api, Mode extends CallMode = 'promise', S extends SerializerName = 'json', Expected = any> = {
   readonly [K in keyof Api as K extends HiddenName | ControlName ? never : K extends string ? K : never]: Api[K] extends AnyFunction
-    ? Completed<Api[K], Mode>
-    : RemoteInstance<Api[K], Mode>;
+    ? Completed<Api[K], Mode, S, Expected>
+    : RemoteInstance<Api[K], Mode, S, Expected>;
 };
 
 /** Every callable path of an API: `function` or `instance.method`. */
@@ -75,34 +152,35 @@ export interface QAMProxyStats {
 }
 
 /** The proxy's own methods, at its top level. */
-export interface ProxyControls<Api, Mode extends CallMode> {
+export interface ProxyControls<Api, Mode extends CallMode, S extends SerializerName = 'json', Expected = any> {
   /**
    * A proxy whose calls return a uid at once and end by calling `ok(result)` or `err(error)`,
-   * exactly once (QAM's asynchronous mode). Without `err`, failures are logged.
+   * exactly once (QAM's asynchronous mode). Without `err`, failures are logged. Only methods
+   * whose result `ok` takes can be called through it.
    */
-  callback(ok: ResultCallback, err?: ErrorCallback): QAMProxy<Api, 'callback'>;
+  callback<R = any>(ok: (result: R) => unknown, err?: ErrorCallback): QAMProxy<Api, 'callback', S, R>;
   /** A proxy whose calls time out after `seconds` (fractions allowed) with QAMTimeoutException. */
-  setTimeout(seconds: number): QAMProxy<Api, Mode>;
+  setTimeout(seconds: number): QAMProxy<Api, Mode, S, Expected>;
   /** A proxy whose calls are cancelled when `signal` aborts (rejecting with QAMAbortException). */
-  withSignal(signal: AbortSignal): QAMProxy<Api, Mode>;
+  withSignal(signal: AbortSignal): QAMProxy<Api, Mode, S, Expected>;
   /**
    * A proxy whose calls are sent again, up to `times` more times, after a timeout or a lost
    * connection (Postage's `_max_retry`). Only for idempotent functions: the server may run such a
    * call more than once, and the first reply to any attempt answers it.
    */
-  retry(times: number): QAMProxy<Api, Mode>;
+  retry(times: number): QAMProxy<Api, Mode, S, Expected>;
   /**
    * A proxy whose calls expect no reply (fire and forget): each resolves, with nothing, once the
    * broker confirmed its request (NO_ROUTE and PUBLISH_FAILED as for any call), and the server
    * runs the function and publishes nothing back. The request has no expiration: it waits in the
    * server's queue until a server takes it. `retry()` does not apply. Native protocol only.
    */
-  noReply(): QAMProxy<Api, 'noReply'>;
+  noReply(): QAMProxy<Api, 'noReply', S>;
   /** Calls `method` (`'name'` or `'instance.method'`) explicitly: for names that collide with a control. */
   invoke<P extends MethodPath<Api>>(
     method: P,
-    ...params: Parameters<Extract<FunctionAt<Api, P>, AnyFunction>>
-  ): ReturnType<Completed<FunctionAt<Api, P>, Mode>>;
+    ...params: Sent<Parameters<Extract<FunctionAt<Api, P>, AnyFunction>>, S> & unknown[]
+  ): ReturnType<Extract<Completed<FunctionAt<Api, P>, Mode, S, Expected>, AnyFunction>>;
   /** Cancels the call with this uid; its `err` (or rejection) gets QAMAbortException. False if it already ended. */
   cancel(uid: string): boolean;
   /** QAM's state of a callback call: 0 waiting, 1 running `ok`/`err`, 2 finished (also for unknown uids). */
@@ -136,6 +214,14 @@ export interface UntypedApi {
   [name: string]: any;
 }
 
-/** A proxy of `Api` (untyped by default: any name is callable). */
-export type QAMProxy<Api = UntypedApi, Mode extends CallMode = 'promise'> = ProxyControls<Api, Mode> &
-  (string extends keyof Api ? { readonly [name: string]: any } : RemoteApi<Api, Mode>);
+/**
+ * A proxy of `Api` (untyped by default: any name is callable) whose requests use serializer `S`;
+ * in callback mode, `Expected` is what its `ok` takes.
+ */
+export type QAMProxy<
+  Api = UntypedApi,
+  Mode extends CallMode = 'promise',
+  S extends SerializerName = 'json',
+  Expected = any,
+> = ProxyControls<Api, Mode, S, Expected> &
+  (string extends keyof Api ? { readonly [name: string]: any } : RemoteApi<Api, Mode, S, Expected>);

@@ -1,7 +1,7 @@
 import { threadId as mainThreadId } from 'node:worker_threads';
 import { setTimeout as delay } from 'node:timers/promises';
 import * as amqp from 'amqplib';
-import { QAMProxy, QAMRemoteException, silentLogger, type QAMServerOptions, type ServerApi } from '../../lib/index.js';
+import { QAMProxy, QAMRemoteException, silentLogger, type QAMServerOptions, type SerializerName, type ServerApi } from '../../lib/index.js';
 import { queueMessageCount, waitUntil } from '../support/broker.js';
 import { Servers, recordingLogger, url } from './fixtures.js';
 
@@ -15,8 +15,11 @@ afterAll(() => servers.closeAll());
 const opened: Array<{ close(): Promise<unknown> }> = [];
 afterEach(() => Promise.all(opened.splice(0).map((resource) => resource.close().catch(() => undefined))));
 
-function proxyFor(serverId: string, options: { timeout?: number; serializer?: 'superjson' } = {}): QAMProxy<Api> {
-  const proxy = new QAMProxy<Api>({ serverId, url, logger: silentLogger, ...options });
+function proxyFor(
+  serverId: string,
+  options: { timeout?: number; serializer?: 'superjson' } = {},
+): QAMProxy<Api, 'promise', SerializerName> {
+  const proxy = new QAMProxy<Api, SerializerName>({ serverId, url, logger: silentLogger, ...options });
   opened.push(proxy);
   return proxy;
 }

@@ -40,6 +40,7 @@ import {
   type ConnectionOptions,
   type QAMProxyOptions,
   type QAMServerOptions,
+  type SerializerName,
 } from '../../lib/index.js';
 import type { AmqpChannel } from '../../lib/amqp/port.js';
 import { startTestBroker, type TestBroker } from '../../lib/testing.js';
@@ -323,9 +324,11 @@ class Session implements BrokerUnderTest {
     return server;
   }
 
-  proxy<Api extends object = Record<string, never>>(options: QAMProxyOptions): QAMProxy<Api> {
+  proxy<Api extends object = Record<string, never>, S extends SerializerName = 'json'>(
+    options: QAMProxyOptions & { serializer?: S },
+  ): QAMProxy<Api, 'promise', S> {
     const where = options.connection === undefined && options.url === undefined ? { url: this.url } : {};
-    return this.track(new QAMProxy<Api>({ ...where, logger: silentLogger, ...options }));
+    return this.track(new QAMProxy<Api, S>({ ...where, logger: silentLogger, ...options }));
   }
 
   queues(vhost = this.vhost): Promise<QueueState[]> {
