@@ -52,3 +52,5 @@ export type { WireProtocol } from './protocols/naming.js';
 export type { WorkerExport } from './server/thread-pool.js';
 export { superjson, type SerializerName } from './serializers.js';
 export { consoleLogger, silentLogger, type Logger } from './logger.js';
+export type { RawCallOptions, RawProperties, RawPublishOptions, RawReply } from './messaging/raw.js';
+export { libraryName, libraryVersion, type Fingerprint, type FingerprintOptions } from './fingerprint.js';

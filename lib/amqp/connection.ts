@@ -8,6 +8,9 @@ import {
   describeError,
   type QAMException,
 } from '../errors.js';
+import { processFingerprint, type Fingerprint, type FingerprintOptions } from '../fingerprint.js';
+import { RawMessaging, type RawCallOptions, type RawPublishOptions, type RawReply } from '../messaging/raw.js';
+import { connectionHeaders } from '../protocols/native/wire.js';
 import { consoleLogger, type Logger } from '../logger.js';
 import {
   anyString,
@@ -87,6 +90,12 @@ export interface ConnectionOptions {
   /** Reconnect backoff bounds in seconds: the delay doubles from `min` up to `max`, with jitter. @default { min: 0.1, max: 10 } */
   reconnectDelay?: { min: number; max: number };
   logger?: Logger;
+  /**
+   * The name and type in the fingerprint every native request, reply and message on this
+   * connection carries (the header `x-qam-fingerprint`); pid, host, OS user and vhost come from the
+   * process and the connection. @default { name: the main script's file name, type: null }
+   */
+  fingerprint?: FingerprintOptions;
 }
 
 /** The events a {@link QAMConnection} emits. */
@@ -143,6 +152,7 @@ export const connectionRules: Rules<ConnectionOptions> = {
   heartbeat: integerBetween(0, 65535),
   connectTimeout: seconds,
   connectionName: anyString,
+  fingerprint: nested<FingerprintOptions>({ name: anyString, type: anyString }),
   reconnectDelay: (value, at) => {
     checkOptions(at.owner, value, reconnectDelayRules, at.path);
     if (value.min === undefined || value.max === undefined || value.min > value.max) {
@@ -285,6 +295,10 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
   /** The AMQP user this connection logs in as, that of its first URL (callme's reply names include it). */
   readonly username: string;
   readonly logger: Logger;
+  /** What this connection's messages say of their sender (see {@link ConnectionOptions.fingerprint}). */
+  readonly fingerprint: Fingerprint;
+  /** @internal The fingerprint's JSON text, encoded once. */
+  readonly fingerprintJson: string;
   /** The brokers, in the order given; at least one. */
   readonly #targets: readonly [ConnectTarget, ...ConnectTarget[]];
   /** The index in #targets of the broker connected to, or of the next one to try. */
@@ -300,6 +314,7 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
   #backoffTimer: NodeJS.Timeout | undefined;
   /** Users that need the process kept alive now: servers serving, proxies with calls pending. */
   #holds = 0;
+  #raw: RawMessaging | undefined;
 
   constructor(options: ConnectionOptions = {}) {
     super();
@@ -307,6 +322,8 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
     this.logger = options.logger ?? consoleLogger;
     this.#targets = resolveConnection(options, this.logger);
     this.username = this.#targets[0].username;
+    this.fingerprint = processFingerprint(options.fingerprint ?? {}, vhostOf(this.#targets[0].url));
+    this.fingerprintJson = JSON.stringify(this.fingerprint);
     this.#delay = options.reconnectDelay ?? { min: 0.1, max: 10 };
     this.#options = options;
   }
@@ -387,11 +404,37 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
     return () => this.#users.delete(user);
   }
 
+  /**
+   * Publishes a raw message (Buffer or string body, any AMQP properties) to any exchange and
+   * routing key; resolves once the broker confirmed it. Rejects with QAMNoRouteException when no
+   * queue took a `mandatory` message (the default), QAMPublishException when the broker refused it.
+   * Header names starting with `x-qam-` are reserved (TypeError).
+   */
+  publish(exchange: string, routingKey: string, body: Buffer | string, options?: RawPublishOptions): Promise<void> {
+    return this.#rawMessaging().publish(exchange, routingKey, body, options);
+  }
+
+  /**
+   * Calls any RPC service: publishes a raw request and resolves with the reply's body, properties
+   * and fields. Replies come through direct reply-to, or through `replyQueue`, a queue the caller
+   * declared and bound, matched by correlation id. Rejects with QAMTimeoutException (`timeout`,
+   * default 30 s), QAMAbortException (`signal`), QAMNoRouteException (nothing took the request).
+   */
+  rpc(exchange: string, routingKey: string, body: Buffer | string, options?: RawCallOptions): Promise<RawReply> {
+    return this.#rawMessaging().call(exchange, routingKey, body, options);
+  }
+
+  #rawMessaging(): RawMessaging {
+    this.#raw ??= new RawMessaging(this, connectionHeaders(this.fingerprintJson));
+    return this.#raw;
+  }
+
   /** Closes the connection and stops reconnecting. Channels of its users close with it. Returns promptly even while the broker blocks the connection. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#wakeBackoff?.();
+    this.#raw?.close();
     const link = this.#link ?? (await this.#connecting.current?.catch(() => undefined));
     this.#link = undefined;
     await link?.close();
@@ -512,4 +555,14 @@ export function connectionFor(owner: string, options: ConnectionOptions & { conn
   if (ignored !== undefined)
     throw new TypeError(`Option '${ignored}' of ${owner} has no effect beside 'connection': set it on the QAMConnection`);
   return options.connection;
+}
+
+/** The virtual host a broker URL names: `/` when it names none. */
+function vhostOf(url: string): string {
+  try {
+    const path = new URL(url).pathname;
+    return path === '' || path === '/' ? '/' : decodeURIComponent(path.slice(1));
+  } catch {
+    return '/';
+  }
 }

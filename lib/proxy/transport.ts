@@ -6,6 +6,7 @@ import type { ClientProtocol } from '../protocols/client-protocol.js';
 import { checkId, type WireProtocol } from '../protocols/naming.js';
 import { directClientProtocol } from '../protocols/native/client.js';
 import type { ErrorClass } from '../protocols/native/format.js';
+import { connectionHeaders } from '../protocols/native/wire.js';
 import { qamClientProtocol } from '../protocols/qam/client.js';
 import type { Serializer } from '../serializers.js';
 import { CallClient, type CallTransport } from './call-client.js';
@@ -57,6 +58,8 @@ function clientProtocol(choice: TransportChoice): ClientProtocol {
     const expiresMs = choice.clientId === undefined ? generatedQueueExpiresMs : undefined;
     return qamClientProtocol({ serverId, clientId, expiresMs, maxBytes });
   }
-  if (replies === 'callme') return callmeClientProtocol({ serverId, user: choice.connection.username, serializer, maxBytes, errorClasses });
-  return directClientProtocol({ serverId, serializer, maxBytes, errorClasses });
+  const headers = connectionHeaders(choice.connection.fingerprintJson);
+  if (replies === 'callme')
+    return callmeClientProtocol({ serverId, user: choice.connection.username, serializer, maxBytes, errorClasses, headers });
+  return directClientProtocol({ serverId, serializer, maxBytes, errorClasses, headers });
 }

@@ -1,5 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Delivery } from '../amqp/port.js';
+import { readFingerprint, type Fingerprint } from '../fingerprint.js';
+import { fingerprintHeader } from '../protocols/native/wire.js';
 import { isThenable } from '../util/thenable.js';
 import type { Target } from './dispatch.js';
 
@@ -30,6 +32,13 @@ export interface CallContext {
    * QAM proxy, a proxy with `userId: false`).
    */
   readonly userId: string | undefined;
+  /**
+   * The caller's fingerprint (name, type, pid, host, user, vhost, library, version), as the caller
+   * claims it: never verified identity (that is `userId`). Undefined when the request carried none
+   * (a wire-1 or QAM-format caller). Read from the request's `x-qam-fingerprint` header when first
+   * asked for.
+   */
+  readonly fingerprint: Fingerprint | undefined;
 }
 
 /**
@@ -55,6 +64,13 @@ export class ServedCall implements CallContext {
   get userId(): string | undefined {
     const userId: unknown = this.#message.properties.userId;
     return typeof userId === 'string' ? userId : undefined;
+  }
+
+  get fingerprint(): Fingerprint | undefined {
+    const headers: unknown = this.#message.properties.headers;
+    if (typeof headers !== 'object' || headers === null || !Object.prototype.hasOwnProperty.call(headers, fingerprintHeader))
+      return undefined;
+    return readFingerprint((headers as Record<string, unknown>)[fingerprintHeader]);
   }
 }
 

@@ -18,6 +18,7 @@ import {
   isServerRaised,
   serverRaised,
 } from '../errors.js';
+import { connectionHeaders } from '../protocols/native/wire.js';
 import { RateLimitedLog, clip, escapingLogger, quote } from '../log-guard.js';
 import {
   anyString,
@@ -269,6 +270,7 @@ export class QAMServer<Registered extends object = {}> {
       exposeStack: options.exposeStack ?? false,
       fallbackSerializer: serializerNamed(options.serializer ?? 'json'),
       accepted: acceptedSerializers(options.acceptSerializers ?? ['json', 'superjson']),
+      headers: connectionHeaders(this.connection.fingerprintJson),
       warn: (message: string) => this.#logger.warn(`server ${this.serverId}: ${message}`),
       queueArguments: queueArguments(options),
     };

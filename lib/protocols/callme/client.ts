@@ -11,6 +11,8 @@ export interface CallmeClientSettings extends ReplySettings {
   /** The AMQP user the proxy logs in as; its reply names carry it, so permissions can match them. */
   user: string;
   serializer: Serializer;
+  /** The headers of every request: wire version and fingerprint (default: the wire version alone). */
+  headers?: Record<string, unknown>;
 }
 
 /**
@@ -27,7 +29,7 @@ export function callmeClientProtocol(settings: CallmeClientSettings): ClientProt
   // matches one of this proxy's calls.
   const prefix = `${randomBytes(16).toString('base64url')}.`;
   let seq = 0;
-  const properties = { replyTo: replies.exchange, contentType: settings.serializer.contentType, headers: wireHeaders };
+  const properties = { replyTo: replies.exchange, contentType: settings.serializer.contentType, headers: settings.headers ?? wireHeaders };
   const target = (serverId: string, startNotice: boolean): RequestTarget => {
     const server = serverNames(serverId);
     return {
@@ -39,7 +41,7 @@ export function callmeClientProtocol(settings: CallmeClientSettings): ClientProt
     };
   };
   const ownTarget = target(settings.serverId, false);
-  const oneWayProperties = { contentType: settings.serializer.contentType, headers: wireHeaders };
+  const oneWayProperties = { contentType: settings.serializer.contentType, headers: settings.headers ?? wireHeaders };
 
   return {
     replyQueue: replies.queue,

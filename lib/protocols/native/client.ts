@@ -72,6 +72,8 @@ function correlationIdOf(properties: { correlationId?: unknown }): string | unde
 export interface DirectClientSettings extends ReplySettings {
   serverId: string;
   serializer: Serializer;
+  /** The headers of every request: wire version and fingerprint (default: the wire version alone). */
+  headers?: Record<string, unknown>;
 }
 
 /**
@@ -84,8 +86,8 @@ export function directClientProtocol(settings: DirectClientSettings): ClientProt
   // Uids are short (memory per pending call) and distinct between proxies (logs).
   const prefix = `${randomBytes(4).toString('base64url')}.`;
   let seq = 0;
-  const properties = { replyTo: directReplyTo, contentType: settings.serializer.contentType, headers: wireHeaders };
-  const oneWayProperties = { contentType: settings.serializer.contentType, headers: wireHeaders };
+  const properties = { replyTo: directReplyTo, contentType: settings.serializer.contentType, headers: settings.headers ?? wireHeaders };
+  const oneWayProperties = { contentType: settings.serializer.contentType, headers: settings.headers ?? wireHeaders };
   const target = (serverId: string, startNotice: boolean): RequestTarget => ({
     serverId,
     startNotice,

@@ -80,6 +80,8 @@ export interface ProtocolSettings {
   fallbackSerializer: Serializer;
   /** The serializers whose requests are decoded; others are refused with BAD_MESSAGE. */
   accepted: ReadonlySet<SerializerName>;
+  /** The headers of every reply: wire version and fingerprint (default: the wire version alone). */
+  headers?: Record<string, unknown>;
   /** Logs a warning about a request (the server adds its own id). */
   warn(message: string): void;
   /** Arguments of the native queue's declaration (its type, delivery limit), or undefined for a classic queue. */
@@ -200,7 +202,7 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
       }
       const tooLarge = sizeError('Reply', body.length, settings.maxBytes, 'server');
       if (tooLarge !== undefined) throw tooLarge;
-      const properties: MessageProperties = { contentType: serializer.contentType, headers: wireHeaders };
+      const properties: MessageProperties = { contentType: serializer.contentType, headers: settings.headers ?? wireHeaders };
       if (typeof correlationId === 'string') properties.correlationId = correlationId;
       return { ...route, body, properties };
     },

@@ -29,11 +29,19 @@ export const wireHeader = 'x-qam-wire';
 /** The AMQP header naming a request's kind, when it is not an ordinary call. */
 export const kindHeader = 'x-qam-kind';
 
+/** The AMQP header carrying the sender's fingerprint: its JSON text, encoded once per connection. */
+export const fingerprintHeader = 'x-qam-fingerprint';
+
 /** The wire version this library speaks. 1: the releases before the header; 2: fire-and-forget calls, fingerprints. */
 export const wireVersion = 2;
 
 /** The headers every native message carries: one shared object, never modified. */
 export const wireHeaders: Record<string, unknown> = Object.freeze({ [wireHeader]: wireVersion });
+
+/** The headers of a connection's native messages: the wire version and its fingerprint, made once per connection. */
+export function connectionHeaders(fingerprintJson: string): Record<string, unknown> {
+  return Object.freeze({ [wireHeader]: wireVersion, [fingerprintHeader]: fingerprintJson });
+}
 
 /** Request kinds a server of this version honours. Absent means `'call'`. */
 export const requestKinds: ReadonlySet<string> = new Set(['call']);
