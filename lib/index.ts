@@ -53,5 +53,5 @@ export type { WorkerExport } from './server/thread-pool.js';
 export { superjson, type SerializerName } from './serializers.js';
 export { consoleLogger, silentLogger, type Logger } from './logger.js';
 export type { RawCallOptions, RawProperties, RawPublishOptions, RawReply } from './messaging/raw.js';
-export type { IncomingProperties } from './amqp/port.js';
+export type { IncomingProperties, MessageProperties } from './amqp/port.js';
 export { libraryName, libraryVersion, type Fingerprint, type FingerprintOptions } from './fingerprint.js';
