@@ -311,7 +311,7 @@ describe.each(brokers)('on %s', (_name, useBroker) => {
       await proxy.close();
       await channel.deleteQueue(`server_${serverId}_queue`);
       await connection.close();
-    });
+    }, 90_000);
 
     it('close() rejects every pending call with CLOSED, and later calls too', async () => {
       const server = servers.create();
@@ -344,7 +344,7 @@ describe.each(brokers)('on %s', (_name, useBroker) => {
       }
       expect(await names()).toEqual(before);
       await server.close();
-    });
+    }, 90_000);
 
     it('shares one connection between several servers and proxies, each on its own channels', async () => {
       const connection = new QAMConnection({ url, logger: silentLogger });
@@ -397,7 +397,7 @@ describe.each(brokers)('on %s', (_name, useBroker) => {
       expect(info?.ready).toBe(6);
       await calls;
       await proxy.close();
-    });
+    }, 90_000);
   });
 
   describe('reply addresses', () => {
