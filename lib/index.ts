@@ -1,6 +1,7 @@
 export {
   QAMServer,
   type QAMServerOptions,
+  type QAMServerSpelling,
   type QAMServerStats,
   type ServerApi,
   type FunctionOptions,
@@ -9,7 +10,13 @@ export {
 export { currentCall, type CallContext, type Middleware } from './server/call-context.js';
 export type { ParamsSchema } from './server/validation.js';
 export { QAMProxy, type QAMProxyOptions, type QAMProxyConstructor } from './proxy/proxy.js';
-export { QAMConnection, type ConnectionOptions, type QAMConnectionEvents, type TlsOptions } from './amqp/connection.js';
+export {
+  QAMConnection,
+  type CallmeConnectionOptions,
+  type ConnectionOptions,
+  type QAMConnectionEvents,
+  type TlsOptions,
+} from './amqp/connection.js';
 export {
   QAMException,
   QAMMethodNotFoundException,

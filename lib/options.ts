@@ -19,6 +19,27 @@ export type Rule = (value: unknown, at: OptionPlace) => void;
 /** A rule for every option of `T`: an option added to the type and not here is a compile error. */
 export type Rules<T> = { readonly [K in keyof T]-?: Rule };
 
+/**
+ * Renames the aliases among `options` (QAM's and callme's spellings, `alias: name`) to the names
+ * they stand for; the options must have passed {@link checkOptions}. Giving both spellings of one
+ * option is a TypeError. Returns `options` itself when it holds no alias.
+ */
+export function resolveAliases<T extends object>(owner: string, options: T, aliases: Readonly<Record<string, string>>): T {
+  let resolved: Record<string, unknown> | undefined;
+  for (const [alias, name] of Object.entries(aliases)) {
+    if (!Object.hasOwn(options, alias)) continue;
+    resolved ??= { ...(options as Record<string, unknown>) };
+    const value = resolved[alias];
+    delete resolved[alias];
+    if (value === undefined) continue;
+    if (resolved[name] !== undefined) {
+      throw new TypeError(`Options '${name}' and '${alias}' of ${owner} are one option spelt two ways: give one of them`);
+    }
+    resolved[name] = value;
+  }
+  return (resolved ?? options) as T;
+}
+
 /** Options whose values an error must not repeat. */
 const secretPattern = /password|passphrase|key$/i;
 

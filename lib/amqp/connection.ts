@@ -536,9 +536,37 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
   }
 }
 
+/** callme's names of the connection options, accepted by servers and proxies. */
+export interface CallmeConnectionOptions {
+  /** callme's name of `hostname`. */
+  amqp_host?: string;
+  /** callme's name of `port`. */
+  amqp_port?: number;
+  /** callme's name of `username`. */
+  amqp_user?: string;
+  /** callme's name of `password`. */
+  amqp_password?: string;
+  /** callme's name of `vhost`. */
+  amqp_vhost?: string;
+}
+
+/** @internal callme's connection option names and the names they stand for. */
+export const callmeConnectionAliases: Readonly<Record<keyof CallmeConnectionOptions, keyof ConnectionOptions>> = {
+  amqp_host: 'hostname',
+  amqp_port: 'port',
+  amqp_user: 'username',
+  amqp_password: 'password',
+  amqp_vhost: 'vhost',
+};
+
 /** @internal The rules of the options of every server and proxy: connection options or a shared connection. */
-export const connectionUserRules: Rules<ConnectionOptions & { connection?: QAMConnection }> = {
+export const connectionUserRules: Rules<ConnectionOptions & CallmeConnectionOptions & { connection?: QAMConnection }> = {
   ...connectionRules,
+  amqp_host: connectionRules.hostname,
+  amqp_port: connectionRules.port,
+  amqp_user: connectionRules.username,
+  amqp_password: connectionRules.password,
+  amqp_vhost: connectionRules.vhost,
   connection: rule('a QAMConnection', (value) => value instanceof QAMConnection),
 };
 

@@ -1,12 +1,30 @@
 import { inspect } from 'node:util';
 import type { CallTransport, StartedListener } from './call-client.js';
 import type { RequestTarget } from '../protocols/client-protocol.js';
-import { connectionFor, connectionUserRules, type ConnectionOptions, type QAMConnection } from '../amqp/connection.js';
+import {
+  callmeConnectionAliases,
+  connectionFor,
+  connectionUserRules,
+  type CallmeConnectionOptions,
+  type ConnectionOptions,
+  type QAMConnection,
+} from '../amqp/connection.js';
 import { checkMethodPath, type ErrorClass } from '../protocols/native/format.js';
 import { QAMInvalidCallException } from '../errors.js';
 import { checkId, type WireProtocol } from '../protocols/naming.js';
-import { anyString, arrayOf, boolean, checkOptions, oneOf, positiveInteger, rule, seconds, type Rules } from '../options.js';
-import type { Completion, ErrorCallback, ResultCallback } from './pending.js';
+import {
+  anyString,
+  arrayOf,
+  boolean,
+  checkOptions,
+  oneOf,
+  positiveInteger,
+  resolveAliases,
+  rule,
+  seconds,
+  type Rules,
+} from '../options.js';
+import type { CallbackState, Completion, ErrorCallback, ResultCallback } from './pending.js';
 import type { CallMode, ControlName, QAMProxy as QAMProxyType, UntypedApi } from './types.js';
 import { serializerNamed, type SerializerName } from '../serializers.js';
 import { createTransport } from './transport.js';
@@ -15,9 +33,14 @@ import { createTransport } from './transport.js';
  * Options of a {@link QAMProxy}. Connection options apply when no `connection` is given; beside one
  * they are a TypeError, except `logger`. Unknown options are a TypeError.
  */
-export interface QAMProxyOptions extends ConnectionOptions {
-  /** The id of the server to call. */
-  serverId: string;
+export interface QAMProxyOptions extends ConnectionOptions, CallmeConnectionOptions {
+  /**
+   * The id of the server to call. Without it the proxy is callme's unbound proxy: every call fails
+   * at once with QAMInvalidCallException until {@link ProxyControls.useServer} names a server.
+   */
+  serverId?: string;
+  /** QAM's name of `serverId`. */
+  server_id?: string;
   /** Share an existing connection; the proxy then leaves it open on close. */
   connection?: QAMConnection;
   /** `'json'` (what every peer reads) or `'superjson'` (Date, BigInt, Map, Set, …). @default 'json' */
@@ -48,6 +71,8 @@ export interface QAMProxyOptions extends ConnectionOptions {
    * @default a random id, `qam_<uuid>`
    */
   clientId?: string;
+  /** QAM's name of `clientId`. */
+  client_id?: string;
   /**
    * With the native protocol: how replies come back. `'direct'`: RabbitMQ's direct reply-to;
    * `'callme'`: callme's permission-friendly names, through the exchange `client_<user>_ex_<uid>`
@@ -75,7 +100,10 @@ interface CallSettings {
   readonly callbacks: { ok: ResultCallback; err: ErrorCallback | undefined } | undefined;
   /** Calls expect no reply: they end once the broker confirmed the request. */
   readonly oneWay: boolean;
-  readonly target: RequestTarget;
+  /** Where calls go; undefined until useServer names a server. */
+  readonly target: RequestTarget | undefined;
+  /** True when calls ask for a started notice (kept across useServer). */
+  readonly startNotice: boolean;
   readonly onStarted: StartedListener | undefined;
 }
 
@@ -92,6 +120,11 @@ const controlNames: ReadonlySet<string> = new Set<ControlName>([
   'withStartNotice',
   'getRemoteState',
   'startedBy',
+  'useServer',
+  'use_server',
+  'set_timeout',
+  'get_callback_state',
+  'get_num_waiting_callbacks',
   'getStats',
   'close',
 ]);
@@ -202,6 +235,14 @@ function send(
   params: unknown[],
   completion: Completion,
 ): string {
+  const target = settings.target;
+  if (target === undefined) {
+    return client.fail(
+      method,
+      completion,
+      new QAMInvalidCallException(`This proxy has no server: call useServer(serverId) first, then ${method} on the proxy it returns`),
+    );
+  }
   if (!callable) {
     return client.fail(
       method,
@@ -217,13 +258,20 @@ function send(
     completion,
     retries: settings.retries,
     oneWay: settings.oneWay,
-    target: settings.target,
+    target,
     onStarted: settings.onStarted,
   });
 }
 
 function rootControls(client: CallTransport, settings: CallSettings, label: string): Record<string, unknown> {
   const configured = (next: CallSettings): object => remoteProxy(client, next, [], label);
+  const setTimeout = (seconds: unknown): object => configured({ ...settings, timeoutMs: toTimeoutMs(seconds) });
+  const getCallbackState = (uid: unknown): CallbackState => client.state(String(uid));
+  const getNumWaitingCallbacks = (): number => client.waitingCallbacks;
+  const useServer = (serverId: unknown): object => {
+    const id = checkId('serverId', serverId);
+    return remoteProxy(client, { ...settings, target: client.target(id, settings.startNotice) }, [], `QAMProxy(server ${id})`);
+  };
   return {
     callback: (ok: unknown, err?: unknown) => {
       if (typeof ok !== 'function' || (err !== undefined && typeof err !== 'function')) {
@@ -231,7 +279,8 @@ function rootControls(client: CallTransport, settings: CallSettings, label: stri
       }
       return configured({ ...settings, callbacks: { ok: ok as ResultCallback, err: err as ErrorCallback | undefined } });
     },
-    setTimeout: (seconds: unknown) => configured({ ...settings, timeoutMs: toTimeoutMs(seconds) }),
+    setTimeout,
+    set_timeout: setTimeout,
     withSignal: (signal: unknown) => {
       if (!(signal instanceof AbortSignal)) throw new QAMInvalidCallException('withSignal expects an AbortSignal');
       return configured({ ...settings, signal });
@@ -250,14 +299,18 @@ function rootControls(client: CallTransport, settings: CallSettings, label: stri
     },
     invoke: (method: unknown, ...params: unknown[]) => call(client, settings, String(method), checkMethodPath(method), params),
     cancel: (uid: unknown) => typeof uid === 'string' && client.cancel(uid),
-    getCallbackState: (uid: unknown) => client.state(String(uid)),
-    getNumWaitingCallbacks: () => client.waitingCallbacks,
+    getCallbackState,
+    get_callback_state: getCallbackState,
+    getNumWaitingCallbacks,
+    get_num_waiting_callbacks: getNumWaitingCallbacks,
+    useServer,
+    use_server: useServer,
     withStartNotice: (onStarted?: unknown) => {
       if (onStarted !== undefined && typeof onStarted !== 'function') {
         throw new QAMInvalidCallException('withStartNotice(onStarted) expects a function or nothing');
       }
-      const target = client.target(settings.target.serverId, true);
-      return configured({ ...settings, target, onStarted: onStarted as StartedListener | undefined });
+      const target = settings.target === undefined ? undefined : client.target(settings.target.serverId, true);
+      return configured({ ...settings, target, startNotice: true, onStarted: onStarted as StartedListener | undefined });
     },
     getRemoteState: (uid: unknown) => client.remoteState(String(uid)),
     startedBy: (uid: unknown) => client.startedBy(String(uid)),
@@ -274,6 +327,8 @@ export interface QAMProxyConstructor {
 const proxyRules: Rules<QAMProxyOptions> = {
   ...connectionUserRules,
   serverId: anyString,
+  server_id: anyString,
+  client_id: anyString,
   serializer: oneOf('json', 'superjson'),
   timeout: seconds,
   maxMessageBytes: positiveInteger,
@@ -287,10 +342,14 @@ const proxyRules: Rules<QAMProxyOptions> = {
   userId: boolean,
 };
 
+/** QAM's names of proxy options and the names they stand for. */
+const proxyAliases: Readonly<Record<string, string>> = { ...callmeConnectionAliases, server_id: 'serverId', client_id: 'clientId' };
+
 class ProxyFactory {
-  constructor(options: QAMProxyOptions) {
-    checkOptions('QAMProxy', options, proxyRules);
-    const serverId = checkId('serverId', options.serverId);
+  constructor(given: QAMProxyOptions) {
+    checkOptions('QAMProxy', given, proxyRules);
+    const options = resolveAliases('QAMProxy', given, proxyAliases);
+    const serverId = options.serverId === undefined ? undefined : checkId('serverId', options.serverId);
     const connection = connectionFor('QAMProxy', options);
     const client = createTransport({
       serverId,
@@ -311,10 +370,16 @@ class ProxyFactory {
       signal: undefined,
       callbacks: undefined,
       oneWay: false,
-      target: client.target(serverId, false),
+      target: serverId === undefined ? undefined : client.target(serverId, false),
+      startNotice: false,
       onStarted: undefined,
     };
-    return remoteProxy(client, settings, [], `QAMProxy(server ${serverId})`) as ProxyFactory;
+    return remoteProxy(
+      client,
+      settings,
+      [],
+      serverId === undefined ? 'QAMProxy(no server)' : `QAMProxy(server ${serverId})`,
+    ) as ProxyFactory;
   }
 }
 

@@ -18,9 +18,13 @@ import { CallClient, type CallTransport } from './call-client.js';
  */
 const generatedQueueExpiresMs = 60 * 60 * 1000;
 
+/** The placeholder server id of a proxy made without one; no call goes to it. */
+const unboundServerId = 'none';
+
 /** @internal What a proxy asks for; {@link createTransport} checks that it goes together. */
 export interface TransportChoice {
-  serverId: string;
+  /** The proxy's server; undefined for a proxy bound by useServer only. */
+  serverId: string | undefined;
   connection: QAMConnection;
   ownsConnection: boolean;
   serializer: Serializer;
@@ -40,13 +44,26 @@ export interface TransportChoice {
  * @internal
  */
 export function createTransport(choice: TransportChoice): CallTransport {
-  const { serverId, connection, ownsConnection, maxBytes, logger } = choice;
+  const { connection, ownsConnection, maxBytes, logger } = choice;
   const userId = choice.userId ? connection.username : undefined;
-  return new CallClient({ serverId, connection, ownsConnection, maxBytes, logger, protocol: clientProtocol(choice), userId });
+  return new CallClient({
+    serverId: choice.serverId ?? unboundServerId,
+    connection,
+    ownsConnection,
+    maxBytes,
+    logger,
+    protocol: clientProtocol(choice),
+    userId,
+  });
 }
 
 function clientProtocol(choice: TransportChoice): ClientProtocol {
-  const { serverId, maxBytes, serializer, errorClasses, protocol = 'native', replies = 'direct' } = choice;
+  const { maxBytes, serializer, errorClasses, protocol = 'native', replies = 'direct' } = choice;
+  if (protocol === 'qam' && choice.serverId === undefined) {
+    throw new TypeError("protocol 'qam' needs serverId: a QAM proxy's reply queue is bound to its one server");
+  }
+  // A proxy without a server sends nothing until useServer gives each call its own target.
+  const serverId = choice.serverId ?? unboundServerId;
   if (protocol === 'native' && choice.clientId !== undefined)
     throw new TypeError("clientId names a QAM reply queue: it applies to protocol 'qam' only");
   if (protocol === 'qam') {

@@ -34,6 +34,11 @@ export type ControlName =
   | 'withStartNotice'
   | 'getRemoteState'
   | 'startedBy'
+  | 'useServer'
+  | 'use_server'
+  | 'set_timeout'
+  | 'get_callback_state'
+  | 'get_num_waiting_callbacks'
   | 'getStats'
   | 'close';
 
@@ -161,6 +166,17 @@ export interface ProxyControls<Api, Mode extends CallMode, S extends SerializerN
   callback<R = any>(ok: (result: R) => unknown, err?: ErrorCallback): QAMProxy<Api, 'callback', S, R>;
   /** A proxy whose calls time out after `seconds` (fractions allowed) with QAMTimeoutException. */
   setTimeout(seconds: number): QAMProxy<Api, Mode, S, Expected>;
+  /** QAM's name of {@link setTimeout}. */
+  set_timeout(seconds: number): QAMProxy<Api, Mode, S, Expected>;
+  /**
+   * A proxy for the server `serverId` on the same connection and reply consumer (callme's
+   * `use_server`), keeping this proxy's timeout, retries, signal, callbacks and notices. Give the
+   * other server's API as the type argument. Native protocol only (a TypeError with `protocol: 'qam'`).
+   * @example const billing = proxy.useServer<BillingApi>('billing');
+   */
+  useServer<OtherApi = UntypedApi>(serverId: string): QAMProxy<OtherApi, Mode, S>;
+  /** callme's name of {@link useServer}. */
+  use_server<OtherApi = UntypedApi>(serverId: string): QAMProxy<OtherApi, Mode, S>;
   /** A proxy whose calls are cancelled when `signal` aborts (rejecting with QAMAbortException). */
   withSignal(signal: AbortSignal): QAMProxy<Api, Mode, S, Expected>;
   /**
@@ -185,8 +201,12 @@ export interface ProxyControls<Api, Mode extends CallMode, S extends SerializerN
   cancel(uid: string): boolean;
   /** QAM's state of a callback call: 0 waiting, 1 running `ok`/`err`, 2 finished (also for unknown uids). */
   getCallbackState(uid: string): CallbackState;
+  /** QAM's name of {@link getCallbackState}. */
+  get_callback_state(uid: string): CallbackState;
   /** Callback calls not finished yet. */
   getNumWaitingCallbacks(): number;
+  /** QAM's name of {@link getNumWaitingCallbacks}. */
+  get_num_waiting_callbacks(): number;
   /**
    * A proxy whose calls ask the server for a "started" notice: when a worker of a server instance
    * takes the request, that instance tells the caller (on the reply path, before the reply), and
@@ -194,7 +214,7 @@ export interface ProxyControls<Api, Mode extends CallMode, S extends SerializerN
    * Calls of other proxies ask for nothing and cost nothing more. Native protocol only (a TypeError
    * with `protocol: 'qam'`); a server older than this library sends no notice.
    */
-  withStartNotice(onStarted?: (uid: string, instanceId: string) => unknown): QAMProxy<Api, Mode>;
+  withStartNotice(onStarted?: (uid: string, instanceId: string) => unknown): QAMProxy<Api, Mode, S, Expected>;
   /**
    * Where a call that asked for a started notice is, as the server's own
    * `server.getCallbackState(uid)` would say: 0 sent and not started yet (in the broker's queue, or

@@ -1,6 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { connectionFor, connectionUserRules, type ConnectionOptions, type QAMConnection } from '../amqp/connection.js';
+import {
+  callmeConnectionAliases,
+  connectionFor,
+  connectionUserRules,
+  type CallmeConnectionOptions,
+  type ConnectionOptions,
+  type QAMConnection,
+} from '../amqp/connection.js';
 import { failureKind, type AmqpChannel, type Delivery } from '../amqp/port.js';
 import { ServedCall, currentCall, expirationMs, runCall, type CallContext, type Middleware } from './call-context.js';
 import { CallerClocks } from './caller-clocks.js';
@@ -30,6 +37,7 @@ import {
   paramsSchema,
   positiveInteger,
   record,
+  resolveAliases,
   secondsOrZero,
   type Rules,
 } from '../options.js';
@@ -57,9 +65,11 @@ export { currentCall, type CallContext } from './call-context.js';
  * Options of a {@link QAMServer}. Connection options apply when no `connection` is given; beside one
  * they are a TypeError, except `logger`. Unknown options are a TypeError.
  */
-export interface QAMServerOptions extends ConnectionOptions {
+export interface QAMServerOptions extends ConnectionOptions, CallmeConnectionOptions {
   /** The id proxies call; names the queue `server_<id>_queue` and exchange `server_<id>_ex`. */
   serverId: string;
+  /** QAM's name of `serverId`: give one of the two (see {@link QAMServerSpelling}). */
+  server_id?: never;
   /** Share an existing connection instead of opening one; the server then leaves it open on close. */
   connection?: QAMConnection;
   /** Calls run at once at most; the broker prefetch is the same number. @default 16 */
@@ -121,6 +131,9 @@ export interface QAMServerOptions extends ConnectionOptions {
   deadLetterExchange?: string;
 }
 
+/** QAM's spelling of the server options: `server_id` instead of `serverId`. */
+export type QAMServerSpelling = Omit<QAMServerOptions, 'serverId' | 'server_id'> & { server_id: string; serverId?: never };
+
 /** Counters of a server since it was created. */
 export interface QAMServerStats {
   /** Requests answered with a result. */
@@ -138,9 +151,10 @@ export interface QAMServerStats {
 const protocolName = oneOf('native', 'qam');
 const protocolNames = arrayOf(protocolName, "an array of 'native' and 'qam'");
 
-const serverRules: Rules<QAMServerOptions> = {
+const serverRules: Rules<Omit<QAMServerOptions, 'server_id'> & { server_id?: string }> = {
   ...connectionUserRules,
   serverId: anyString,
+  server_id: anyString,
   workers: positiveInteger,
   maxMessageBytes: positiveInteger,
   exposeStack: boolean,
@@ -239,8 +253,9 @@ export class QAMServer<Registered extends object = {}> {
   /** Refused and dropped requests: at most {@link refusalLines} lines a minute, then one line counting the rest. */
   readonly #refusals: RateLimitedLog;
 
-  constructor(options: QAMServerOptions) {
-    checkOptions('QAMServer', options, serverRules);
+  constructor(given: QAMServerOptions | QAMServerSpelling) {
+    checkOptions('QAMServer', given, serverRules);
+    const options = resolveAliases('QAMServer', given, serverAliases) as QAMServerOptions;
     this.serverId = checkId('serverId', options.serverId);
     this.instanceId = `${this.serverId}.${randomBytes(8).toString('hex')}`;
     this.#ownsConnection = options.connection === undefined;
@@ -326,6 +341,18 @@ export class QAMServer<Registered extends object = {}> {
     return this as unknown as QAMServer<Registered & Record<N, T>>;
   }
 
+  /** QAM's name of {@link registerFunction}. */
+  register_function<F extends RemoteFunction, N extends string>(fn: F, name: N): QAMServer<Registered & Record<N, F>>;
+  register_function(fn: RemoteFunction): this;
+  register_function(fn: RemoteFunction, name?: string): this {
+    return this.registerFunction(fn, name ?? fn.name) as unknown as this;
+  }
+
+  /** QAM's name of {@link registerClass}. */
+  register_class<T extends object, N extends string>(instance: T, name: N): QAMServer<Registered & Record<N, T>> {
+    return this.registerClass(instance, name);
+  }
+
   /**
    * The state of the call with this uid on this server object: 0 (`waiting`) received and waiting
    * for a worker, 1 (`processing`) its function runs, 2 (`finished`) it finished, or this server
@@ -381,6 +408,14 @@ export class QAMServer<Registered extends object = {}> {
   /** Counters since creation. */
   stats(): QAMServerStats {
     return { ...this.#stats, active: this.#pool.active };
+  }
+
+  /**
+   * callme's name of {@link serve}. Unlike callme's `start()`, which blocks its thread, it resolves
+   * once the server consumes; the server then runs until {@link close}.
+   */
+  start(): Promise<void> {
+    return this.serve();
   }
 
   /** Declares the server's exchange and queue and starts consuming; resolves once it consumes. */
@@ -593,6 +628,9 @@ const refusalLines = 10;
 const refusalIntervalMs = 60_000;
 
 function noop(): void {}
+
+/** QAM's and callme's names of server options and the names they stand for. */
+const serverAliases: Readonly<Record<string, string>> = { ...callmeConnectionAliases, server_id: 'serverId' };
 
 function acceptedSerializers(names: SerializerName[]): ReadonlySet<SerializerName> {
   if (!Array.isArray(names) || names.length === 0) throw new TypeError('acceptSerializers must name at least one of json, superjson');
