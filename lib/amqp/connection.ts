@@ -191,7 +191,14 @@ export function resolveConnection(options: ConnectionOptions, logger: Logger): [
   const discrete = ['hostname', 'port', 'username', 'password', 'vhost'].some(
     (key) => options[key as keyof ConnectionOptions] !== undefined,
   );
-  const fromEnvironment = options.url === undefined && !discrete ? process.env['QAM_URL'] : undefined;
+  const environment = options.url === undefined ? discreteEnvironment() : {};
+  const environmentFields = Object.keys(environment);
+  if (environmentFields.length > 0 && nonEmpty(process.env['QAM_URL']) !== undefined) {
+    throw new TypeError(
+      `The environment sets both QAM_URL and ${environmentFields.map((field) => envNames[field]).join(', ')}: set one or the other`,
+    );
+  }
+  const fromEnvironment = options.url === undefined && !discrete && environmentFields.length === 0 ? process.env['QAM_URL'] : undefined;
   if (options.url !== undefined || fromEnvironment !== undefined) {
     const source = options.url === undefined ? 'The QAM_URL environment variable' : "The option 'url'";
     const urls = options.url ?? (fromEnvironment as string).split(',').map((url) => url.trim());
@@ -202,19 +209,61 @@ export function resolveConnection(options: ConnectionOptions, logger: Logger): [
   }
   const tls = options.ssl !== undefined && options.ssl !== false;
   const protocol = tls ? 'amqps' : 'amqp';
-  const hostname = options.hostname ?? 'localhost';
-  const port = options.port ?? (tls ? 5671 : 5672);
-  const username = options.username ?? 'guest';
-  const vhost = encodeURIComponent(options.vhost ?? '/');
+  const hostname = options.hostname ?? environment.hostname ?? 'localhost';
+  const port = options.port ?? environment.port ?? (tls ? 5671 : 5672);
+  const username = options.username ?? environment.username ?? 'guest';
+  const password = options.password ?? environment.password ?? 'guest';
+  const vhost = encodeURIComponent(options.vhost ?? environment.vhost ?? '/');
   const host = hostname.includes(':') ? `[${hostname}]` : hostname;
   return [
     {
       ...base,
-      url: `${protocol}://${encodeURIComponent(username)}:${encodeURIComponent(options.password ?? 'guest')}@${host}:${port}/${vhost}`,
+      url: `${protocol}://${encodeURIComponent(username)}:${encodeURIComponent(password)}@${host}:${port}/${vhost}`,
       label: `${protocol}://${username}@${host}:${port}/${vhost}`,
       username,
     },
   ];
+}
+
+/** The environment variable of each discrete connection field. */
+const envNames: Readonly<Record<string, string>> = {
+  hostname: 'QAM_HOST',
+  port: 'QAM_PORT',
+  username: 'QAM_USER',
+  password: 'QAM_PASSWORD',
+  vhost: 'QAM_VHOST',
+};
+
+/** A variable's value, or undefined when it is unset or empty (an empty variable counts as unset). */
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}
+
+/**
+ * The connection fields the environment sets: QAM_HOST, QAM_PORT, QAM_USER, QAM_PASSWORD and
+ * QAM_VHOST. A QAM_PORT that is not a port number is a TypeError naming it.
+ */
+function discreteEnvironment(): { hostname?: string; port?: number; username?: string; password?: string; vhost?: string } {
+  const fields: { hostname?: string; port?: number; username?: string; password?: string; vhost?: string } = {};
+  const hostname = nonEmpty(process.env['QAM_HOST']);
+  if (hostname !== undefined) fields.hostname = hostname;
+  const port = nonEmpty(process.env['QAM_PORT']);
+  if (port !== undefined) {
+    const number = /^\d{1,5}$/.test(port) ? Number(port) : NaN;
+    if (!(number >= 1 && number <= 65535)) {
+      throw new TypeError(
+        `The QAM_PORT environment variable must be a port number from 1 to 65535, got ${JSON.stringify(port.slice(0, 40))}`,
+      );
+    }
+    fields.port = number;
+  }
+  const username = nonEmpty(process.env['QAM_USER']);
+  if (username !== undefined) fields.username = username;
+  const password = nonEmpty(process.env['QAM_PASSWORD']);
+  if (password !== undefined) fields.password = password;
+  const vhost = nonEmpty(process.env['QAM_VHOST']);
+  if (vhost !== undefined) fields.vhost = vhost;
+  return fields;
 }
 
 /** The target of one broker URL; `source` says where the URL came from, for the error. */
