@@ -36,6 +36,7 @@ describe('the packed package', () => {
     await run('tar', ['-xzf', join(dir, packed.filename), '-C', installed, '--strip-components=1']);
     const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
     for (const dependency of [...Object.keys(manifest.dependencies), '@types/node']) {
+      mkdirSync(dirname(join(app, 'node_modules', dependency)), { recursive: true });
       symlinkSync(join(root, 'node_modules', dependency), join(app, 'node_modules', dependency));
     }
     writeFileSync(join(app, 'package.json'), '{ "type": "commonjs" }\n');

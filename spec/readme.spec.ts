@@ -46,6 +46,7 @@ declare global {
     add: (x: number, y: number) => number;
     sleep: (seconds: number) => string;
     record: (line: string) => void;
+    build_report: (seconds: number) => string;
     fib: (n: number) => number;
     inventory: { take(item: string): number };
     my_instance: Calculator;
