@@ -62,3 +62,4 @@ export { consoleLogger, silentLogger, type Logger } from './logger.js';
 export type { RawCallOptions, RawProperties, RawPublishOptions, RawReply } from './messaging/raw.js';
 export type { IncomingProperties, MessageProperties } from './amqp/port.js';
 export { libraryName, libraryVersion, type Fingerprint, type FingerprintOptions } from './fingerprint.js';
+export type { MethodStats, LatencyHistogram } from './metrics.js';

@@ -8,8 +8,8 @@ export interface Logger {
 
 const ignore = (): void => undefined;
 
-/** `QAM_DEBUG=1` or `QAM_DEBUG=true` (any case); `0`, `false`, empty or anything else leaves debugging off. */
-const debugging = /^(1|true)$/i.test(process.env['QAM_DEBUG'] ?? '');
+/** `QAM_DEBUG=1` or `QAM_DEBUG=true` (any case); `0`, `false`, empty or anything else leaves debugging off. @internal */
+export const debugging = /^(1|true)$/i.test(process.env['QAM_DEBUG'] ?? '');
 
 /** The default: warnings and errors on the console, prefixed `qam:`; debug and info only with `QAM_DEBUG=1`. */
 export const consoleLogger: Logger = {

@@ -13,6 +13,8 @@ import type { Logger } from '../logger.js';
 import type { ClientProtocol, OutgoingRequest, RequestTarget } from '../protocols/client-protocol.js';
 import { SingleFlight } from '../util/single-flight.js';
 import { sizeError } from '../size-limit.js';
+import { ClientObserver, type Observation } from './observe.js';
+import type { MethodStats } from '../metrics.js';
 import { CallbackState, PendingCalls, type Completion } from './pending.js';
 import { isThenable } from '../util/thenable.js';
 
@@ -34,6 +36,8 @@ export interface CallRequest {
   target: RequestTarget;
   /** Told of the started notice, when the target asks for one. */
   onStarted: StartedListener | undefined;
+  /** AMQP headers the request carries (`withHeaders`), none under the reserved prefix. */
+  headers?: Readonly<Record<string, string>> | undefined;
 }
 
 /**
@@ -55,7 +59,7 @@ export interface CallTransport {
   /** The server instance a started notice for the waiting call named. */
   startedBy(uid: string): string | undefined;
   readonly waitingCallbacks: number;
-  stats(): { pending: number; droppedReplies: number };
+  stats(): { pending: number; droppedReplies: number; methods: Record<string, MethodStats> };
   close(): Promise<void>;
 }
 
@@ -78,6 +82,7 @@ interface Queued {
   readonly params: unknown[];
   readonly deadline: number;
   readonly oneWay: boolean;
+  readonly headers: Readonly<Record<string, string>> | undefined;
 }
 
 /**
@@ -109,6 +114,7 @@ const confirmedOneWay = Object.freeze({ value: undefined });
  */
 export class CallClient implements CallTransport {
   readonly #pending: PendingCalls;
+  readonly #observer: ClientObserver;
   readonly #settings: CallClientSettings;
   readonly #protocol: ClientProtocol;
   readonly #detach: () => void;
@@ -133,11 +139,13 @@ export class CallClient implements CallTransport {
     this.#protocol = settings.protocol;
     // The connection keeps the process alive only while calls are pending.
     const { connection } = settings;
+    this.#observer = new ClientObserver(settings.serverId, settings.logger);
     this.#pending = new PendingCalls(
       settings.logger,
-      (id) => {
+      (id, outcome, observation) => {
         this.#queue.delete(id);
         if (this.#watched.size > 0) this.#watched.delete(id);
+        if (observation !== undefined) this.#observer.end(id, observation as Observation, outcome);
       },
       (busy) => (busy ? connection.retain() : connection.release()),
     );
@@ -178,8 +186,8 @@ export class CallClient implements CallTransport {
     return this.#watched.get(uid)?.instance;
   }
 
-  stats(): { pending: number; droppedReplies: number } {
-    return { pending: this.#pending.size, droppedReplies: this.#pending.unknownReplies };
+  stats(): { pending: number; droppedReplies: number; methods: Record<string, MethodStats> } {
+    return { pending: this.#pending.size, droppedReplies: this.#pending.unknownReplies, methods: this.#observer.stats() };
   }
 
   /**
@@ -196,24 +204,29 @@ export class CallClient implements CallTransport {
       return id;
     }
     const deadline = Date.now() + timeoutMs;
+    const observation = this.#observer.start(method, request.headers);
+    const headers = observation.headers;
     const retry =
-      retries > 0 && !oneWay ? { times: retries, resend: (next: number) => this.#send(id, target, method, params, next) } : undefined;
+      retries > 0 && !oneWay
+        ? { times: retries, resend: (next: number) => this.#send(id, target, method, params, next, headers) }
+        : undefined;
     const publisher = this.#writer();
     if (publisher === undefined) {
-      this.#pending.add(id, method, timeoutMs, completion, signal, retry);
+      this.#pending.add(id, method, timeoutMs, completion, signal, retry, observation);
       // An already aborted signal ended the call in add(): nothing to send, no channel to open.
       if (this.#pending.has(id)) {
         if (target.startNotice) this.#watched.set(id, { instance: undefined, listener: request.onStarted });
-        this.#enqueue(id, target, method, params, deadline, oneWay);
+        this.#enqueue(id, target, method, params, deadline, oneWay, headers);
       }
       return id;
     }
-    const outgoing = this.#encode(id, target, method, params, deadline, oneWay);
+    const outgoing = this.#encode(id, target, method, params, deadline, oneWay, headers);
     if (outgoing instanceof Error) {
       this.#pending.rejectSoon(id, method, completion, outgoing);
+      observation.span?.end();
       return id;
     }
-    this.#pending.add(id, method, timeoutMs, completion, signal, retry);
+    this.#pending.add(id, method, timeoutMs, completion, signal, retry, observation);
     if (this.#pending.has(id)) {
       if (target.startNotice) this.#watched.set(id, { instance: undefined, listener: request.onStarted });
       this.#publish(publisher, id, target.serverId, outgoing, deadline, oneWay);
@@ -251,18 +264,33 @@ export class CallClient implements CallTransport {
     return this.#publisher;
   }
 
-  #send(id: string, target: RequestTarget, method: string, params: unknown[], deadline: number): void {
+  #send(
+    id: string,
+    target: RequestTarget,
+    method: string,
+    params: unknown[],
+    deadline: number,
+    headers: Readonly<Record<string, string>> | undefined,
+  ): void {
     const publisher = this.#writer();
     if (publisher === undefined) {
-      this.#enqueue(id, target, method, params, deadline, false);
+      this.#enqueue(id, target, method, params, deadline, false, headers);
       return;
     }
-    const outgoing = this.#encode(id, target, method, params, deadline, false);
+    const outgoing = this.#encode(id, target, method, params, deadline, false, headers);
     if (outgoing instanceof Error) this.#pending.settle(id, outgoing);
     else this.#publish(publisher, id, target.serverId, outgoing, deadline, false);
   }
 
-  #enqueue(id: string, target: RequestTarget, method: string, params: unknown[], deadline: number, oneWay: boolean): void {
+  #enqueue(
+    id: string,
+    target: RequestTarget,
+    method: string,
+    params: unknown[],
+    deadline: number,
+    oneWay: boolean,
+    headers: Readonly<Record<string, string>> | undefined,
+  ): void {
     if (this.#queue.size >= maxQueuedCalls) {
       this.#pending.settle(
         id,
@@ -272,7 +300,7 @@ export class CallClient implements CallTransport {
       );
       return;
     }
-    this.#queue.set(id, { target, method, params, deadline, oneWay });
+    this.#queue.set(id, { target, method, params, deadline, oneWay, headers });
     this.#pump();
   }
 
@@ -310,7 +338,7 @@ export class CallClient implements CallTransport {
       for (const [id, queued] of this.#queue) {
         if (this.#publisher !== publisher || this.#congested) break;
         this.#queue.delete(id);
-        const outgoing = this.#encode(id, queued.target, queued.method, queued.params, queued.deadline, queued.oneWay);
+        const outgoing = this.#encode(id, queued.target, queued.method, queued.params, queued.deadline, queued.oneWay, queued.headers);
         if (outgoing instanceof Error) this.#pending.settle(id, outgoing);
         else this.#publish(publisher, id, queued.target.serverId, outgoing, queued.deadline, queued.oneWay);
       }
@@ -324,6 +352,7 @@ export class CallClient implements CallTransport {
     params: unknown[],
     deadline: number,
     oneWay: boolean,
+    headers: Readonly<Record<string, string>> | undefined,
   ): OutgoingRequest | Error {
     let outgoing: OutgoingRequest;
     try {
@@ -331,6 +360,8 @@ export class CallClient implements CallTransport {
     } catch (error) {
       return error instanceof Error ? error : new QAMPublishException(describeError(error));
     }
+    // The protocol's own headers (the reserved `x-qam-` ones) win over a caller's of the same name.
+    if (headers !== undefined) outgoing.properties = { ...outgoing.properties, headers: { ...headers, ...outgoing.properties.headers } };
     return sizeError(`Request to ${method}`, outgoing.body.length, this.#settings.maxBytes, 'proxy') ?? outgoing;
   }
 

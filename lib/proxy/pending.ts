@@ -22,6 +22,9 @@ export type Completion =
  */
 export type Resend = (deadline: number) => void;
 
+/** Told of every call that ended (not of a retry), after it left the table, with its outcome and observation. */
+export type Ended = (id: string, outcome: Error | { value: unknown }, observation: object | undefined) => void;
+
 /** The failures a retry may recover from: the request or its reply may simply have been lost. */
 const retryableCodes: ReadonlySet<string> = new Set(['TIMEOUT', 'CONNECTION_LOST']);
 
@@ -37,6 +40,8 @@ interface Entry {
   detachSignal: (() => void) | undefined;
   retries: number;
   resend: Resend | undefined;
+  /** What the owner keeps of the call for its metrics, given back when it ends. */
+  readonly observation: object | undefined;
 }
 
 /**
@@ -49,7 +54,7 @@ export class PendingCalls {
   readonly #entries = new Map<string, Entry>();
   readonly #running = new Set<string>();
   readonly #logger: Logger;
-  readonly #onEnded: ((id: string) => void) | undefined;
+  readonly #onEnded: Ended | undefined;
   readonly #onBusy: ((busy: boolean) => void) | undefined;
   #callbacks = 0;
   #unknownReplies = 0;
@@ -58,7 +63,7 @@ export class PendingCalls {
    * @param onEnded told of every call that ended (not of a retry), after it left the table
    * @param onBusy told when the table gets its first call (true) and when its last call ends (false)
    */
-  constructor(logger: Logger, onEnded?: (id: string) => void, onBusy?: (busy: boolean) => void) {
+  constructor(logger: Logger, onEnded?: Ended, onBusy?: (busy: boolean) => void) {
     this.#logger = logger;
     this.#onEnded = onEnded;
     this.#onBusy = onBusy;
@@ -91,6 +96,7 @@ export class PendingCalls {
     completion: Completion,
     signal?: AbortSignal,
     retry?: { times: number; resend: Resend },
+    observation?: object,
   ): void {
     const entry: Entry = {
       method,
@@ -102,6 +108,7 @@ export class PendingCalls {
       detachSignal: undefined,
       retries: retry?.times ?? 0,
       resend: retry?.resend,
+      observation,
     };
     this.#entries.set(id, entry);
     if (this.#entries.size === 1) this.#onBusy?.(true);
@@ -148,7 +155,7 @@ export class PendingCalls {
       this.#onBusy?.(false);
     } else this.#deadlines.finished(entry.timeoutMs);
     entry.detachSignal?.();
-    this.#onEnded?.(id);
+    this.#onEnded?.(id, outcome, entry.observation);
     if (!entry.callback) {
       if (outcome instanceof Error) entry.onError?.(outcome);
       else entry.onValue(outcome.value);

@@ -25,6 +25,7 @@ import {
   type Rules,
 } from '../options.js';
 import type { CallbackState, Completion, ErrorCallback, ResultCallback } from './pending.js';
+import { reservedHeaderPrefix } from '../protocols/native/wire.js';
 import type { CallMode, ControlName, QAMProxy as QAMProxyType, UntypedApi } from './types.js';
 import { serializerNamed, type SerializerName } from '../serializers.js';
 import { createTransport } from './transport.js';
@@ -105,6 +106,8 @@ interface CallSettings {
   /** True when calls ask for a started notice (kept across useServer). */
   readonly startNotice: boolean;
   readonly onStarted: StartedListener | undefined;
+  /** AMQP headers every call carries (`withHeaders`). */
+  readonly headers: Readonly<Record<string, string>> | undefined;
 }
 
 const controlNames: ReadonlySet<string> = new Set<ControlName>([
@@ -113,6 +116,7 @@ const controlNames: ReadonlySet<string> = new Set<ControlName>([
   'withSignal',
   'retry',
   'noReply',
+  'withHeaders',
   'invoke',
   'cancel',
   'getCallbackState',
@@ -260,6 +264,7 @@ function send(
     oneWay: settings.oneWay,
     target,
     onStarted: settings.onStarted,
+    headers: settings.headers,
   });
 }
 
@@ -297,6 +302,8 @@ function rootControls(client: CallTransport, settings: CallSettings, label: stri
       }
       return configured({ ...settings, oneWay: true, callbacks: undefined });
     },
+    withHeaders: (headers: unknown) =>
+      configured({ ...settings, headers: Object.freeze({ ...settings.headers, ...checkHeaders(headers) }) }),
     invoke: (method: unknown, ...params: unknown[]) => call(client, settings, String(method), checkMethodPath(method), params),
     cancel: (uid: unknown) => typeof uid === 'string' && client.cancel(uid),
     getCallbackState,
@@ -317,6 +324,26 @@ function rootControls(client: CallTransport, settings: CallSettings, label: stri
     getStats: () => client.stats(),
     close: () => client.close(),
   };
+}
+
+/**
+ * The headers of `withHeaders`: an object of strings, whose names are not under the library's
+ * reserved prefix `x-qam-` (any case) and fit an AMQP field name.
+ */
+function checkHeaders(headers: unknown): Record<string, string> {
+  if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
+    throw new TypeError('withHeaders expects an object of header names and string values');
+  }
+  const checked: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.toLowerCase().startsWith(reservedHeaderPrefix)) {
+      throw new TypeError(`Header '${name}' is under the prefix '${reservedHeaderPrefix}', which qam reserves for its own headers`);
+    }
+    if (name === '' || Buffer.byteLength(name) > 128) throw new TypeError(`Header name '${name}' must have 1 to 128 bytes`);
+    if (typeof value !== 'string') throw new TypeError(`Header '${name}' must be a string, got ${typeof value}`);
+    checked[name] = value;
+  }
+  return checked;
 }
 
 /** The constructor of {@link QAMProxy}: `new QAMProxy<Api>(options)`. */
@@ -370,6 +397,7 @@ class ProxyFactory {
       signal: undefined,
       callbacks: undefined,
       oneWay: false,
+      headers: undefined,
       target: serverId === undefined ? undefined : client.target(serverId, false),
       startNotice: false,
       onStarted: undefined,

@@ -2,6 +2,7 @@ import type { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { SerializerName } from '../serializers.js';
 import type { CallbackState, ErrorCallback } from './pending.js';
+import type { MethodStats } from '../metrics.js';
 
 /**
  * The types a proxy derives from the server's registrations: `import type` the API (an object of
@@ -27,6 +28,7 @@ export type ControlName =
   | 'withSignal'
   | 'retry'
   | 'noReply'
+  | 'withHeaders'
   | 'invoke'
   | 'cancel'
   | 'getCallbackState'
@@ -154,6 +156,8 @@ export interface QAMProxyStats {
   pending: number;
   /** Replies that matched no waiting call (they came after a timeout or cancel) and were dropped. */
   droppedReplies: number;
+  /** Calls that ended, by method: count, errors by code, latency histogram (from the call to its end). */
+  methods: Record<string, MethodStats>;
 }
 
 /** The proxy's own methods, at its top level. */
@@ -192,6 +196,13 @@ export interface ProxyControls<Api, Mode extends CallMode, S extends SerializerN
    * server's queue until a server takes it. `retry()` does not apply. Native protocol only.
    */
   noReply(): QAMProxy<Api, 'noReply', S>;
+  /**
+   * A proxy whose calls carry these AMQP headers (added to those set before), which the server
+   * reads in `currentCall().headers`: string values; names starting with `x-qam-` (qam's own) are
+   * a TypeError. Headers are what the caller claims: authorize by `currentCall().userId`.
+   * @example proxy.withHeaders({ tenant: 'acme', 'request-id': id }).add(1, 2)
+   */
+  withHeaders(headers: Readonly<Record<string, string>>): QAMProxy<Api, Mode, S>;
   /** Calls `method` (`'name'` or `'instance.method'`) explicitly: for names that collide with a control. */
   invoke<P extends MethodPath<Api>>(
     method: P,

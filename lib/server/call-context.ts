@@ -1,7 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Delivery } from '../amqp/port.js';
 import { readFingerprint, type Fingerprint } from '../fingerprint.js';
-import { fingerprintHeader } from '../protocols/native/wire.js';
+import { fingerprintHeader, reservedHeaderPrefix } from '../protocols/native/wire.js';
+import { QAMTimeoutException } from '../errors.js';
 import { isThenable } from '../util/thenable.js';
 import type { Target } from './dispatch.js';
 
@@ -39,6 +40,18 @@ export interface CallContext {
    * asked for.
    */
   readonly fingerprint: Fingerprint | undefined;
+  /**
+   * The headers the caller sent (`proxy.withHeaders()`, and `traceparent`/`tracestate` when it
+   * traces), string values only, without qam's own (`x-qam-…`). What the caller claims: for
+   * authorization, use {@link userId}.
+   */
+  readonly headers: Readonly<Record<string, string>>;
+  /**
+   * Aborts when the caller's {@link deadline} passes (its reason a QAMTimeoutException): nobody
+   * waits for the result any more, so long work may stop. Never aborts for a call without a deadline.
+   * @example await fetch(url, { signal: currentCall()?.signal })
+   */
+  readonly signal: AbortSignal;
 }
 
 /**
@@ -52,6 +65,9 @@ export class ServedCall implements CallContext {
   readonly redelivered: boolean;
   readonly deadline: number | undefined;
   readonly #message: Delivery;
+  #headers: Readonly<Record<string, string>> | undefined;
+  #controller: AbortController | undefined;
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(message: Delivery, method: string, params: unknown[], deadline: number | undefined) {
     this.method = method;
@@ -72,6 +88,51 @@ export class ServedCall implements CallContext {
       return undefined;
     return readFingerprint((headers as Record<string, unknown>)[fingerprintHeader]);
   }
+
+  get headers(): Readonly<Record<string, string>> {
+    this.#headers ??= userHeaders(this.#message.properties.headers);
+    return this.#headers;
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      const controller = new AbortController();
+      this.#controller = controller;
+      const deadline = this.deadline;
+      if (deadline !== undefined) {
+        const expire = (): void => controller.abort(new QAMTimeoutException(`The caller of ${this.method} gave up: its deadline passed`));
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) expire();
+        else {
+          this.#timer = setTimeout(expire, Math.min(remaining, maxTimerMs));
+          this.#timer.unref();
+        }
+      }
+    }
+    return this.#controller.signal;
+  }
+
+  /** The call ended: its signal no longer aborts. @internal */
+  finish(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+  }
+}
+
+/** Node timers take whole milliseconds below 2^31. */
+const maxTimerMs = 2 ** 31 - 1;
+
+const noHeaders: Readonly<Record<string, string>> = Object.freeze({});
+
+/** The caller's own headers: string values (Buffers decoded), not under qam's reserved prefix. */
+function userHeaders(headers: unknown): Readonly<Record<string, string>> {
+  if (typeof headers !== 'object' || headers === null) return noHeaders;
+  const found: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.toLowerCase().startsWith(reservedHeaderPrefix)) continue;
+    if (typeof value === 'string') found[name] = value;
+    else if (Buffer.isBuffer(value)) found[name] = value.toString('utf8');
+  }
+  return Object.freeze(found);
 }
 
 /** The request a function runs for, set around each call the server makes. @internal */

@@ -9,11 +9,13 @@ import {
   type QAMConnection,
 } from '../amqp/connection.js';
 import { failureKind, type AmqpChannel, type Delivery } from '../amqp/port.js';
-import { ServedCall, currentCall, expirationMs, runCall, type CallContext, type Middleware } from './call-context.js';
+import { ServedCall, currentCall, expirationMs, runCall, type Middleware } from './call-context.js';
 import { CallerClocks } from './caller-clocks.js';
 import { Consumers } from './consumers.js';
 import { drain } from './drain.js';
 import { DispatchTable, type RemoteFunction, type Target } from './dispatch.js';
+import { ServerObserver } from './observe.js';
+import type { MethodStats } from '../metrics.js';
 import { paramsValidator, type ParamsSchema, type ParamsValidator } from './validation.js';
 import { checkMethodPath } from '../protocols/native/format.js';
 import {
@@ -146,6 +148,8 @@ export interface QAMServerStats {
   oneWay: number;
   /** Calls running now. */
   active: number;
+  /** Calls run, by method: count, errors by code, latency histogram (from the start of the call to its reply). */
+  methods: Record<string, MethodStats>;
 }
 
 const protocolName = oneOf('native', 'qam');
@@ -244,6 +248,7 @@ export class QAMServer<Registered extends object = {}> {
    * Finished calls leave it, so it holds at most what the prefetch lets in.
    */
   readonly #calls = new Map<string, CallbackState>();
+  readonly #observer: ServerObserver;
   #state: 'idle' | 'serving' | 'closing' | 'closed' = 'idle';
   #detach: (() => void) | undefined;
   readonly #consumers: Consumers;
@@ -301,6 +306,7 @@ export class QAMServer<Registered extends object = {}> {
     });
     this.#topology = new TopologyWatch({ ...common, starting: () => this.#consumers.starting });
     this.#ackOnReceipt = options.ack === 'onReceipt';
+    this.#observer = new ServerObserver(this.serverId, this.#logger);
     this.#drainTimeoutMs = (options.drainTimeout ?? 30) * 1000;
   }
 
@@ -407,7 +413,7 @@ export class QAMServer<Registered extends object = {}> {
 
   /** Counters since creation. */
   stats(): QAMServerStats {
-    return { ...this.#stats, active: this.#pool.active };
+    return { ...this.#stats, active: this.#pool.active, methods: this.#observer.stats() };
   }
 
   /**
@@ -522,7 +528,7 @@ export class QAMServer<Registered extends object = {}> {
     channel: AmqpChannel,
     message: Delivery,
     target: Target,
-    context: CallContext,
+    context: ServedCall,
     id: string | undefined,
     startedNotice: boolean,
     done: () => void,
@@ -542,10 +548,18 @@ export class QAMServer<Registered extends object = {}> {
       return;
     }
     if (startedNotice) this.#notifyStarted(protocol, message);
-    const answer = (outcome: CallOutcome): void => this.#answer(protocol, message, outcome, context.method, finish);
+    const observation = this.#observer.start(context.method, message);
+    const answer = (outcome: CallOutcome): void => {
+      context.finish();
+      this.#observer.end(observation, context.method, message, outcome);
+      this.#answer(protocol, message, outcome, context.method, finish);
+    };
     const failed = (error: unknown): void => answer(isServerRaised(error) ? { error, fromServer: true } : { error });
     try {
-      const result = runCall(context, target, this.#middleware);
+      const result =
+        observation.context === undefined
+          ? runCall(context, target, this.#middleware)
+          : this.#observer.within(observation, () => runCall(context, target, this.#middleware));
       if (isThenable(result)) {
         Promise.resolve(result).then((value) => answer({ result: value }), failed);
       } else {
