@@ -24,13 +24,14 @@ describe('caller identity', () => {
       return userId ?? null;
     }, 'whoami');
     await server.serve();
-  });
+    // rabbitmqctl takes seconds a command on a loaded machine.
+  }, 120_000);
 
   afterAll(async () => {
     await server.close({ deleteQueue: true });
     await alice.remove();
     await vhost.remove();
-  });
+  }, 120_000);
 
   beforeEach(() => runs.splice(0));
 
