@@ -209,13 +209,13 @@ describe('CallClient replies', () => {
     const request = requests()[0]!;
     port.deliver('amq.rabbitmq.reply-to', ...nativeReply(request, { result: 'forged' }, { correlationId: 'someone-else' }));
     port.deliver('amq.rabbitmq.reply-to', ...nativeReply(request, { result: 'nameless' }, {}));
-    expect(client.stats()).toEqual({ pending: 1, droppedReplies: 2 });
+    expect(client.stats()).toMatchObject({ pending: 1, droppedReplies: 2 });
     expect(await settledSoon(outcome)).toBe('pending');
     port.deliver('amq.rabbitmq.reply-to', ...nativeReply(request, { result: 3 }));
     await expect(outcome).resolves.toEqual({ value: 3 });
     // A second reply to a call that ended is late: dropped and counted too.
     port.deliver('amq.rabbitmq.reply-to', ...nativeReply(request, { result: 4 }));
-    expect(client.stats()).toEqual({ pending: 0, droppedReplies: 3 });
+    expect(client.stats()).toMatchObject({ pending: 0, droppedReplies: 3 });
   });
 
   it('ends a call whose reply cannot be read with BAD_MESSAGE, and one over the limit with PAYLOAD_TOO_LARGE', async () => {
@@ -244,7 +244,7 @@ describe('CallClient replies', () => {
       Buffer.from(JSON.stringify({ id: replyId, result, exception: false, internal_exception: -1 }));
     port.deliver(protocol.replyQueue, reply(Number(id) + 1, 'forged'), { contentType: 'application/json' });
     port.deliver(protocol.replyQueue, Buffer.from('{"result":1}'), { contentType: 'application/json' });
-    expect(client.stats()).toEqual({ pending: 1, droppedReplies: 2 });
+    expect(client.stats()).toMatchObject({ pending: 1, droppedReplies: 2 });
     port.deliver(protocol.replyQueue, reply(Number(id), 3), { contentType: 'application/json' });
     await expect(outcome).resolves.toEqual({ value: 3 });
   });
