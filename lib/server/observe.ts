@@ -3,6 +3,7 @@ import type { Delivery } from '../amqp/port.js';
 import { debugging, type Logger } from '../logger.js';
 import type { CallOutcome } from '../protocols/native/server.js';
 import type { MethodStats } from '../metrics.js';
+import { isError, textOf } from '../errors.js';
 import { CallMetrics, errorCodeOf, headerGetter, openTelemetry } from '../telemetry.js';
 
 /** OpenTelemetry's `SpanStatusCode.ERROR`. */
@@ -78,8 +79,10 @@ export class ServerObserver {
     if (span === undefined) return;
     if ('error' in outcome) {
       span.setAttribute('error.type', code ?? 'ERROR');
-      if (outcome.error instanceof Error) span.recordException(outcome.error);
-      span.setStatus({ code: spanStatusError, message: outcome.error instanceof Error ? outcome.error.message : String(code) });
+      // What a function threw may be hostile (a Proxy whose traps throw): read only through the guards.
+      const error = isError(outcome.error) ? outcome.error : undefined;
+      if (error !== undefined) span.recordException({ name: textOf(error, 'name') ?? 'Error', message: textOf(error, 'message') ?? '' });
+      span.setStatus({ code: spanStatusError, message: (error === undefined ? undefined : textOf(error, 'message')) ?? String(code) });
     }
     span.end();
   }
