@@ -27,6 +27,8 @@ export interface TestCluster {
   readonly urls: string[];
   /** Milliseconds from the first spawn until all nodes ran as one cluster. */
   readonly startupMs: number;
+  /** How many members of the quorum queue `queue` on vhost `/` are online (0 when there is no such queue). */
+  onlineMembers(queue: string): Promise<number>;
   /** The node holding the Raft leader of the quorum queue `queue` on vhost `/`, asked of a running node. */
   leaderOf(queue: string): Promise<TestNode>;
   /** Names of the nodes the cluster reports running, asked of a running node. */
@@ -106,6 +108,15 @@ class Cluster implements TestCluster {
       return node;
     }
     throw new Error(`no queue ${queue} on the cluster (or it is not a quorum queue)`);
+  }
+
+  async onlineMembers(queue: string): Promise<number> {
+    const output = await this.#anyRunning().ctl('list_queues', '-q', '--no-table-headers', 'name', 'online');
+    for (const line of output.split('\n')) {
+      const match = /^(\S+)\s+\[(.*)\]\s*$/.exec(line.trim());
+      if (match?.[1] === queue) return (match[2] ?? '').split(',').filter((member) => member.trim() !== '').length;
+    }
+    return 0;
   }
 
   stop(): Promise<void> {
