@@ -24,6 +24,21 @@ export function openTelemetry(): OpenTelemetry | undefined {
   return api;
 }
 
+let noopTracerProvider: OpenTelemetryApi.TracerProvider | undefined;
+
+/**
+ * True when the application registered a tracer provider (an OpenTelemetry SDK). Without one,
+ * every span would be a no-op and no propagator is registered, so calls skip span work entirely.
+ * @internal
+ */
+export function tracing(otel: OpenTelemetry): boolean {
+  // A ProxyTracerProvider with no delegate hands out the API's own no-op provider.
+  noopTracerProvider ??= new otel.ProxyTracerProvider().getDelegate();
+  const provider = otel.trace.getTracerProvider();
+  const delegate = provider instanceof otel.ProxyTracerProvider ? provider.getDelegate() : provider;
+  return delegate !== noopTracerProvider;
+}
+
 /** Upper bounds, in milliseconds, of the buckets of qam's latency histograms; the last bucket has none. */
 export const latencyBoundsMs: readonly number[] = Object.freeze([1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]);
 

@@ -1,7 +1,7 @@
 import type { Span } from '@opentelemetry/api';
 import { debugging, type Logger } from '../logger.js';
 import type { MethodStats } from '../metrics.js';
-import { CallMetrics, errorCodeOf, openTelemetry } from '../telemetry.js';
+import { CallMetrics, errorCodeOf, openTelemetry, tracing } from '../telemetry.js';
 
 /** OpenTelemetry's `SpanStatusCode.ERROR`. */
 const spanStatusError = 2;
@@ -34,7 +34,7 @@ export class ClientObserver {
   start(method: string, headers: Readonly<Record<string, string>> | undefined): Observation {
     const start = performance.now();
     const otel = openTelemetry();
-    if (otel === undefined) return { method, start, span: undefined, headers };
+    if (otel === undefined || !tracing(otel)) return { method, start, span: undefined, headers };
     const span = otel.trace.getTracer('qam').startSpan(`${this.#serverId}/${method}`, {
       kind: otel.SpanKind.CLIENT,
       attributes: {

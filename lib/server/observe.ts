@@ -4,7 +4,7 @@ import { debugging, type Logger } from '../logger.js';
 import type { CallOutcome } from '../protocols/native/server.js';
 import type { MethodStats } from '../metrics.js';
 import { isError, textOf } from '../errors.js';
-import { CallMetrics, errorCodeOf, headerGetter, openTelemetry } from '../telemetry.js';
+import { CallMetrics, errorCodeOf, headerGetter, openTelemetry, tracing } from '../telemetry.js';
 
 /** OpenTelemetry's `SpanStatusCode.ERROR`. */
 const spanStatusError = 2;
@@ -36,7 +36,7 @@ export class ServerObserver {
   start(method: string, message: Delivery): ServerObservation {
     const start = performance.now();
     const otel = openTelemetry();
-    if (otel === undefined) return { start, span: undefined, context: undefined };
+    if (otel === undefined || !tracing(otel)) return { start, span: undefined, context: undefined };
     const headers = message.properties.headers;
     const active = otel.context.active();
     const parent = typeof headers === 'object' && headers !== null ? otel.propagation.extract(active, headers, headerGetter) : active;

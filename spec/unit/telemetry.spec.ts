@@ -1,4 +1,19 @@
-import { CallMetrics, errorCodeOf, latencyBoundsMs } from '../../lib/telemetry.js';
+import * as otel from '@opentelemetry/api';
+import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
+import { CallMetrics, errorCodeOf, latencyBoundsMs, tracing } from '../../lib/telemetry.js';
+
+describe('tracing', () => {
+  it('is off while no tracer provider is registered, on while one is, and off again after disable', () => {
+    expect(tracing(otel)).toBe(false);
+    otel.trace.setGlobalTracerProvider(new BasicTracerProvider());
+    try {
+      expect(tracing(otel)).toBe(true);
+    } finally {
+      otel.trace.disable();
+    }
+    expect(tracing(otel)).toBe(false);
+  });
+});
 
 describe('CallMetrics', () => {
   it('counts calls, errors and latency buckets by method, and writes one debug line per call', () => {
