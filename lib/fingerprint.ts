@@ -80,7 +80,8 @@ export function readFingerprint(value: unknown): Fingerprint | undefined {
   return Object.freeze({
     name: text(own('name')),
     type: text(own('type')),
-    pid: typeof pid === 'number' && Number.isSafeInteger(pid) ? pid : 0,
+    // Postage writes the pid as a string.
+    pid: typeof pid === 'number' && Number.isSafeInteger(pid) ? pid : typeof pid === 'string' && /^\d{1,15}$/.test(pid) ? Number(pid) : 0,
     host: text(own('host')) ?? '',
     user: text(own('user')) ?? '',
     vhost: text(own('vhost')) ?? '',

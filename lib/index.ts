@@ -60,6 +60,20 @@ export type { WorkerExport } from './server/thread-pool.js';
 export { superjson, type SerializerName } from './serializers.js';
 export { consoleLogger, silentLogger, type Logger } from './logger.js';
 export type { RawCallOptions, RawProperties, RawPublishOptions, RawReply } from './messaging/raw.js';
-export type { IncomingProperties, MessageProperties } from './amqp/port.js';
+export type { ExchangeType, IncomingProperties, MessageProperties } from './amqp/port.js';
 export { libraryName, libraryVersion, type Fingerprint, type FingerprintOptions } from './fingerprint.js';
 export type { MethodStats, LatencyHistogram } from './metrics.js';
+export { QAMProducer, type QAMProducerOptions, type SendTarget, type RpcOptions, type RpcResult } from './messaging/producer.js';
+export {
+  QAMProcessor,
+  type QAMProcessorOptions,
+  type QAMProcessorStats,
+  type BindingDescription,
+  type MessageContext,
+  type ContentHandler,
+  type FullBodyHandler,
+  type RpcHandler,
+  type RpcReply,
+} from './messaging/processor.js';
+export type { PostageMessage, PostageCategory, RpcResultKind } from './messaging/postage.js';
+export type { ExchangeDescription, QueueDescription, ExchangeKey } from './messaging/topology.js';

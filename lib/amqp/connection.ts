@@ -473,6 +473,11 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
     return this.#rawMessaging().call(exchange, routingKey, body, options);
   }
 
+  /** @internal Raw publishing and RPC on this connection (the typed producer, processor and events publish through it). */
+  get messaging(): RawMessaging {
+    return this.#rawMessaging();
+  }
+
   #rawMessaging(): RawMessaging {
     this.#raw ??= new RawMessaging(this, connectionHeaders(this.fingerprintJson));
     return this.#raw;

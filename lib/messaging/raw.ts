@@ -138,9 +138,16 @@ export class RawMessaging {
 
   async publish(exchange: string, routingKey: string, body: Buffer | string, options: RawPublishOptions = {}): Promise<void> {
     checkOptions('publish', options, callRules);
-    const content = toBuffer(body);
+    await this.send(exchange, routingKey, toBuffer(body), amqpProperties(options.properties, {}), options.mandatory ?? true);
+  }
+
+  /**
+   * Publishes a message with any AMQP properties (`replyTo` too) and the connection's `x-qam-*`
+   * headers on the confirm channel; resolves once the broker confirmed it.
+   */
+  async send(exchange: string, routingKey: string, content: Buffer, message: MessageProperties, mandatory: boolean): Promise<void> {
     const id = this.#nextId();
-    const properties = amqpProperties(options.properties, { ...this.#headers, [publishIdHeader]: id });
+    const properties: MessageProperties = { ...message, headers: { ...message.headers, ...this.#headers, [publishIdHeader]: id } };
     const channel = await this.#publisher();
     await new Promise<void>((resolve, reject) => {
       this.#publishes.set(id, reject);
@@ -150,7 +157,7 @@ export class RawMessaging {
         else reject(this.#explain(failure, exchange, routingKey));
       };
       try {
-        channel.publish(exchange, routingKey, content, properties, { mandatory: options.mandatory ?? true }, confirmed);
+        channel.publish(exchange, routingKey, content, properties, { mandatory }, confirmed);
       } catch (error) {
         this.#publishes.delete(id);
         reject(this.#explain(error, exchange, routingKey));
