@@ -304,7 +304,7 @@ class AmqplibChannel implements AmqpChannel {
         confirmed === undefined
           ? this.#channel.publish(exchange, routingKey, content, publishOptions)
           : (this.#channel as ConfirmChannel).publish(exchange, routingKey, content, publishOptions, (error: unknown) => {
-              confirmed(error === null || error === undefined ? undefined : this.#failure(error));
+              confirmed(error === null || error === undefined ? undefined : this.#confirmFailure(error));
             });
     } catch (error) {
       throw this.#failure(error);
@@ -348,6 +348,13 @@ class AmqplibChannel implements AmqpChannel {
       new Promise((resolve) => (timer = setTimeout(resolve, this.#connection.blocked ? 0 : closeTimeoutMs))),
     ]);
     clearTimeout(timer);
+  }
+
+  /** Why a publish was not confirmed: amqplib reports a nack as an Error with this text, and a close as `channel closed`. */
+  #confirmFailure(error: unknown): PortError {
+    if (error instanceof Error && error.message === 'message nacked')
+      return new PortError('nacked', 'The broker nacked the message (a queue it was routed to did not take it)', { cause: error });
+    return this.#failure(error);
   }
 
   /** The error an operation failed with: the broker's reason for closing the channel, when it closed it. */

@@ -189,10 +189,21 @@ export interface AmqpPort {
  * - `'connect-failed'`: no connection could be made (see {@link PortError.reason});
  * - `'tls'`: the TLS handshake failed;
  * - `'internal'`: 541 and other hard errors;
+ * - `'nacked'`: the broker nacked a publish on a confirm channel (a queue it was routed to did not
+ *   take it), the channel staying open;
  * - `'other'`.
  */
 export type FailureKind =
-  'access-refused' | 'not-found' | 'precondition-failed' | 'resource-locked' | 'closed' | 'connect-failed' | 'tls' | 'internal' | 'other';
+  | 'access-refused'
+  | 'not-found'
+  | 'precondition-failed'
+  | 'resource-locked'
+  | 'closed'
+  | 'connect-failed'
+  | 'tls'
+  | 'internal'
+  | 'nacked'
+  | 'other';
 
 /** A failure of the port, classified. `cause` is the adapter's own error. */
 export class PortError extends Error {

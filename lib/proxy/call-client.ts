@@ -92,6 +92,13 @@ interface Queued {
  */
 const maxQueuedCalls = 100_000;
 
+/**
+ * A publish channel the broker nacked a request on is replaced by a new one, unless it was opened
+ * less than this long ago: a nack storm (a queue refusing everything) opens at most one channel
+ * a second.
+ */
+const replaceNackedAfterMs = 1000;
+
 /** How a one-way call ends once the broker confirmed its request. */
 const confirmedOneWay = Object.freeze({ value: undefined });
 
@@ -110,6 +117,12 @@ const confirmedOneWay = Object.freeze({ value: undefined });
  * A channel the broker closes (ACCESS_REFUSED for a write the user may not make, NOT_FOUND for an
  * exchange that does not exist) fails the calls published on it, at once, and the next call opens
  * a new one.
+ *
+ * A channel the broker nacks a request on is retired: later calls go out on a new channel, while
+ * the retired one stays open until the calls published on it have ended (their replies come on it,
+ * with direct reply-to). RabbitMQ 3.10 keeps nacking, for the life of the channel, every publish to
+ * a quorum queue whose first publish on that channel came while the queue's leader was on a node
+ * that was down: it sticks to that node until it is back.
  * @internal
  */
 export class CallClient implements CallTransport {
@@ -127,6 +140,10 @@ export class CallClient implements CallTransport {
   /** Calls published on the current channel whose replies come on it (direct reply-to). */
   #consumer: AmqpChannel | undefined;
   #publisher: AmqpChannel | undefined;
+  /** When the publisher opened (ms since the epoch). */
+  #publisherSince = 0;
+  /** Publishers retired after a nack, each with the calls that may still wait on it (see #retire). */
+  readonly #retired = new Map<AmqpChannel, Set<string>>();
   /** True while the publisher said to wait before writing more. */
   #congested = false;
   #pumping = false;
@@ -144,6 +161,7 @@ export class CallClient implements CallTransport {
       settings.logger,
       (id, outcome, observation) => {
         this.#queue.delete(id);
+        if (this.#retired.size > 0) this.#endedOnRetired(id);
         if (this.#watched.size > 0) this.#watched.delete(id);
         if (observation !== undefined) this.#observer.end(id, observation as Observation, outcome);
       },
@@ -381,8 +399,12 @@ export class CallClient implements CallTransport {
     }
     try {
       const more = channel.publish(request.exchange, request.routingKey, request.body, properties, { mandatory: true }, (failure) => {
-        if (failure !== undefined) this.#pending.settle(id, this.#explain(failure, serverId));
-        else if (oneWay) this.#pending.settle(id, confirmedOneWay);
+        if (failure === undefined) {
+          if (oneWay) this.#pending.settle(id, confirmedOneWay);
+          return;
+        }
+        if (failure.kind === 'nacked') this.#retire(channel);
+        this.#pending.settle(id, this.#explain(failure, serverId));
       });
       if (!more) this.#congested = true;
     } catch (error) {
@@ -448,6 +470,7 @@ export class CallClient implements CallTransport {
       throw error;
     }
     this.#publisher = channel;
+    this.#publisherSince = Date.now();
     this.#congested = false;
     return channel;
   }
@@ -471,9 +494,10 @@ export class CallClient implements CallTransport {
   }
 
   async #shutdown(): Promise<void> {
-    const channels = new Set([this.#publisher, this.#consumer]);
+    const channels = new Set([this.#publisher, this.#consumer, ...this.#retired.keys()]);
     this.#publisher = undefined;
     this.#consumer = undefined;
+    this.#retired.clear();
     for (const channel of channels) await channel?.close();
     if (this.#declared) await this.#removeReplies();
   }
@@ -548,6 +572,11 @@ export class CallClient implements CallTransport {
    * at its timeout (calls still queued wait for the next channel).
    */
   #publisherClosed(channel: AmqpChannel, error: Error | undefined): void {
+    const retired = this.#retired.get(channel);
+    if (retired !== undefined) {
+      this.#retiredClosed(channel, retired, error);
+      return;
+    }
     if (this.#publisher !== channel) return;
     this.#publisher = undefined;
     this.#congested = false;
@@ -555,6 +584,48 @@ export class CallClient implements CallTransport {
     this.#consumer = undefined;
     if (this.#closed) return;
     this.#repliesLost(`the channel to the broker closed${error === undefined ? '' : ` (${describeError(error)})`}`, error);
+  }
+
+  /**
+   * The broker nacked a request on `channel`. Unless it is no longer the publisher or opened less
+   * than {@link replaceNackedAfterMs} ago, the next call opens a new one; this one stays open for
+   * the replies to the calls published on it (all the calls sent and not yet ended: no other
+   * channel takes calls meanwhile), and closes once they have ended.
+   */
+  #retire(channel: AmqpChannel): void {
+    if (this.#publisher !== channel || this.#closed || Date.now() - this.#publisherSince < replaceNackedAfterMs) return;
+    this.#publisher = undefined;
+    this.#congested = false;
+    if (this.#consumer === channel) this.#consumer = undefined;
+    const calls = new Set(this.#pending.ids().filter((id) => !this.#queue.has(id)));
+    this.#settings.logger.info(
+      `proxy for server ${this.#settings.serverId}: the broker nacked a request; later calls go out on a new channel`,
+    );
+    this.#retired.set(channel, calls);
+    if (calls.size === 0) this.#closeRetired(channel);
+  }
+
+  /** A call ended: a retired channel none of whose calls waits any more closes. */
+  #endedOnRetired(id: string): void {
+    for (const [channel, calls] of this.#retired) if (calls.delete(id) && calls.size === 0) this.#closeRetired(channel);
+  }
+
+  #closeRetired(channel: AmqpChannel): void {
+    this.#retired.delete(channel);
+    void channel.close();
+  }
+
+  /** A retired channel closed before its calls ended: with direct reply-to, their replies cannot arrive. */
+  #retiredClosed(channel: AmqpChannel, calls: Set<string>, error: Error | undefined): void {
+    this.#retired.delete(channel);
+    if (error === undefined || !this.#protocol.repliesOnPublisher || this.#closed) return;
+    this.#pending.settleEach(
+      [...calls],
+      new QAMConnectionException(
+        `Proxy for server ${this.#settings.serverId}: a channel the broker had nacked a request on closed (${describeError(error)}); replies to the calls sent on it cannot arrive`,
+        error,
+      ),
+    );
   }
 
   /** The reply channel closed: by the broker with an error, or with its connection (see #disconnected). */
@@ -595,6 +666,7 @@ export class CallClient implements CallTransport {
   #disconnected(error: Error): void {
     this.#consumer = undefined;
     this.#publisher = undefined;
+    this.#retired.clear();
     this.#congested = false;
     if (!this.#protocol.repliesOutliveConnection) this.#repliesLost(`the connection was lost (${error.message})`, error);
   }

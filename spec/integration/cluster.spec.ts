@@ -107,25 +107,18 @@ it('a quorum server queue loses no call when the node holding its leader dies un
     // published while the queue elected its new leader (on an idle machine all 600 can fall there).
     expect(settled.filter((outcome) => !['ok', 'CONNECTION_LOST', 'TIMEOUT', 'PUBLISH_FAILED'].includes(outcome))).toEqual([]);
     expect(settled).toHaveLength(600);
-    // And calls succeed again, on the two nodes left, from a proxy with fresh channels: on RabbitMQ
-    // 3.10 the channels that published during the election went on being nacked (an open defect).
-    const fresh = new QAMProxy<{ work(id: number): number }>({
-      serverId,
-      url: [third.url, second.url, first.url],
-      timeout: 30,
-      logger: silentLogger,
-    });
-    try {
+    // And calls succeed again, on the two nodes left, through the same proxies. RabbitMQ 3.10 nacks
+    // for the life of a channel every publish to a quorum queue whose first publish on it came while
+    // the queue's leader was on the dead node; a proxy sends on a new channel after such a nack.
+    for (const proxy of proxies) {
       await waitUntil(
         () =>
-          fresh.work(-1).then(
+          proxy.work(-1).then(
             (result) => result === -1,
             () => false,
           ),
-        { timeoutMs: 60_000, intervalMs: 1000, message: 'a call succeeding after the election' },
+        { timeoutMs: 60_000, intervalMs: 1000, message: 'a call through a proxy of the election succeeding after it' },
       );
-    } finally {
-      await fresh.close();
     }
   } finally {
     await Promise.all(proxies.map((proxy) => proxy.close()));

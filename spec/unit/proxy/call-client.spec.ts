@@ -307,6 +307,7 @@ describe('CallClient failures', () => {
     ['not-found', 'NO_ROUTE'],
     ['closed', 'CONNECTION_LOST'],
     ['internal', 'PUBLISH_FAILED'],
+    ['nacked', 'PUBLISH_FAILED'],
     ['other', 'PUBLISH_FAILED'],
   ])('classifies a failed confirm of kind %s as %s', async (kind, code) => {
     const { port, call, requests } = started('callme');
@@ -360,6 +361,69 @@ describe('CallClient failures', () => {
     const body = { id: Number(qamCall.id), result: 'kept', exception: false, internal_exception: -1 };
     qam.port.deliver(qam.protocol.replyQueue, Buffer.from(JSON.stringify(body)), { contentType: 'application/json' });
     await expect(qamCall.outcome).resolves.toEqual({ value: 'kept' });
+  });
+});
+
+describe('CallClient and nacks', () => {
+  it('sends later calls on a new channel once the broker nacked one on a channel open 1 s, keeping the old one for the replies it owes', async () => {
+    fakeClock();
+    const { port, call, requests } = started('direct');
+    const waiting = call('waiting');
+    await port.until(() => requests()[0]?.state === 'confirmed');
+    const old = requests()[0]!.channel;
+    const oldReplies = port.consumers.get('amq.rabbitmq.reply-to')!;
+    const nacked = (): void => requests().at(-1)!.fail(new PortError('nacked', 'message nacked'));
+    // A nack on a channel opened less than a second ago keeps it: a nack storm opens a channel a second at most.
+    port.autoConfirm = false;
+    const early = call('early');
+    await port.until(() => requests().length === 2);
+    nacked();
+    await expect(early.outcome).resolves.toMatchObject({ error: { code: 'PUBLISH_FAILED' } });
+    jest.advanceTimersByTime(1_000);
+    const late = call('late');
+    await port.until(() => requests().length === 3);
+    expect(requests()[2]!.channel).toBe(old);
+    nacked();
+    await expect(late.outcome).resolves.toMatchObject({ error: { code: 'PUBLISH_FAILED' } });
+    port.autoConfirm = true;
+    const next = call('next');
+    await port.until(() => requests().length === 4);
+    expect(requests()[3]!.channel).not.toBe(old);
+    // The call sent before the nack still waits on the old channel, which stays open for its reply.
+    expect(await settledSoon(waiting.outcome)).toBe('pending');
+    expect(old.closed).toBe(false);
+    oldReplies.onDelivery({
+      content: nativeReply(requests()[0]!, { result: 'kept' })[0],
+      properties: nativeReply(requests()[0]!, {})[1],
+      redelivered: false,
+      exchange: '',
+      routingKey: 'amq.rabbitmq.reply-to',
+      deliveryTag: 0,
+    });
+    await expect(waiting.outcome).resolves.toEqual({ value: 'kept' });
+    await port.until(() => old.closed);
+    port.deliver('amq.rabbitmq.reply-to', ...nativeReply(requests()[3]!, { result: 'new' }));
+    await expect(next.outcome).resolves.toEqual({ value: 'new' });
+  });
+
+  it('fails the calls still waiting on a retired channel when the broker closes it', async () => {
+    fakeClock();
+    const { port, call, requests } = started('direct');
+    const waiting = call('waiting');
+    await port.until(() => requests()[0]?.state === 'confirmed');
+    const old = requests()[0]!.channel;
+    jest.advanceTimersByTime(1_000);
+    port.autoConfirm = false;
+    const nacked = call('nacked');
+    await port.until(() => requests().length === 2);
+    requests()[1]!.fail(new PortError('nacked', 'message nacked'));
+    await expect(nacked.outcome).resolves.toMatchObject({ error: { code: 'PUBLISH_FAILED' } });
+    port.autoConfirm = true;
+    const next = call('next');
+    await port.until(() => requests().length === 3);
+    old.closeWith(new PortError('internal', 'INTERNAL_ERROR', { replyCode: 541 }));
+    await expect(waiting.outcome).resolves.toMatchObject({ error: { code: 'CONNECTION_LOST' } });
+    expect(await settledSoon(next.outcome)).toBe('pending');
   });
 });
 
