@@ -341,8 +341,6 @@ function connectError(error: unknown, label: string): QAMException {
  * const server = new QAMServer({ serverId: 'calc', connection });
  */
 export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
-  /** The AMQP user this connection logs in as, that of its first URL (callme's reply names include it). */
-  readonly username: string;
   readonly logger: Logger;
   /** What this connection's messages say of their sender (see {@link ConnectionOptions.fingerprint}). */
   readonly fingerprint: Fingerprint;
@@ -370,7 +368,6 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
     checkOptions('QAMConnection', options, connectionRules);
     this.logger = options.logger ?? consoleLogger;
     this.#targets = resolveConnection(options, this.logger);
-    this.username = this.#targets[0].username;
     this.fingerprint = processFingerprint(options.fingerprint ?? {}, vhostOf(this.#targets[0].url));
     this.fingerprintJson = JSON.stringify(this.fingerprint);
     this.#delay = options.reconnectDelay ?? { min: 0.1, max: 10 };
@@ -380,6 +377,15 @@ export class QAMConnection extends EventEmitter<QAMConnectionEvents> {
   /** @internal A new connection to the same broker with the same settings (not yet connected). */
   sibling(): QAMConnection {
     return new QAMConnection({ ...this.#options, logger: this.logger });
+  }
+
+  /**
+   * The AMQP user this connection is logged in as: that of the URL it is connected to (else of the
+   * next one it will try; the first URL's before it first connects). Requests carry it as their
+   * `user_id`, which RabbitMQ checks against the login; callme's reply names take it when a proxy is made.
+   */
+  get username(): string {
+    return this.#link?.username ?? (this.#targets[this.#at] ?? this.#targets[0]).username;
   }
 
   /** The address of the broker connected to (else of the next one to try), with the password masked. */

@@ -71,8 +71,12 @@ export interface CallClientSettings {
   maxBytes: number;
   logger: Logger;
   protocol: ClientProtocol;
-  /** The AMQP `user_id` requests carry (the connection's user, which RabbitMQ checks), or undefined for none. */
-  userId: string | undefined;
+  /**
+   * Whether requests carry the connection's user as their AMQP `user_id` (which RabbitMQ checks):
+   * the user it is logged in as when each request is written, which changes when it moves to a
+   * node whose URL names another.
+   */
+  userId: boolean;
 }
 
 /** A call waiting to be written: encoded only then, so its expiration counts from when it leaves. */
@@ -389,7 +393,7 @@ export class CallClient implements CallTransport {
    * return, NO_ROUTE, comes before the confirm and ends it first).
    */
   #publish(channel: AmqpChannel, id: string, serverId: string, request: OutgoingRequest, deadline: number, oneWay: boolean): void {
-    const userId = this.#settings.userId;
+    const userId = this.#settings.userId ? this.#settings.connection.username : undefined;
     let properties: MessageProperties;
     if (oneWay) {
       properties = userId === undefined ? request.properties : { ...request.properties, userId };

@@ -45,7 +45,6 @@ export interface TransportChoice {
  */
 export function createTransport(choice: TransportChoice): CallTransport {
   const { connection, ownsConnection, maxBytes, logger } = choice;
-  const userId = choice.userId ? connection.username : undefined;
   return new CallClient({
     serverId: choice.serverId ?? unboundServerId,
     connection,
@@ -53,7 +52,7 @@ export function createTransport(choice: TransportChoice): CallTransport {
     maxBytes,
     logger,
     protocol: clientProtocol(choice),
-    userId,
+    userId: choice.userId,
   });
 }
 

@@ -3,8 +3,9 @@
  * RabbitMQ refuses a message whose `user_id` is not the user its publisher authenticated as, and
  * the server exposes it as `currentCall().userId`. On a vhost and user of this suite's own.
  */
+import * as net from 'node:net';
 import * as amqp from 'amqplib';
-import { QAMProxy, QAMServer, currentCall, silentLogger } from '../../lib/index.js';
+import { QAMConnection, QAMProxy, QAMServer, currentCall, silentLogger } from '../../lib/index.js';
 import { brokerUrl, createUser, createVhost, uniqueName, waitUntil, type TempUser, type TempVhost } from '../support/broker.js';
 
 describe('caller identity', () => {
@@ -52,6 +53,27 @@ describe('caller identity', () => {
       await expect(proxy.whoami()).resolves.toBe(alice.name);
     } finally {
       await proxy.close();
+    }
+  });
+
+  it('is the user of the URL the connection is on, not of the first one it was given', async () => {
+    // The first URL names guest on a port nothing listens on: the connection moves on to alice's.
+    const closed = net.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as net.AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    const connection = new QAMConnection({
+      url: [`amqp://guest:guest@127.0.0.1:${port}/${encodeURIComponent(vhost.vhost)}`, brokerUrl(vhost.vhost, alice.name, password)],
+      logger: silentLogger,
+    });
+    const proxy = new QAMProxy({ serverId, connection });
+    try {
+      await expect(proxy.whoami()).resolves.toBe(alice.name);
+      expect(connection.username).toBe(alice.name);
+      expect(connection.label).toContain(`${alice.name}:***@`);
+    } finally {
+      await proxy.close();
+      await connection.close();
     }
   });
 

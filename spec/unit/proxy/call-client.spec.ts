@@ -53,7 +53,7 @@ function setup(kind: Kind = 'direct') {
     maxBytes,
     logger: silentLogger,
     protocol: counting,
-    userId: undefined,
+    userId: false,
   });
   const target = client.target(serverId, false);
   /** Starts a call; its outcome never rejects. */
