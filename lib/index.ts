@@ -9,6 +9,7 @@ export {
 } from './server/server.js';
 export { currentCall, type CallContext, type Middleware } from './server/call-context.js';
 export type { ParamsSchema } from './server/validation.js';
+export type { DedupeOptions } from './server/dedupe.js';
 export { QAMProxy, type QAMProxyOptions, type QAMProxyConstructor } from './proxy/proxy.js';
 export {
   QAMConnection,

@@ -208,7 +208,7 @@ describe('README.md', () => {
     const lines: string[] = [];
     await demo((line) => lines.push(line), 'memory://readme-demo');
     // `npm run demo` first says which broker it found; the uid is new on every run, of one shape.
-    const uid = (line: string): string => line.replace(/uid [\w-]{6}\.[0-9a-z]+,/, 'uid <uid>,');
+    const uid = (line: string): string => line.replace(/uid [\w-]{16}\.[0-9a-z]+,/, 'uid <uid>,');
     const expected = ['broker: RabbitMQ on localhost:5672', ...lines].map(uid);
     expect(expected).toContain('callback call started, uid <uid>, state 0');
     expect(block?.code.trimEnd().split('\n').map(uid)).toEqual(expected);

@@ -11,6 +11,7 @@ import {
 import { failureKind, type AmqpChannel, type Delivery } from '../amqp/port.js';
 import { ServedCall, currentCall, expirationMs, runCall, type Middleware } from './call-context.js';
 import { CallerClocks } from './caller-clocks.js';
+import { CallMemory, dedupeDefaults, dedupeKey, type DedupeOptions } from './dedupe.js';
 import { Consumers } from './consumers.js';
 import { drain } from './drain.js';
 import { DispatchTable, type RemoteFunction, type Target } from './dispatch.js';
@@ -34,13 +35,16 @@ import {
   arrayOf,
   boolean,
   checkOptions,
+  nested,
   nonEmptyString,
   oneOf,
   paramsSchema,
   positiveInteger,
   record,
   resolveAliases,
+  seconds,
   secondsOrZero,
+  type Rule,
   type Rules,
 } from '../options.js';
 import type { Logger } from '../logger.js';
@@ -49,6 +53,7 @@ import { WorkerPool } from './pool.js';
 import {
   nativeProtocol,
   type CallOutcome,
+  type IncomingCall,
   type OutgoingReply,
   type ProtocolSettings,
   type ServerProtocol,
@@ -131,6 +136,17 @@ export interface QAMServerOptions extends ConnectionOptions, CallmeConnectionOpt
   deliveryLimit?: number;
   /** With `deliveryLimit`: the exchange (`x-dead-letter-exchange`) requests at the limit are dead-lettered to, instead of answered. */
   deadLetterExchange?: string;
+  /**
+   * At most once within a window: the server keeps each finished call's outcome (result or error)
+   * for `window` seconds (at most `maxEntries` of them) and answers a request that comes again
+   * under the same uid (redelivered by the broker, or re-sent by a proxy's `retry`) from it,
+   * without running the function again; a request whose uid is still running waits for that run
+   * and gets its outcome. Within this server object only: competing servers share nothing. `true`
+   * takes the defaults. See "At most once within a window" in the README.
+   * @default off
+   * @example new QAMServer({ serverId: 'billing', dedupe: { window: 600, maxEntries: 50_000 } })
+   */
+  dedupe?: boolean | DedupeOptions;
 }
 
 /** QAM's spelling of the server options: `server_id` instead of `serverId`. */
@@ -148,11 +164,20 @@ export interface QAMServerStats {
   oneWay: number;
   /** Calls running now. */
   active: number;
+  /**
+   * Requests with `dedupe` answered with the outcome of an earlier run under their uid (finished,
+   * or running when they came) instead of running again; counted in `served` or `failed` too.
+   */
+  deduplicated: number;
   /** Calls run, by method: count, errors by code, latency histogram (from the start of the call to its reply). */
   methods: Record<string, MethodStats>;
 }
 
 const protocolName = oneOf('native', 'qam');
+const dedupeRules: Rules<DedupeOptions> = { window: seconds, maxEntries: positiveInteger };
+const dedupeRule: Rule = (value, at) => {
+  if (typeof value !== 'boolean') nested(dedupeRules)(value, at);
+};
 const protocolNames = arrayOf(protocolName, "an array of 'native' and 'qam'");
 
 const serverRules: Rules<Omit<QAMServerOptions, 'server_id'> & { server_id?: string }> = {
@@ -171,6 +196,7 @@ const serverRules: Rules<Omit<QAMServerOptions, 'server_id'> & { server_id?: str
   queueType: oneOf('classic', 'quorum'),
   deliveryLimit: positiveInteger,
   deadLetterExchange: nonEmptyString,
+  dedupe: dedupeRule,
 };
 
 /** The native queue's declaration arguments for the queue options, or undefined for a classic queue (declared as before). */
@@ -241,7 +267,9 @@ export class QAMServer<Registered extends object = {}> {
   /** True when requests at the delivery limit are dead-lettered rather than answered. */
   readonly #deadLettering: boolean;
   readonly #drainTimeoutMs: number;
-  readonly #stats = { served: 0, failed: 0, expired: 0, oneWay: 0 };
+  readonly #stats = { served: 0, failed: 0, expired: 0, oneWay: 0, deduplicated: 0 };
+  /** The calls run and their outcomes, by {@link dedupeKey}, with `dedupe`. */
+  readonly #memory: CallMemory | undefined;
   readonly #middleware: Middleware[] = [];
   /**
    * The state of each call received and not finished, by uid: waiting for a worker or running.
@@ -308,6 +336,8 @@ export class QAMServer<Registered extends object = {}> {
     this.#ackOnReceipt = options.ack === 'onReceipt';
     this.#observer = new ServerObserver(this.serverId, this.#logger);
     this.#drainTimeoutMs = (options.drainTimeout ?? 30) * 1000;
+    const dedupe = options.dedupe === true ? dedupeDefaults : options.dedupe;
+    this.#memory = dedupe === undefined || dedupe === false ? undefined : new CallMemory(dedupe);
   }
 
   /**
@@ -504,16 +534,55 @@ export class QAMServer<Registered extends object = {}> {
       this.#refuse(protocol, channel, message, read.error);
       return;
     }
-    const { id, method, params, deadline, startedNotice } = read.call;
-    const target = checkMethodPath(method) ? this.#table.resolve(method) : undefined;
+    const { call } = read;
+    const target = checkMethodPath(call.method) ? this.#table.resolve(call.method) : undefined;
     if (target === undefined) {
-      this.#refuse(protocol, channel, message, protocol.notFound(method));
+      this.#refuse(protocol, channel, message, protocol.notFound(call.method));
       return;
     }
+    const id = call.id;
+    const key = this.#memory === undefined || id === undefined ? undefined : dedupeKey(protocol.name, message, { ...call, id });
+    this.#admit(protocol, channel, message, target, call, key);
+  }
+
+  /**
+   * Runs a call on the pool; with `dedupe`, answers a request whose call ran already (or runs) with
+   * that run's outcome instead. A duplicate of a call that ended without running is run itself.
+   */
+  #admit(
+    protocol: ServerProtocol,
+    channel: AmqpChannel,
+    message: Delivery,
+    target: Target,
+    call: IncomingCall,
+    key: string | undefined,
+  ): void {
+    const memory = this.#memory;
+    if (memory !== undefined && key !== undefined) {
+      const seen = memory.admit(key, Date.now());
+      if (seen.state === 'finished') {
+        this.#answerAgain(protocol, channel, message, seen.outcome);
+        return;
+      }
+      if (seen.state === 'running') {
+        memory.attach(key, (outcome) => {
+          if (outcome === undefined) this.#admit(protocol, channel, message, target, call, key);
+          else this.#answerAgain(protocol, channel, message, outcome);
+        });
+        return;
+      }
+    }
+    const { id, method, params, deadline, startedNotice } = call;
     const callerDeadline = this.#clocks.deadline(message.properties.replyTo, expirationMs(message), deadline, Date.now());
     const context = new ServedCall(message, method, params, callerDeadline);
     if (id !== undefined) this.#calls.set(id, CallbackState.waiting);
-    this.#pool.run((done) => this.#run(protocol, channel, message, target, context, id, startedNotice, done));
+    this.#pool.run((done) => this.#run(protocol, channel, message, target, context, id, key, startedNotice, done));
+  }
+
+  /** Answers a duplicate with the outcome of its call's run, then acknowledges it (in either `ack` mode: it never runs). */
+  #answerAgain(protocol: ServerProtocol, channel: AmqpChannel, message: Delivery, outcome: CallOutcome): void {
+    this.#stats.deduplicated++;
+    this.#answer(protocol, message, outcome, undefined, () => channel.ack(message));
   }
 
   /**
@@ -530,6 +599,7 @@ export class QAMServer<Registered extends object = {}> {
     target: Target,
     context: ServedCall,
     id: string | undefined,
+    key: string | undefined,
     startedNotice: boolean,
     done: () => void,
   ): void {
@@ -544,6 +614,7 @@ export class QAMServer<Registered extends object = {}> {
     if (context.deadline !== undefined && context.deadline <= Date.now()) {
       this.#stats.expired++;
       this.#logger.debug(`server ${this.serverId} skips ${context.method}: its caller's deadline passed`);
+      if (key !== undefined) this.#memory?.end(key, undefined, Date.now());
       finish();
       return;
     }
@@ -551,6 +622,7 @@ export class QAMServer<Registered extends object = {}> {
     const observation = this.#observer.start(context.method, message);
     const answer = (outcome: CallOutcome): void => {
       context.finish();
+      if (key !== undefined) this.#memory?.end(key, outcome, Date.now());
       this.#observer.end(observation, context.method, message, outcome);
       this.#answer(protocol, message, outcome, context.method, finish);
     };

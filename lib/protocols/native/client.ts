@@ -83,8 +83,9 @@ export interface DirectClientSettings extends ReplySettings {
  * @internal
  */
 export function directClientProtocol(settings: DirectClientSettings): ClientProtocol {
-  // Uids are short (memory per pending call) and distinct between proxies (logs).
-  const prefix = `${randomBytes(4).toString('base64url')}.`;
+  // Uids are short (memory per pending call) and distinct between proxies: 96 random bits, so a
+  // server's dedupe window never takes one proxy's call for another's.
+  const prefix = `${randomBytes(12).toString('base64url')}.`;
   let seq = 0;
   const properties = { replyTo: directReplyTo, contentType: settings.serializer.contentType, headers: settings.headers ?? wireHeaders };
   const oneWayProperties = { contentType: settings.serializer.contentType, headers: settings.headers ?? wireHeaders };

@@ -25,6 +25,8 @@ export interface IncomingCall {
   deadline: number | undefined;
   /** True when the caller asked for a started notice (see notices.ts). */
   startedNotice: boolean;
+  /** Who the id is unique for, when it is not unique across callers: the QAM format's reply routing key. */
+  caller?: string;
 }
 
 /** A reply ready to publish. */

@@ -65,8 +65,8 @@ export function qamProtocol(settings: ProtocolSettings): ServerProtocol {
     read(message) {
       const result = parse(message);
       if ('problem' in result) return { error: result.problem };
-      const { id, method_name: method, params } = result.request;
-      return { call: { id: String(id), method, params, deadline: undefined, startedNotice: false } };
+      const { id, method_name: method, params, routing_key: caller } = result.request;
+      return { call: { id: String(id), method, params, deadline: undefined, startedNotice: false, caller } };
     },
     notFound(method) {
       return new QAMMethodNotFoundException(qamNotFoundText(clip(method)));
