@@ -78,3 +78,13 @@ export {
 } from './messaging/processor.js';
 export type { PostageMessage, PostageCategory, RpcResultKind } from './messaging/postage.js';
 export type { ExchangeDescription, QueueDescription, ExchangeKey } from './messaging/topology.js';
+export {
+  QAMEvents,
+  type QAMEventsOptions,
+  type PublishEventOptions,
+  type SubscribeOptions,
+  type EventContext,
+  type EventHandler,
+  type EventSubscription,
+  type EventSubscriptionStats,
+} from './messaging/events.js';
