@@ -68,9 +68,10 @@ describe('a server process', () => {
   it('killed mid-call loses no call: the other server runs the redelivered requests', async () => {
     const serverId = processServerId('kill');
     const [doomed, survivor] = await Promise.all([startProcess(serverId), startProcess(serverId)]);
-    const proxy = proxyFor(serverId, 15);
-    const calls = Array.from({ length: 10 }, () => proxy.sleep(2));
-    await waitUntil(async () => (await unacknowledged(serverId)) === 10, { message: 'all 10 calls delivered' });
+    const proxy = proxyFor(serverId, 30);
+    // Calls long enough that a slow rabbitmqctl (seconds on a loaded machine) still sees all 10 running.
+    const calls = Array.from({ length: 10 }, () => proxy.sleep(6));
+    await waitUntil(async () => (await unacknowledged(serverId)) === 10, { message: 'all 10 calls delivered', timeoutMs: 30_000 });
     doomed.signal('SIGKILL');
     const results: Served[] = await Promise.all(calls);
     expect(results.every((result) => result.pid === survivor.pid)).toBe(true);

@@ -19,9 +19,15 @@ export function brokerUrl(vhost = '/', user = 'guest', password = 'guest'): stri
   );
 }
 
-/** `${prefix}_${16 hex digits}`; safe as a queue, exchange, vhost or user name. */
+/**
+ * The tag of this test run (set by spec/support/global-setup.ts), carried by every
+ * {@link uniqueName}, so the run's teardown can find what its tests left on the broker.
+ */
+export const RUN_TAG = process.env['QAM_TEST_RUN'] ?? '';
+
+/** `${prefix}_${run tag}${hex digits}`; safe as a queue, exchange, vhost or user name. */
 export function uniqueName(prefix: string): string {
-  return `${prefix}_${randomBytes(8).toString('hex')}`;
+  return `${prefix}_${RUN_TAG}${randomBytes(RUN_TAG === '' ? 8 : 5).toString('hex')}`;
 }
 
 export type Truthy<T> = Exclude<T, false | null | undefined | 0 | ''>;

@@ -19,6 +19,7 @@ import {
   queueExists,
   queueMessageCount,
   rabbitmqctl,
+  RUN_TAG,
   uniqueName,
   waitUntil,
 } from './broker.js';
@@ -61,10 +62,11 @@ afterAll(async () => {
 });
 
 describe('broker helpers', () => {
-  it('uniqueName gives distinct AMQP-safe names', () => {
+  it("uniqueName gives distinct AMQP-safe names carrying the run's tag", () => {
     const a = uniqueName('qam_t');
     const b = uniqueName('qam_t');
-    expect(a).toMatch(/^qam_t_[0-9a-f]{16}$/);
+    expect(RUN_TAG).toMatch(/^r[0-9a-f]{6}r$/);
+    expect(a).toMatch(new RegExp(`^qam_t_${RUN_TAG}[0-9a-f]{10}$`));
     expect(a).not.toBe(b);
   });
 
