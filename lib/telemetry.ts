@@ -54,7 +54,7 @@ export const otherMethods = '(other)';
 export class CallMetrics {
   readonly #methods = new Map<string, MethodStats>();
   readonly #histogram: OpenTelemetryApi.Histogram | undefined;
-  readonly #attributes: Record<string, string>;
+  readonly #service: string;
   readonly #debug: ((line: string) => void) | undefined;
 
   /**
@@ -63,12 +63,15 @@ export class CallMetrics {
    */
   constructor(side: 'client' | 'server', service: string, debug: ((line: string) => void) | undefined) {
     const otel = openTelemetry();
-    this.#histogram = otel?.metrics.getMeter('qam').createHistogram(`rpc.${side}.duration`, {
+    const histogram = otel?.metrics.getMeter('qam').createHistogram(`rpc.${side}.duration`, {
       description: `Duration of qam RPC calls, ${side} side`,
       unit: 'ms',
       advice: { explicitBucketBoundaries: [...latencyBoundsMs] },
     });
-    this.#attributes = { 'rpc.system': 'qam', 'rpc.service': service };
+    // Without a registered MeterProvider the API hands out its no-op histogram, for good (a meter
+    // is not a proxy that a later provider takes over): recording to it would only cost time.
+    this.#histogram = histogram === undefined || histogram === otel?.createNoopMeter().createHistogram('') ? undefined : histogram;
+    this.#service = service;
     this.#debug = debug;
   }
 
@@ -85,7 +88,7 @@ export class CallMetrics {
     while (bucket < latencyBoundsMs.length && ms > (latencyBoundsMs[bucket] as number)) bucket++;
     latency.counts[bucket] = (latency.counts[bucket] ?? 0) + 1;
     if (this.#histogram !== undefined) {
-      const attributes: Record<string, string> = { ...this.#attributes, 'rpc.method': method };
+      const attributes: Record<string, string> = { 'rpc.system': 'qam', 'rpc.service': this.#service, 'rpc.method': method };
       if (errorCode !== undefined) attributes['error.type'] = errorCode;
       this.#histogram.record(ms, attributes);
     }

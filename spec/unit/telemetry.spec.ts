@@ -1,4 +1,5 @@
 import * as otel from '@opentelemetry/api';
+import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { CallMetrics, errorCodeOf, latencyBoundsMs, tracing } from '../../lib/telemetry.js';
 
@@ -45,6 +46,29 @@ describe('CallMetrics', () => {
     const snapshot = metrics.snapshot();
     expect(Object.keys(snapshot)).toHaveLength(1001);
     expect(snapshot['(other)']?.calls).toBe(5);
+  });
+
+  it('records to the histogram of the MeterProvider registered when it was made, and to none without one', async () => {
+    const reader = new PeriodicExportingMetricReader({
+      exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE),
+      exportIntervalMillis: 3_600_000,
+    });
+    const provider = new MeterProvider({ readers: [reader] });
+    const before = new CallMetrics('client', 'calc', undefined);
+    otel.metrics.setGlobalMeterProvider(provider);
+    try {
+      const after = new CallMetrics('client', 'calc', undefined);
+      before.record('before', 1, undefined, undefined);
+      after.record('after', 1, undefined, undefined);
+      const { resourceMetrics } = await reader.collect();
+      const methods = resourceMetrics.scopeMetrics
+        .flatMap((scope) => scope.metrics)
+        .flatMap((metric) => metric.dataPoints.map((point: { attributes: Record<string, unknown> }) => point.attributes['rpc.method']));
+      expect(methods).toEqual(['after']);
+    } finally {
+      otel.metrics.disable();
+      await provider.shutdown();
+    }
   });
 
   it('names errors by their code, else their name', () => {
