@@ -6,6 +6,10 @@ import { errorsSample } from '../samples/errors.js';
 import { noReplySample } from '../samples/no-reply.js';
 import { middlewareSample } from '../samples/middleware.js';
 import { qamSample } from '../samples/qam.js';
+import { callmeClient, callmeServer } from '../samples/port-callme.js';
+import { qamProxy, qamServer, type QamBroker } from '../samples/port-qam.js';
+import { QamPeer, peerCleanup } from './interop/peer.js';
+import { BROKER_HOST, BROKER_PORT, brokerUrl, uniqueName } from './support/broker.js';
 import { startedSample } from '../samples/started.js';
 import { testingSample } from '../samples/testing.js';
 import { timeoutSample } from '../samples/timeout.js';
@@ -137,5 +141,62 @@ describe('samples', () => {
       'QAM format: nosuch -> Methodname nosuch is not registered on QAMServer',
       'native format: add(2, 3) = 5',
     ]);
+  });
+
+  describe("porting guide: QAM's tutorial program in TypeScript", () => {
+    const broker: QamBroker = { hostname: BROKER_HOST, port: BROKER_PORT, username: 'guest', password: 'guest', vhost: '/' };
+    const printedByProxy = ['add(2, 3) = 5', 'my_instance.adder_function(2, 4) = 6', 'success: 6', 'set_timeout(10).add(2, 3) = 5'];
+
+    it('the ported proxy calls the ported server', async () => {
+      const serverId = uniqueName('qamserver');
+      const server = await qamServer(serverId, broker);
+      try {
+        const lines: string[] = [];
+        await qamProxy(serverId, uniqueName('qamproxy'), (line) => lines.push(line), broker);
+        expect(lines).toEqual(printedByProxy);
+      } finally {
+        await server.close({ deleteQueue: true });
+      }
+    });
+
+    it('the ported proxy calls the Python QAM peer server, standing in for the Python server not yet ported', async () => {
+      const serverId = uniqueName('pyqamserver');
+      const peer = await QamPeer.start(['server', '--server-id', serverId], brokerUrl());
+      try {
+        const lines: string[] = [];
+        await qamProxy(serverId, uniqueName('qamproxy'), (line) => lines.push(line), broker);
+        expect(lines).toEqual(printedByProxy);
+      } finally {
+        await peer.stop();
+        await peerCleanup(brokerUrl(), serverId);
+      }
+    });
+
+    it('the Python QAM peer proxy, standing in for the Python proxies still running, calls the ported server', async () => {
+      const serverId = uniqueName('qamserver');
+      const clientId = uniqueName('pyqamproxy');
+      const server = await qamServer(serverId, broker);
+      const peer = await QamPeer.start(['proxy', '--server-id', serverId, '--client-id', clientId], brokerUrl());
+      try {
+        peer.send({ seq: 1, method: 'add', params: [2, 3] });
+        peer.send({ seq: 2, method: 'my_instance.adder_function', params: [2, 4] });
+        expect(await peer.result(1)).toMatchObject({ ok: true, result: 5 });
+        expect(await peer.result(2)).toMatchObject({ ok: true, result: 6 });
+      } finally {
+        await peer.stop();
+        await server.close({ deleteQueue: true });
+        await peerCleanup(brokerUrl(), serverId, [clientId]);
+      }
+    });
+  });
+
+  it("porting guide: callme's getting-started program in TypeScript", async () => {
+    const serverId = uniqueName('fooserver');
+    const server = await callmeServer(serverId, BROKER_HOST);
+    try {
+      expect(await printed((print) => callmeClient(serverId, print, BROKER_HOST))).toEqual(['2']);
+    } finally {
+      await server.close({ deleteQueue: true });
+    }
   });
 });
