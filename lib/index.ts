@@ -88,3 +88,4 @@ export {
   type EventSubscription,
   type EventSubscriptionStats,
 } from './messaging/events.js';
+export type { MethodInfo, RemoteMethod, ServerDescription } from './server/dispatch.js';

@@ -53,6 +53,14 @@ describe('the packed package', () => {
     expect(paths.filter((path) => path.endsWith('.ts') && !path.endsWith('.d.ts'))).toEqual([]);
   });
 
+  it('installs the qam command', async () => {
+    const installed = join(app, 'node_modules', 'qam');
+    const manifest = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+    const { stdout } = await run(process.execPath, [join(installed, manifest.bin['qam'] ?? 'missing'), '--version'], { cwd: app });
+    const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+    expect(stdout).toBe(`${version}\n`);
+  });
+
   it('ships source maps only with their sources inlined', () => {
     const maps = packed.files.map((file) => file.path).filter((path) => path.endsWith('.map'));
     for (const path of maps) {

@@ -54,6 +54,11 @@ export interface ClientProtocol {
    */
   target(serverId: string, startNotice: boolean): RequestTarget;
   /**
+   * The target of requests of another kind than a call (`x-qam-kind`, see wire.ts) to the server
+   * of `target`, or undefined when the protocol has no request kinds (QAM's).
+   */
+  readonly kindTarget: ((target: RequestTarget, kind: string) => RequestTarget) | undefined;
+  /**
    * The request of a call, to `target` (by default the proxy's own server). Throws
    * QAMSerializationException when its params cannot be encoded.
    */

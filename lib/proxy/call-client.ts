@@ -54,6 +54,8 @@ export interface CallTransport {
   state(uid: string): CallbackState;
   /** The target of calls to `serverId`; throws a TypeError when the protocol cannot reach it. */
   target(serverId: string, startNotice: boolean): RequestTarget;
+  /** The target of requests of `kind` to the server of `target`, or undefined when the protocol has no request kinds. */
+  kindTarget(target: RequestTarget, kind: string): RequestTarget | undefined;
   /** 0 until a started notice for the call came, 1 after, 2 once it ended (or for unknown uids). */
   remoteState(uid: string): CallbackState;
   /** The server instance a started notice for the waiting call named. */
@@ -197,6 +199,10 @@ export class CallClient implements CallTransport {
     const target = this.#protocol.target(serverId, startNotice);
     this.#servers.set(routeKey(target.exchange, target.routingKey), serverId);
     return target;
+  }
+
+  kindTarget(target: RequestTarget, kind: string): RequestTarget | undefined {
+    return this.#protocol.kindTarget?.(target, kind);
   }
 
   remoteState(uid: string): CallbackState {

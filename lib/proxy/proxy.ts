@@ -25,7 +25,7 @@ import {
   type Rules,
 } from '../options.js';
 import type { CallbackState, Completion, ErrorCallback, ResultCallback } from './pending.js';
-import { reservedHeaderPrefix } from '../protocols/native/wire.js';
+import { describeKind, kindMethod, reservedHeaderPrefix } from '../protocols/native/wire.js';
 import type { CallMode, ControlName, QAMProxy as QAMProxyType, UntypedApi } from './types.js';
 import { serializerNamed, type SerializerName } from '../serializers.js';
 import { createTransport } from './transport.js';
@@ -130,6 +130,7 @@ const controlNames: ReadonlySet<string> = new Set<ControlName>([
   'get_callback_state',
   'get_num_waiting_callbacks',
   'getStats',
+  'getRemoteMethods',
   'close',
 ]);
 
@@ -322,8 +323,37 @@ function rootControls(client: CallTransport, settings: CallSettings, label: stri
     getRemoteState: (uid: unknown) => client.remoteState(String(uid)),
     startedBy: (uid: unknown) => client.startedBy(String(uid)),
     getStats: () => client.stats(),
+    getRemoteMethods: () => describeServer(client, settings),
     close: () => client.close(),
   };
+}
+
+/** Sends the introspection request of `getRemoteMethods()`: a request of kind `describe`, answered by the server itself. */
+function describeServer(client: CallTransport, settings: CallSettings): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const completion: Completion = { kind: 'promise', resolve, reject };
+    const method = kindMethod(describeKind);
+    const target = settings.target === undefined ? undefined : client.kindTarget(settings.target, describeKind);
+    if (target === undefined) {
+      const why =
+        settings.target === undefined
+          ? 'This proxy has no server: call useServer(serverId) first'
+          : "getRemoteMethods() needs the native protocol: QAM's format has no introspection";
+      client.fail(method, completion, new QAMInvalidCallException(why));
+      return;
+    }
+    client.call({
+      method,
+      params: [],
+      timeoutMs: settings.timeoutMs,
+      signal: settings.signal,
+      completion,
+      retries: settings.retries,
+      target,
+      onStarted: undefined,
+      headers: settings.headers,
+    });
+  });
 }
 
 /**

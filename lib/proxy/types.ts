@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { SerializerName } from '../serializers.js';
 import type { CallbackState, ErrorCallback } from './pending.js';
 import type { MethodStats } from '../metrics.js';
+import type { ServerDescription } from '../server/dispatch.js';
 
 /**
  * The types a proxy derives from the server's registrations: `import type` the API (an object of
@@ -42,6 +43,7 @@ export type ControlName =
   | 'get_callback_state'
   | 'get_num_waiting_callbacks'
   | 'getStats'
+  | 'getRemoteMethods'
   | 'close';
 
 /**
@@ -236,6 +238,16 @@ export interface ProxyControls<Api, Mode extends CallMode, S extends SerializerN
   /** The id of the server instance whose started notice named this waiting call (`server.instanceId`); undefined before. */
   startedBy(uid: string): string | undefined;
   getStats(): QAMProxyStats;
+  /**
+   * Asks the server which methods it serves (introspection): its id, the instance that answered,
+   * and each method's path, parameter count (the function's declared parameters; absent when
+   * unknown) and description (given at registration). Rejects with QAMMethodNotFoundException when
+   * the server does not answer introspection (it predates it, or its option `introspection` is
+   * false; a server of wire 2 before it answers BAD_MESSAGE). Uses the proxy's timeout and signal.
+   * Native protocol only (QAMInvalidCallException with `protocol: 'qam'`).
+   * @example const { methods } = await proxy.getRemoteMethods();
+   */
+  getRemoteMethods(): Promise<ServerDescription>;
   /** Rejects every waiting call with QAMClosedException and closes the proxy's channel (and connection, if it owns it). */
   close(): Promise<void>;
 }

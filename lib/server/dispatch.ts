@@ -16,6 +16,40 @@ export interface Target {
   readonly thisArg: object | undefined;
   /** Checks the params before the function runs, when a schema was registered for it. */
   readonly validate: ParamsValidator | undefined;
+  /** What introspection says of it: its parameter count (undefined when unknown) and description. */
+  readonly info: MethodInfo;
+}
+
+/** What a server's introspection tells of one registered method. */
+export interface MethodInfo {
+  /** The parameters the function declares (its `length`: those before the first default or rest parameter); absent when unknown. */
+  readonly params?: number;
+  /** The description given at registration. */
+  readonly description?: string;
+}
+
+/** The introspection entry of one method. */
+export interface RemoteMethod extends MethodInfo {
+  /** The path a proxy calls: `function` or `instance.method`. */
+  readonly name: string;
+}
+
+/**
+ * A server's answer to introspection (`proxy.getRemoteMethods()`, `qam methods`): its id, the
+ * instance that answered, and every method it serves.
+ */
+export interface ServerDescription {
+  readonly serverId: string;
+  /** The server object that answered (`server.instanceId`); several may serve one id. */
+  readonly instanceId: string;
+  /** Sorted by name. */
+  readonly methods: readonly RemoteMethod[];
+}
+
+/** The introspection entry of a method: `params` undefined when the count is unknown. */
+export function methodInfo(params: number | undefined, description: string | undefined): MethodInfo {
+  if (params === undefined) return description === undefined ? {} : { description };
+  return description === undefined ? { params } : { params, description };
 }
 
 function isHiddenName(name: string): boolean {
@@ -107,24 +141,46 @@ export class DispatchTable {
   readonly #targets = new Map<string, Target>();
   readonly #instances = new Set<string>();
 
-  registerFunction(fn: RemoteFunction, name: string = fn.name, validate?: ParamsValidator): void {
+  /** @param info what introspection says of it: by default the function's `length` as its parameter count */
+  registerFunction(fn: RemoteFunction, name: string = fn.name, validate?: ParamsValidator, info?: MethodInfo): void {
     if (typeof fn !== 'function') throw new TypeError('registerFunction expects a function');
     this.#claim('Function', checkName('Function', name));
-    this.#targets.set(name, { fn, thisArg: undefined, validate });
+    this.#targets.set(name, { fn, thisArg: undefined, validate, info: info ?? { params: fn.length } });
   }
 
-  /** @param validators by method name; a name the instance does not expose is a TypeError */
-  registerInstance(instance: object, name: string, validators: ReadonlyMap<string, ParamsValidator> = new Map()): void {
+  /**
+   * @param validators by method name; a name the instance does not expose is a TypeError
+   * @param descriptions by method name, likewise
+   */
+  registerInstance(
+    instance: object,
+    name: string,
+    validators: ReadonlyMap<string, ParamsValidator> = new Map(),
+    descriptions: ReadonlyMap<string, string> = new Map(),
+  ): void {
     if (typeof instance !== 'object' || instance === null) throw new TypeError('registerClass expects an object instance');
     this.#claim('Instance', checkName('Instance', name));
     const methods = exposedMethods(instance);
-    for (const method of validators.keys()) {
-      if (!methods.has(method)) throw new TypeError(`registerClass: '${name}' exposes no method '${method}' to validate the params of`);
+    for (const [what, names] of [
+      ['validate the params of', validators.keys()],
+      ['describe', descriptions.keys()],
+    ] as const) {
+      for (const method of names) {
+        if (!methods.has(method)) throw new TypeError(`registerClass: '${name}' exposes no method '${method}' to ${what}`);
+      }
     }
     this.#instances.add(name);
     for (const [method, fn] of methods) {
-      this.#targets.set(`${name}.${method}`, { fn, thisArg: instance, validate: validators.get(method) });
+      const info = methodInfo(fn.length, descriptions.get(method));
+      this.#targets.set(`${name}.${method}`, { fn, thisArg: instance, validate: validators.get(method), info });
     }
+  }
+
+  /** Every callable path with what introspection tells of it, sorted by path. */
+  list(): RemoteMethod[] {
+    return [...this.#targets.entries()]
+      .map(([name, target]) => ({ name, ...target.info }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /** The target of `function` or `instance.method`, or undefined when nothing registered has that path. */

@@ -14,7 +14,7 @@ import { CallerClocks } from './caller-clocks.js';
 import { CallMemory, dedupeDefaults, dedupeKey, type DedupeOptions } from './dedupe.js';
 import { Consumers } from './consumers.js';
 import { drain } from './drain.js';
-import { DispatchTable, type RemoteFunction, type Target } from './dispatch.js';
+import { DispatchTable, methodInfo, type RemoteFunction, type ServerDescription, type Target } from './dispatch.js';
 import { ServerObserver } from './observe.js';
 import type { MethodStats } from '../metrics.js';
 import { paramsValidator, type ParamsSchema, type ParamsValidator } from './validation.js';
@@ -23,12 +23,13 @@ import {
   QAMAccessRefusedException,
   QAMClosedException,
   QAMException,
+  QAMMethodNotFoundException,
   describeError,
   isInstance,
   isServerRaised,
   serverRaised,
 } from '../errors.js';
-import { connectionHeaders } from '../protocols/native/wire.js';
+import { connectionHeaders, describeKind } from '../protocols/native/wire.js';
 import { RateLimitedLog, clip, escapingLogger, quote } from '../log-guard.js';
 import {
   anyString,
@@ -147,6 +148,14 @@ export interface QAMServerOptions extends ConnectionOptions, CallmeConnectionOpt
    * @example new QAMServer({ serverId: 'billing', dedupe: { window: 600, maxEntries: 50_000 } })
    */
   dedupe?: boolean | DedupeOptions;
+  /**
+   * Answer introspection requests (`proxy.getRemoteMethods()`, `qam methods`) with the methods
+   * served, their parameter counts and descriptions. Introspection does not pass through
+   * middleware: turn it off when the list of methods is not for every caller to see; callers then
+   * get METHOD_NOT_FOUND, as from a server that predates it. Native protocol only.
+   * @default true
+   */
+  introspection?: boolean;
 }
 
 /** QAM's spelling of the server options: `server_id` instead of `serverId`. */
@@ -197,6 +206,7 @@ const serverRules: Rules<Omit<QAMServerOptions, 'server_id'> & { server_id?: str
   deliveryLimit: positiveInteger,
   deadLetterExchange: nonEmptyString,
   dedupe: dedupeRule,
+  introspection: boolean,
 };
 
 /** The native queue's declaration arguments for the queue options, or undefined for a classic queue (declared as before). */
@@ -224,16 +234,23 @@ export interface FunctionOptions<P extends readonly unknown[] = unknown[]> {
    * @example server.registerFunction(add, 'add', { params: [z.number(), z.number()] })
    */
   params?: ParamsSchema<P>;
+  /** What the function does, for introspection (`proxy.getRemoteMethods()`, `qam methods`). */
+  description?: string;
 }
 
 /** Options of {@link QAMServer.registerClass}. */
 export interface InstanceOptions<T> {
   /** Params schemas by method name (see {@link FunctionOptions.params}); methods without one are not validated. */
   params?: { readonly [M in keyof T]?: T[M] extends (...args: infer P) => unknown ? ParamsSchema<P> : never };
+  /** Descriptions by method name, for introspection (see {@link FunctionOptions.description}). */
+  descriptions?: { readonly [M in keyof T]?: T[M] extends (...args: any[]) => unknown ? string : never };
 }
 
-const functionRules: Rules<FunctionOptions> = { params: paramsSchema };
-const instanceRules: Rules<InstanceOptions<object>> = { params: record(paramsSchema, 'an object of params schemas by method name') };
+const functionRules: Rules<FunctionOptions> = { params: paramsSchema, description: anyString };
+const instanceRules: Rules<InstanceOptions<object>> = {
+  params: record(paramsSchema, 'an object of params schemas by method name'),
+  descriptions: record(anyString, 'an object of descriptions by method name'),
+};
 
 /**
  * Serves registered functions and instances to QAMProxy callers.
@@ -285,6 +302,7 @@ export class QAMServer<Registered extends object = {}> {
   readonly #clocks = new CallerClocks();
   /** Refused and dropped requests: at most {@link refusalLines} lines a minute, then one line counting the rest. */
   readonly #refusals: RateLimitedLog;
+  readonly #introspection: boolean;
 
   constructor(given: QAMServerOptions | QAMServerSpelling) {
     checkOptions('QAMServer', given, serverRules);
@@ -338,6 +356,7 @@ export class QAMServer<Registered extends object = {}> {
     this.#drainTimeoutMs = (options.drainTimeout ?? 30) * 1000;
     const dedupe = options.dedupe === true ? dedupeDefaults : options.dedupe;
     this.#memory = dedupe === undefined || dedupe === false ? undefined : new CallMemory(dedupe);
+    this.#introspection = options.introspection ?? true;
   }
 
   /**
@@ -352,7 +371,13 @@ export class QAMServer<Registered extends object = {}> {
   registerFunction(fn: RemoteFunction): this;
   registerFunction(fn: RemoteFunction, name?: string, options: FunctionOptions = {}): this {
     checkOptions('registerFunction', options, functionRules);
-    this.#table.registerFunction(fn, name ?? fn.name, options.params === undefined ? undefined : paramsValidator(options.params));
+    const validate = options.params === undefined ? undefined : paramsValidator(options.params);
+    this.#table.registerFunction(
+      fn,
+      name ?? fn.name,
+      validate,
+      methodInfo(typeof fn === 'function' ? fn.length : undefined, options.description),
+    );
     return this;
   }
 
@@ -373,7 +398,11 @@ export class QAMServer<Registered extends object = {}> {
     for (const [method, schema] of Object.entries(options.params ?? {})) {
       if (schema !== undefined) validators.set(method, paramsValidator(schema as ParamsSchema));
     }
-    this.#table.registerInstance(instance, name, validators);
+    const descriptions = new Map<string, string>();
+    for (const [method, description] of Object.entries(options.descriptions ?? {})) {
+      if (description !== undefined) descriptions.set(method, description as string);
+    }
+    this.#table.registerInstance(instance, name, validators, descriptions);
     return this as unknown as QAMServer<Registered & Record<N, T>>;
   }
 
@@ -437,7 +466,9 @@ export class QAMServer<Registered extends object = {}> {
   ): QAMServer<Registered & Record<N, RemoteFunction>>;
   registerWorkerFunction(module: string | URL, exportName: string, name: string = exportName): this {
     const href = workerModuleHref(module);
-    this.#table.registerFunction((...params: unknown[]) => this.#threads.run({ href, exportName, params }, currentCall()?.deadline), name);
+    const run = (...params: unknown[]): Promise<unknown> => this.#threads.run({ href, exportName, params }, currentCall()?.deadline);
+    // This thread never imports the module, so the function's parameter count is unknown.
+    this.#table.registerFunction(run, name, undefined, methodInfo(undefined, undefined));
     return this;
   }
 
@@ -535,6 +566,10 @@ export class QAMServer<Registered extends object = {}> {
       return;
     }
     const { call } = read;
+    if (call.kind === describeKind) {
+      this.#describe(protocol, channel, message);
+      return;
+    }
     const target = checkMethodPath(call.method) ? this.#table.resolve(call.method) : undefined;
     if (target === undefined) {
       this.#refuse(protocol, channel, message, protocol.notFound(call.method));
@@ -668,6 +703,24 @@ export class QAMServer<Registered extends object = {}> {
   #notifyStarted(protocol: ServerProtocol, message: Delivery): void {
     const notice = protocol.started(message, this.instanceId);
     if (notice !== undefined) this.#replies.publish(message, notice, noop);
+  }
+
+  /**
+   * Answers an introspection request at once, without a worker or middleware: the methods served,
+   * or METHOD_NOT_FOUND when introspection is off (what a server that predates it answers).
+   */
+  #describe(protocol: ServerProtocol, channel: AmqpChannel, message: Delivery): void {
+    if (!this.#introspection) {
+      this.#refuse(
+        protocol,
+        channel,
+        message,
+        new QAMMethodNotFoundException(`Server ${this.serverId} does not answer introspection (its option introspection is false)`),
+      );
+      return;
+    }
+    const description: ServerDescription = { serverId: this.serverId, instanceId: this.instanceId, methods: this.#table.list() };
+    this.#answer(protocol, message, { result: description }, undefined, () => channel.ack(message));
   }
 
   #refuse(protocol: ServerProtocol, channel: AmqpChannel, message: Delivery, error: QAMException): void {

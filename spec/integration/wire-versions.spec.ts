@@ -114,6 +114,8 @@ describe('the last release (wire 1) and this one (wire 2)', () => {
       expect(await proxy.add(2, 3)).toBe(5);
       await expect(proxy.fail()).rejects.toMatchObject({ code: 'REMOTE_ERROR', remoteCode: 'E_BOOM' });
       await expect(proxy.nosuch()).rejects.toBeInstanceOf(QAMMethodNotFoundException);
+      // Introspection is a request of kind describe: the old server answers METHOD_NOT_FOUND and runs nothing.
+      await expect(proxy.getRemoteMethods()).rejects.toBeInstanceOf(QAMMethodNotFoundException);
       await proxy.remember('new proxy');
       expect(await proxy.recall()).toEqual([{ value: 'new proxy', method: 'remember' }]);
     } finally {

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Serializer } from '../../serializers.js';
 import type { ClientProtocol, RequestTarget } from '../client-protocol.js';
 import { clientNames, serverNames } from '../naming.js';
-import { encodeRequest, nativeReplyReader, targetProperties, type ReplySettings } from '../native/client.js';
+import { encodeRequest, kindTarget, nativeReplyReader, targetProperties, type ReplySettings } from '../native/client.js';
 import { wireHeaders } from '../native/wire.js';
 
 /** @internal */
@@ -63,6 +63,7 @@ export function callmeClientProtocol(settings: CallmeClientSettings): ClientProt
     },
     nextId: () => prefix + (++seq).toString(36),
     target,
+    kindTarget,
     request(id, method, params, deadline, to = ownTarget) {
       const body = encodeRequest(settings.serializer, method, params, deadline);
       return { exchange: to.exchange, routingKey: to.routingKey, body, properties: { ...to.properties, correlationId: id } };

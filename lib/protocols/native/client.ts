@@ -5,7 +5,7 @@ import type { ClientProtocol, RequestTarget } from '../client-protocol.js';
 import type { MessageProperties } from '../../amqp/port.js';
 import { directReplyTo, serverNames } from '../naming.js';
 import { payloadToError, parseReply, type ErrorClass, type RequestEnvelope } from './format.js';
-import { wireHeaders } from './wire.js';
+import { kindHeader, wireHeaders } from './wire.js';
 import { sizeError } from '../../size-limit.js';
 import { notifyHeader, notifyStarted, readStartedNotice } from './notices.js';
 
@@ -30,6 +30,15 @@ export function encodeRequest(serializer: Serializer, method: string, params: un
 /** The properties of requests to a target, with the header asking for started notices when `startNotice`. @internal */
 export function targetProperties(properties: MessageProperties, startNotice: boolean): MessageProperties {
   return startNotice ? { ...properties, headers: { ...properties.headers, [notifyHeader]: notifyStarted } } : properties;
+}
+
+/**
+ * The target of requests of `kind` to the server of `target`: its requests name the kind in
+ * `x-qam-kind` and ask for no notice. @internal
+ */
+export function kindTarget(target: RequestTarget, kind: string): RequestTarget {
+  const { [notifyHeader]: _notice, ...headers } = target.properties.headers ?? {};
+  return { ...target, startNotice: false, properties: { ...target.properties, headers: { ...headers, [kindHeader]: kind } } };
 }
 
 /** Reads a reply of qam's own protocol: its result, or the error it carries or that it is. @internal */
@@ -107,6 +116,7 @@ export function directClientProtocol(settings: DirectClientSettings): ClientProt
     async removeReplies() {},
     nextId: () => prefix + (++seq).toString(36),
     target,
+    kindTarget,
     request(id, method, params, deadline, to = ownTarget) {
       const body = encodeRequest(settings.serializer, method, params, deadline);
       return { exchange: to.exchange, routingKey: to.routingKey, body, properties: { ...to.properties, correlationId: id } };

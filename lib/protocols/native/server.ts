@@ -27,6 +27,8 @@ export interface IncomingCall {
   startedNotice: boolean;
   /** Who the id is unique for, when it is not unique across callers: the QAM format's reply routing key. */
   caller?: string;
+  /** `'call'`, or `'describe'` for a request asking which methods the server serves (wire.ts). */
+  kind: string;
 }
 
 /** A reply ready to publish. */
@@ -174,7 +176,7 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
       try {
         const { method, params, deadline } = parseRequest(serializer.decode(message.content));
         const id = typeof message.properties.correlationId === 'string' ? message.properties.correlationId : undefined;
-        return { call: { id, method, params, deadline, startedNotice: wantsStartedNotice(message.properties) } };
+        return { call: { id, method, params, deadline, startedNotice: wantsStartedNotice(message.properties), kind } };
       } catch (error) {
         return {
           error:

@@ -43,8 +43,11 @@ export function connectionHeaders(fingerprintJson: string): Record<string, unkno
   return Object.freeze({ [wireHeader]: wireVersion, [fingerprintHeader]: fingerprintJson });
 }
 
+/** The kind of a request asking a server which methods it serves (its reply: a `ServerDescription`). */
+export const describeKind = 'describe';
+
 /** Request kinds a server of this version honours. Absent means `'call'`. */
-export const requestKinds: ReadonlySet<string> = new Set(['call']);
+export const requestKinds: ReadonlySet<string> = new Set(['call', describeKind]);
 
 /** The method name a request of a kind other than `'call'` carries in its body, for older servers to refuse. */
 export function kindMethod(kind: string): string {

@@ -72,6 +72,8 @@ export function qamClientProtocol(settings: QamClientSettings): ClientProtocol {
       }
       return { serverId, startNotice, exchange: server.exchange, routingKey: server.routingKey, properties: qamProperties };
     },
+    // QAM's format has no request kinds: a Python QAM server would run `_qam.<kind>` as a method.
+    kindTarget: undefined,
     readNotice: () => undefined,
     request(id, method, params) {
       const body = encodeQamBody({ id: Number(id), method_name: method, routing_key: client.routingKey, params });

@@ -66,7 +66,7 @@ export function qamProtocol(settings: ProtocolSettings): ServerProtocol {
       const result = parse(message);
       if ('problem' in result) return { error: result.problem };
       const { id, method_name: method, params, routing_key: caller } = result.request;
-      return { call: { id: String(id), method, params, deadline: undefined, startedNotice: false, caller } };
+      return { call: { id: String(id), method, params, deadline: undefined, startedNotice: false, kind: 'call', caller } };
     },
     notFound(method) {
       return new QAMMethodNotFoundException(qamNotFoundText(clip(method)));

@@ -66,13 +66,17 @@ describe('the native protocol reading a request', () => {
 
   it('reads a request with a reply address, and one without (whose reply goes nowhere)', () => {
     expect(protocol.read(delivery(body, { replyTo: 'amq.rabbitmq.reply-to.AAAA.BBBB', correlationId: 'c1' }))).toEqual({
-      call: { id: 'c1', method: 'add', params: [1, 2], deadline: undefined, startedNotice: false },
+      call: { id: 'c1', method: 'add', params: [1, 2], deadline: undefined, startedNotice: false, kind: 'call' },
     });
     expect(protocol.read(delivery(body, {}))).toEqual({
-      call: { id: undefined, method: 'add', params: [1, 2], deadline: undefined, startedNotice: false },
+      call: { id: undefined, method: 'add', params: [1, 2], deadline: undefined, startedNotice: false, kind: 'call' },
     });
     expect(protocol.read(delivery(body, { correlationId: 'c2', headers: { 'x-qam-notify': 'started' } }))).toEqual({
-      call: { id: 'c2', method: 'add', params: [1, 2], deadline: undefined, startedNotice: true },
+      call: { id: 'c2', method: 'add', params: [1, 2], deadline: undefined, startedNotice: true, kind: 'call' },
+    });
+    const describe = { method: '_qam.describe', params: [] };
+    expect(protocol.read(delivery(describe, { correlationId: 'c3', headers: { 'x-qam-kind': 'describe' } }))).toEqual({
+      call: { id: 'c3', method: '_qam.describe', params: [], deadline: undefined, startedNotice: false, kind: 'describe' },
     });
   });
 });
