@@ -129,6 +129,24 @@ describe('QAMServer dedupe', () => {
     expect(s.server.stats().deduplicated).toBe(0);
   });
 
+  it("in QAM's format, takes one body id from two proxies (two reply routing keys) for two calls, and from one proxy for one", async () => {
+    const s = await start({ dedupe: true, protocol: 'qam' });
+    const qamRequest = async (id: number, client: string): Promise<void> => {
+      const body = { id, method_name: 'add', routing_key: `${client}_client_routing_key`, params: [1, 2] };
+      const { deliveryTag } = s.port.deliver('calc_server_queue', Buffer.from(JSON.stringify(body)), { contentType: 'application/json' });
+      await s.port.until(() => s.port.acked.has(deliveryTag));
+    };
+    await qamRequest(7, 'alice');
+    await qamRequest(7, 'bob');
+    await qamRequest(7, 'alice');
+    expect(s.ran).toEqual(['add', 'add']);
+    expect(s.port.published.map((message) => [message.routingKey, JSON.parse(message.content.toString()) as unknown])).toEqual([
+      ['alice_client_routing_key', { id: 7, result: 3, exception: false, internal_exception: -1 }],
+      ['bob_client_routing_key', { id: 7, result: 3, exception: false, internal_exception: -1 }],
+      ['alice_client_routing_key', { id: 7, result: 3, exception: false, internal_exception: -1 }],
+    ]);
+  });
+
   it('refuses bad dedupe options with a TypeError naming the option', () => {
     const connection = new FakePort().connection();
     const make = (dedupe: unknown) => () =>
