@@ -46,6 +46,13 @@ const connectionForced = 320;
  * published again, and its request is dropped, not run again, should it come back (see
  * {@link isPoisoned}).
  *
+ * A direct reply-to address is accepted anew after the server's connection was lost: RabbitMQ 3.10
+ * closes the whole connection (541) on a reply to the address of a channel whose node is down (and
+ * the servers' connections come back only to be closed again, their requests redelivered, until
+ * the requests expire). Once the broker closed a probe's connection on a reply to a direct address,
+ * no channel can be behind it: later replies to it are dropped, and requests naming it are not run
+ * (see {@link isRefused}).
+ *
  * Backpressure: `after` (which acknowledges the request and frees its worker) waits until the
  * reply is confirmed, or, for an unconfirmed reply, until the connection takes writes again, so a
  * server whose replies cannot leave stops taking requests (its prefetch is its worker count).
@@ -70,6 +77,8 @@ export class ReplyPublisher {
   readonly #accepted = new BoundedSet(10_000);
   /** Fingerprints of requests whose reply made the broker close the channel or connection. */
   readonly #poisoned = new BoundedSet(1_000);
+  /** Direct reply-to addresses whose probe made the broker close the connection: replies to them are dropped. */
+  readonly #refused = new BoundedSet(1_000);
   /** Set as the server closes its channels: a reply still unconfirmed then is not published again. */
   #closed = false;
 
@@ -82,8 +91,15 @@ export class ReplyPublisher {
     return delivery.redelivered && this.#poisoned.size > 0 && this.#poisoned.has(requestFingerprint(delivery));
   }
 
+  /** True for a request whose direct reply-to address the broker refused a reply to: its caller cannot get one. */
+  isRefused(delivery: Delivery): boolean {
+    const replyTo = delivery.properties.replyTo;
+    return this.#refused.size > 0 && typeof replyTo === 'string' && this.#refused.has(replyTo);
+  }
+
   /** Publishes the reply to `delivery`, then calls `after`. */
   publish(delivery: Delivery, reply: OutgoingReply, after: () => void): void {
+    if (this.#dropRefused(reply, after)) return;
     if (this.#accepted.has(targetOf(reply))) {
       this.#replyAccepted(delivery, reply, after);
       return;
@@ -116,6 +132,7 @@ export class ReplyPublisher {
         this.#probing = false;
         return;
       }
+      if (this.#dropRefused(next.reply, next.after)) continue;
       if (this.#accepted.has(targetOf(next.reply))) {
         this.#replyAccepted(next.delivery, next.reply, next.after);
         continue;
@@ -135,10 +152,25 @@ export class ReplyPublisher {
     }
   }
 
-  /** Forgets the channels of a connection that was lost. */
+  /** Drops a reply to a refused direct address (see {@link isRefused}); false for any other. */
+  #dropRefused(reply: OutgoingReply, after: () => void): boolean {
+    if (this.#refused.size === 0 || reply.exchange !== '' || !this.#refused.has(reply.routingKey)) return false;
+    this.#settings.logger.debug(
+      `server ${this.#settings.serverId}: reply to ${quote(reply.routingKey, 100)} dropped: the broker refused a reply to it before`,
+    );
+    after();
+    return true;
+  }
+
+  /**
+   * Forgets the channels of a connection that was lost, and which direct addresses the broker took
+   * replies to: the loss may be a node's death, and a reply to a channel of that node would close
+   * the next connection too.
+   */
   forget(): void {
     this.#confirmed = undefined;
     this.#direct = undefined;
+    this.#accepted.clear();
   }
 
   /** The connection of first replies, made on first use. */
@@ -204,6 +236,7 @@ export class ReplyPublisher {
         after();
       } else if (culprit) {
         this.#poisoned.add(requestFingerprint(delivery));
+        if (reply.exchange === '') this.#refused.add(reply.routingKey);
         this.#settings.refusals.error(
           `server ${this.#settings.serverId}: the broker closed its ${failure.connection ? 'connection' : 'reply channel'} on the reply to ${quote(reply.exchange || reply.routingKey, 100)} ` +
             `(${failure.message}); the request is dropped and will not run again here`,

@@ -554,6 +554,14 @@ export class QAMServer<Registered extends object = {}> {
       channel.ack(message);
       return;
     }
+    if (this.#replies.isRefused(message)) {
+      const replyTo = quote(String(message.properties.replyTo), 100);
+      this.#refusals.warn(
+        `server ${this.serverId} dropped a request without running it: the broker refused a reply to its address ${replyTo} before (a channel whose node is down?)`,
+      );
+      channel.ack(message);
+      return;
+    }
     if (
       this.#deliveryLimit !== undefined &&
       protocol.name === 'native' &&

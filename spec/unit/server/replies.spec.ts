@@ -119,6 +119,43 @@ describe('ReplyPublisher', () => {
     expect(ran).toEqual(['add', 'add']);
   });
 
+  it('after losing its connection, takes no direct address for granted: one the broker closes a probe on gets no more replies, and its requests do not run', async () => {
+    // RabbitMQ 3.10 closes the whole connection (541) on a reply to a direct reply-to address of a
+    // channel whose node is down. Before, the server's connection came back and was closed again,
+    // its requests redelivered, until they expired: every server of the id stalled for a call timeout.
+    const context = await start();
+    const { port, main, request, replies, ran } = context;
+    await answered(context, directAddress(1));
+    await answered(context, directAddress(2));
+    await turns();
+    main.lose(new PortError('internal', 'INTERNAL_ERROR', { replyCode: 541, connection: true }));
+    await port.until(() => {
+      const consumer = port.consumers.get(requestQueue);
+      return consumer !== undefined && consumer.channel.connection !== main && !consumer.channel.closed;
+    });
+    port.autoConfirm = false;
+    const published = port.published.length;
+    const dead = request('add', [1, 1], { replyTo: directAddress(1), correlationId: 'dead' });
+    await port.until(() => port.published.length > published);
+    const probe = replies(published)[0]!;
+    expect(probe.target).toBe(directAddress(1));
+    expect(probe.message.channel.confirms).toBe(true);
+    expect(probe.message.channel.connection).not.toBe(port.consumers.get(requestQueue)!.channel.connection);
+    probe.message.channel.closeWith(new PortError('internal', 'INTERNAL_ERROR', { replyCode: 541, connection: true }));
+    await port.until(() => port.acked.has(dead.deliveryTag));
+    const runs = ran.length;
+    const again = request('add', [2, 2], { replyTo: directAddress(1), correlationId: 'again' });
+    await port.until(() => port.acked.has(again.deliveryTag));
+    expect(ran).toHaveLength(runs);
+    const alive = request('add', [3, 3], { replyTo: directAddress(2), correlationId: 'alive' });
+    await port.until(() => port.published.length > published + 1);
+    const aliveReply = replies(published + 1)[0]!;
+    expect(aliveReply).toMatchObject({ target: directAddress(2), body: { result: 6 } });
+    expect(aliveReply.message.channel.confirms).toBe(true);
+    aliveReply.message.confirm();
+    await port.until(() => port.acked.has(alive.deliveryTag));
+  });
+
   it('publishes again, on a new channel, the replies a closed channel had not confirmed', async () => {
     const context = await start();
     const { port, request, replies } = context;
