@@ -3,13 +3,17 @@ import * as net from 'node:net';
 import { callbackSample } from '../samples/callback.js';
 import { demo, demoBroker } from '../samples/demo.js';
 import { errorsSample } from '../samples/errors.js';
+import { eventsSample } from '../samples/events.js';
+import { fingerprintSample } from '../samples/fingerprint.js';
+import { messagesSample } from '../samples/messages.js';
 import { noReplySample } from '../samples/no-reply.js';
 import { middlewareSample } from '../samples/middleware.js';
 import { qamSample } from '../samples/qam.js';
+import { rawRpcSample } from '../samples/raw-rpc.js';
 import { callmeClient, callmeServer } from '../samples/port-callme.js';
 import { qamProxy, qamServer, type QamBroker } from '../samples/port-qam.js';
 import { QamPeer, peerCleanup } from './interop/peer.js';
-import { BROKER_HOST, BROKER_PORT, brokerUrl, uniqueName } from './support/broker.js';
+import { BROKER_HOST, BROKER_PORT, brokerUrl, createVhost, uniqueName, type TempVhost } from './support/broker.js';
 import { startedSample } from '../samples/started.js';
 import { testingSample } from '../samples/testing.js';
 import { timeoutSample } from '../samples/timeout.js';
@@ -198,5 +202,58 @@ describe('samples', () => {
     } finally {
       await server.close({ deleteQueue: true });
     }
+  });
+});
+
+describe.each([
+  ['RabbitMQ', 'rabbitmq'],
+  ['the embedded broker', 'memory'],
+] as const)('messaging samples on %s', (_name, kind) => {
+  // Each sample runs in a vhost of its own on RabbitMQ, deleted afterwards with what it declared.
+  let vhost: TempVhost | undefined;
+  let url: string;
+  beforeEach(async () => {
+    if (kind === 'rabbitmq') {
+      vhost = await createVhost('qam_samples');
+      url = brokerUrl(vhost.vhost);
+    } else url = `memory://samples-messaging-${Math.random().toString(36).slice(2)}`;
+  }, 60_000);
+  afterEach(async () => {
+    await vhost?.remove();
+    vhost = undefined;
+  }, 60_000);
+
+  it('messages: a producer and a processor with Postage typed messages', async () => {
+    expect(await printed((print) => messagesSample(print, url))).toEqual([
+      'square: value 49',
+      'divide: error "division by zero"',
+      'explode: exception RangeError "out of range"',
+      'quit from billing (worker)',
+      'processor: received 4, replies 3, handler errors 1',
+    ]);
+  });
+
+  it('events: broadcast, a group, a failing handler, a status', async () => {
+    expect(await printed((print) => eventsSample(print, url))).toEqual([
+      'broadcast subscriber saw: order.created from shop, order.shipped from shop, status.shop from shop',
+      'billing group billed: 1, 2, 3, 4',
+      'failing handler: 8 attempts, 4 requeued, 4 dropped',
+    ]);
+  });
+
+  it('raw rpc: a non-qam service called with a raw body and properties', async () => {
+    expect(await printed((print) => rawRpcSample(print, url))).toEqual([
+      'reply: application/json success {"weight":12}',
+      'reply fields: exchange "", redelivered false',
+      'notice confirmed by the broker',
+      'the service noted message msg_1',
+    ]);
+  });
+
+  it('fingerprint: what the caller claims and the user the broker verified', async () => {
+    expect(await printed((print) => fingerprintSample(print, url))).toEqual([
+      "this connection's fingerprint: billing (worker), pid of this process",
+      'the server sees: billing (worker, qam) as user guest',
+    ]);
   });
 });
