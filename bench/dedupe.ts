@@ -11,7 +11,10 @@
  * classified by what its caller got and how often `work` ran for it. `--servers` competing server
  * objects (dedupe keeps its memory per server object).
  *
- * Options: `--calls` (1000), `--rate` (40), `--in-flight` (200), `--restart-after` (100), `--work-ms` (200),
+ * `--fault=timeout` instead: no restart; every `--slow-every`th call's `work` takes `--slow-ms`, longer
+ * than the timeout, so `retry` sends it again while it runs (give a `--timeout` below `--slow-ms`).
+ *
+ * Options: `--fault` (restart), `--slow-every` (50), `--slow-ms` (2500), `--calls` (1000), `--rate` (40), `--in-flight` (200), `--restart-after` (100), `--work-ms` (200),
  * `--timeout` (10), `--rounds` (3), `--servers` (1), `--json`.
  */
 import { cpus, loadavg } from 'node:os';
@@ -22,6 +25,9 @@ import { startNode, type TestNode } from '../spec/support/rabbit-node.js';
 
 const { values: args } = parseArgs({
   options: {
+    fault: { type: 'string', default: 'restart' },
+    'slow-every': { type: 'string', default: '50' },
+    'slow-ms': { type: 'string', default: '2500' },
     calls: { type: 'string', default: '1000' },
     rate: { type: 'string', default: '40' },
     'in-flight': { type: 'string', default: '200' },
@@ -34,6 +40,9 @@ const { values: args } = parseArgs({
   },
 });
 
+const fault = args.fault === 'timeout' ? 'timeout' : 'restart';
+const slowEvery = Number(args['slow-every']);
+const slowMs = Number(args['slow-ms']);
 const calls = Number(args.calls);
 const rate = Number(args.rate);
 const inFlight = Number(args['in-flight']);
@@ -78,7 +87,7 @@ async function round(node: TestNode, dedupe: boolean): Promise<Round> {
       ...(dedupe ? { dedupe: true } : {}),
     }).registerFunction(async (i: number) => {
       runs.set(i, (runs.get(i) ?? 0) + 1);
-      await sleep(workMs);
+      await sleep(fault === 'timeout' && i % slowEvery === 0 ? slowMs : workMs);
       return i;
     }, 'work'),
   );
@@ -112,7 +121,7 @@ async function round(node: TestNode, dedupe: boolean): Promise<Round> {
         errors[code] = (errors[code] ?? 0) + 1;
       }
       settled++;
-      if (settled === restartAfter && restart === undefined) {
+      if (fault === 'restart' && settled === restartAfter && restart === undefined) {
         const at = Date.now();
         restart = node.restart().then(() => (Date.now() - at) / 1000);
       }
@@ -147,6 +156,11 @@ async function round(node: TestNode, dedupe: boolean): Promise<Round> {
   };
 }
 
+/** Seconds with one decimal, or a dash for what did not happen. */
+function seconds(value: number): string {
+  return Number.isNaN(value) ? '–' : value.toFixed(1);
+}
+
 async function main(): Promise<void> {
   const node = await startNode();
   const results: Round[] = [];
@@ -166,9 +180,13 @@ async function main(): Promise<void> {
     return;
   }
   const [one, five] = loadavg();
+  const what =
+    fault === 'restart'
+      ? `RabbitMQ restarted (stop_app, start_app) after ${restartAfter} settled`
+      : `no restart; every ${slowEvery}th call takes ${slowMs} ms`;
   console.log(
     `${calls} calls at ${rate}/s, at most ${inFlight} in flight, retry(3), timeout ${timeout} s, work ${workMs} ms, ${serverCount} server object(s), ` +
-      `RabbitMQ restarted (stop_app, start_app) after ${restartAfter} settled; ${cpus().length} cores, load ${one?.toFixed(1)} / ${five?.toFixed(1)}`,
+      `${what}; ${cpus().length} cores, load ${one?.toFixed(1)} / ${five?.toFixed(1)}`,
   );
   console.log('');
   console.log(
@@ -180,7 +198,7 @@ async function main(): Promise<void> {
       .map(([code, count]) => `${code} ${count}`)
       .join(', ');
     console.log(
-      `| ${r.dedupe ? 'on' : 'off'} | ${r.ok} | ${errors === '' ? '0' : errors} | ${r.duplicates} | ${r.extraRuns} | ${r.neverRan} | ${r.deduplicated} | ${r.restartS.toFixed(1)} | ${r.lostAtS.toFixed(1)} / ${r.backAtS.toFixed(1)} | ${r.seconds.toFixed(1)} |`,
+      `| ${r.dedupe ? 'on' : 'off'} | ${r.ok} | ${errors === '' ? '0' : errors} | ${r.duplicates} | ${r.extraRuns} | ${r.neverRan} | ${r.deduplicated} | ${seconds(r.restartS)} | ${seconds(r.lostAtS)} / ${seconds(r.backAtS)} | ${r.seconds.toFixed(1)} |`,
     );
   }
 }
