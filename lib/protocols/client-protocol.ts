@@ -1,4 +1,5 @@
 import type { AmqpChannel, Delivery, MessageProperties, Returned } from '../amqp/port.js';
+import type { StartedNotice } from './native/notices.js';
 
 /** A request ready to publish. @internal */
 export interface OutgoingRequest {
@@ -72,7 +73,12 @@ export interface ClientProtocol {
   /** The call id of a request the broker returned as unroutable. */
   returnedId(message: Returned): string | undefined;
   /** The call id and server instance of a started notice; undefined for anything else, which is a reply. */
-  readNotice(message: Delivery): { id: string; instance: string } | undefined;
+  readNotice(message: Delivery): StartedNotice | undefined;
+  /**
+   * The cancel of call `id` to the queue `cancelTo` a started notice named, through the exchange
+   * of `target`; undefined when the protocol has no cancels (QAM's).
+   */
+  readonly cancel: ((id: string, target: RequestTarget, cancelTo: string) => OutgoingRequest) | undefined;
   /** The call a reply answers (undefined when it names none) and how that call ends. */
   readReply(message: Delivery): { id: string | undefined; outcome: Error | { value: unknown } };
 }

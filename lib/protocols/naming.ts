@@ -26,6 +26,20 @@ export function serverNames(serverId: string): { exchange: string; queue: string
   return { exchange: `server_${serverId}_ex`, queue: `server_${serverId}_queue`, routingKey: serverId };
 }
 
+/**
+ * The queue of one server instance's cancels: `server_<id>_cancel_<suffix>`, where `suffix` is the
+ * hex part of the instance id. Covered by callme's server permissions (`server_<id>_.*`).
+ */
+export function cancelQueue(serverId: string, suffix: string): string {
+  return `server_${serverId}_cancel_${suffix}`;
+}
+
+/** True when `queue` is the cancel queue of an instance of `serverId` (a notice cannot send a proxy's cancels elsewhere). */
+export function isCancelQueueOf(serverId: string, queue: string): boolean {
+  const prefix = `server_${serverId}_cancel_`;
+  return queue.startsWith(prefix) && /^[0-9a-f]{16}$/.test(queue.slice(prefix.length));
+}
+
 /** callme's client names: replies come through `client_<user>_ex_<uid>` to `client_<user>_queue_<uid>`. */
 export function clientNames(user: string, uid: string): { exchange: string; queue: string } {
   return { exchange: `client_${user}_ex_${uid}`, queue: `client_${user}_queue_${uid}` };

@@ -1,6 +1,7 @@
 import type { QAMConnection } from '../amqp/connection.js';
 import { failureKind, type AmqpChannel, type Delivery, type MessageProperties, type Returned } from '../amqp/port.js';
 import {
+  QAMAbortException,
   QAMAccessRefusedException,
   QAMClosedException,
   QAMConnectionException,
@@ -12,6 +13,7 @@ import {
 import type { Logger } from '../logger.js';
 import type { ClientProtocol, OutgoingRequest, RequestTarget } from '../protocols/client-protocol.js';
 import { SingleFlight } from '../util/single-flight.js';
+import { isCancelQueueOf } from '../protocols/naming.js';
 import { sizeError } from '../size-limit.js';
 import { ClientObserver, type Observation } from './observe.js';
 import type { MethodStats } from '../metrics.js';
@@ -140,7 +142,7 @@ export class CallClient implements CallTransport {
   readonly #setup = new SingleFlight<AmqpChannel>();
   readonly #queue = new Map<string, Queued>();
   /** The calls that asked for a started notice, with the instance it named once it came. */
-  readonly #watched = new Map<string, { instance: string | undefined; listener: StartedListener | undefined }>();
+  readonly #watched = new Map<string, Watched>();
   /** The server of each target's exchange and routing key, to name it when the broker returns a request. */
   readonly #servers = new Map<string, string>();
   /** Calls published on the current channel whose replies come on it (direct reply-to). */
@@ -168,7 +170,7 @@ export class CallClient implements CallTransport {
       (id, outcome, observation) => {
         this.#queue.delete(id);
         if (this.#retired.size > 0) this.#endedOnRetired(id);
-        if (this.#watched.size > 0) this.#watched.delete(id);
+        if (this.#watched.size > 0) this.#unwatch(id, outcome);
         if (observation !== undefined) this.#observer.end(id, observation as Observation, outcome);
       },
       (busy) => (busy ? connection.retain() : connection.release()),
@@ -243,7 +245,7 @@ export class CallClient implements CallTransport {
       this.#pending.add(id, method, timeoutMs, completion, signal, retry, observation);
       // An already aborted signal ended the call in add(): nothing to send, no channel to open.
       if (this.#pending.has(id)) {
-        if (target.startNotice) this.#watched.set(id, { instance: undefined, listener: request.onStarted });
+        if (target.startNotice) this.#watch(id, target, request.onStarted);
         this.#enqueue(id, target, method, params, deadline, oneWay, headers);
       }
       return id;
@@ -256,7 +258,7 @@ export class CallClient implements CallTransport {
     }
     this.#pending.add(id, method, timeoutMs, completion, signal, retry, observation);
     if (this.#pending.has(id)) {
-      if (target.startNotice) this.#watched.set(id, { instance: undefined, listener: request.onStarted });
+      if (target.startNotice) this.#watch(id, target, request.onStarted);
       this.#publish(publisher, id, target.serverId, outgoing, deadline, oneWay);
     }
     return id;
@@ -546,7 +548,7 @@ export class CallClient implements CallTransport {
   #receive(message: Delivery): void {
     const notice = this.#protocol.readNotice(message);
     if (notice !== undefined) {
-      this.#started(notice.id, notice.instance);
+      this.#started(notice.id, notice.instance, notice.cancelTo);
       return;
     }
     const { id, outcome } = this.#protocol.readReply(message);
@@ -559,16 +561,47 @@ export class CallClient implements CallTransport {
   }
 
   /** A server instance took a call that asked to be told; a notice for any other call is dropped. */
-  #started(id: string, instance: string): void {
+  #started(id: string, instance: string, cancelTo: string | undefined): void {
     const watched = this.#watched.get(id);
     if (watched === undefined || !this.#pending.has(id)) return;
     watched.instance = instance;
+    // A notice may name only a cancel queue of the server the call went to.
+    if (cancelTo !== undefined && isCancelQueueOf(watched.target.serverId, cancelTo)) watched.cancelTo = cancelTo;
     if (watched.listener === undefined) return;
     try {
       const returned = watched.listener(id, instance);
       if (isThenable(returned)) Promise.resolve(returned).catch((error: unknown) => this.#listenerFailed(id, error));
     } catch (error) {
       this.#listenerFailed(id, error);
+    }
+  }
+
+  #watch(id: string, target: RequestTarget, listener: StartedListener | undefined): void {
+    this.#watched.set(id, { target, instance: undefined, cancelTo: undefined, listener });
+  }
+
+  /** A call that asked for a started notice ended; cancelled after a notice that named a cancel queue, it tells that instance. */
+  #unwatch(id: string, outcome: Error | { value: unknown }): void {
+    const watched = this.#watched.get(id);
+    if (watched === undefined) return;
+    this.#watched.delete(id);
+    if (watched.cancelTo !== undefined && outcome instanceof QAMAbortException) this.#sendCancel(id, watched.target, watched.cancelTo);
+  }
+
+  /**
+   * Publishes a cancel to the server instance running the call, best effort: on the publisher
+   * channel when one is open, unconfirmed and not mandatory (a gone instance's queue drops it).
+   */
+  #sendCancel(id: string, target: RequestTarget, cancelTo: string): void {
+    const channel = this.#publisher;
+    const cancel = this.#protocol.cancel?.(id, target, cancelTo);
+    if (channel === undefined || cancel === undefined) return;
+    const userId = this.#settings.userId ? this.#settings.connection.username : undefined;
+    const properties = userId === undefined ? cancel.properties : { ...cancel.properties, userId };
+    try {
+      channel.publish(cancel.exchange, cancel.routingKey, cancel.body, properties, { mandatory: false }, noConfirmation);
+    } catch (error) {
+      this.#settings.logger.debug(`proxy for server ${target.serverId} could not send the cancel of call ${id}: ${describeError(error)}`);
     }
   }
 
@@ -694,6 +727,19 @@ export class CallClient implements CallTransport {
     }
   }
 }
+
+/** What a call that asked for a started notice is known to, from its notice. */
+interface Watched {
+  readonly target: RequestTarget;
+  /** The server instance the notice named. */
+  instance: string | undefined;
+  /** The queue of that instance's cancels, when it takes them. */
+  cancelTo: string | undefined;
+  readonly listener: StartedListener | undefined;
+}
+
+/** A cancel is best effort: how the broker took it changes nothing. */
+function noConfirmation(): void {}
 
 function routeKey(exchange: string, routingKey: string): string {
   return `${exchange}\n${routingKey}`;

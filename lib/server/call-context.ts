@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Delivery } from '../amqp/port.js';
 import { readFingerprint, type Fingerprint } from '../fingerprint.js';
 import { fingerprintHeader, reservedHeaderPrefix } from '../protocols/native/wire.js';
-import { QAMTimeoutException } from '../errors.js';
+import { QAMAbortException, QAMTimeoutException } from '../errors.js';
 import { isThenable } from '../util/thenable.js';
 import type { Target } from './dispatch.js';
 
@@ -47,8 +47,10 @@ export interface CallContext {
    */
   readonly headers: Readonly<Record<string, string>>;
   /**
-   * Aborts when the caller's {@link deadline} passes (its reason a QAMTimeoutException): nobody
-   * waits for the result any more, so long work may stop. Never aborts for a call without a deadline.
+   * Aborts when the caller's {@link deadline} passes (its reason a QAMTimeoutException), or when the
+   * caller cancels a call that asked for a started notice (`proxy.withStartNotice()`; its reason a
+   * QAMAbortException): nobody waits for the result any more, so long work may stop. Without a
+   * deadline and a notice, it never aborts.
    * @example await fetch(url, { signal: currentCall()?.signal })
    */
   readonly signal: AbortSignal;
@@ -110,6 +112,13 @@ export class ServedCall implements CallContext {
       }
     }
     return this.#controller.signal;
+  }
+
+  /** The caller cancelled the call: its signal aborts, unless it did already. @internal */
+  cancel(): void {
+    const signal = this.signal;
+    if (!signal.aborted) this.#controller?.abort(new QAMAbortException(`The caller of ${this.method} cancelled it`));
+    this.finish();
   }
 
   /** The call ended: its signal no longer aborts. @internal */

@@ -49,7 +49,7 @@ import {
   type Rules,
 } from '../options.js';
 import type { Logger } from '../logger.js';
-import { checkId, type WireProtocol } from '../protocols/naming.js';
+import { cancelQueue, checkId, serverNames, type WireProtocol } from '../protocols/naming.js';
 import { WorkerPool } from './pool.js';
 import {
   nativeProtocol,
@@ -65,6 +65,7 @@ import { serializerNamed, type SerializerName } from '../serializers.js';
 import { isThenable } from '../util/thenable.js';
 import { ThreadPool, workerModuleHref, type WorkerExport } from './thread-pool.js';
 import { TopologyWatch } from './topology.js';
+import { CancelListener } from './cancels.js';
 import { CallbackState } from '../proxy/pending.js';
 
 export { currentCall, type CallContext } from './call-context.js';
@@ -303,12 +304,17 @@ export class QAMServer<Registered extends object = {}> {
   /** Refused and dropped requests: at most {@link refusalLines} lines a minute, then one line counting the rest. */
   readonly #refusals: RateLimitedLog;
   readonly #introspection: boolean;
+  /** The listener of this instance's cancels, when it serves the native protocol. */
+  readonly #cancels: CancelListener | undefined;
+  /** The running calls that asked for a started notice, which their callers may cancel, by id. */
+  readonly #cancellable = new Map<string, ServedCall>();
 
   constructor(given: QAMServerOptions | QAMServerSpelling) {
     checkOptions('QAMServer', given, serverRules);
     const options = resolveAliases('QAMServer', given, serverAliases) as QAMServerOptions;
     this.serverId = checkId('serverId', options.serverId);
-    this.instanceId = `${this.serverId}.${randomBytes(8).toString('hex')}`;
+    const instanceSuffix = randomBytes(8).toString('hex');
+    this.instanceId = `${this.serverId}.${instanceSuffix}`;
     this.#ownsConnection = options.connection === undefined;
     this.connection = connectionFor('QAMServer', options);
     this.#logger = escapingLogger(options.logger ?? this.connection.logger);
@@ -343,6 +349,17 @@ export class QAMServer<Registered extends object = {}> {
     this.#deliveryLimit = options.deliveryLimit;
     this.#deadLettering = options.deadLetterExchange !== undefined;
     this.#protocols = protocolsFor(options.protocol ?? 'native', settings);
+    this.#cancels = this.#protocols.some((protocol) => protocol.name === 'native')
+      ? new CancelListener({
+          serverId: this.serverId,
+          queue: cancelQueue(this.serverId, instanceSuffix),
+          exchange: serverNames(this.serverId).exchange,
+          connection: this.connection,
+          logger: this.#logger,
+          serving: () => this.#state === 'serving',
+          cancel: (id, userId) => this.#cancelCall(id, userId),
+        })
+      : undefined;
     const serving = (): boolean => this.#state === 'serving';
     const common = { serverId: this.serverId, connection: this.connection, logger: this.#logger, protocols: this.#protocols, serving };
     this.#consumers = new Consumers({
@@ -494,11 +511,15 @@ export class QAMServer<Registered extends object = {}> {
     this.connection.retain();
     this.#retained = true;
     this.#detach = this.connection.attach({
-      onConnect: () => this.#consumers.restart(),
+      onConnect: () => {
+        this.#consumers.restart();
+        this.#cancels?.restart();
+      },
       onDisconnect: () => this.#forgetChannels(),
     });
     try {
       await this.#consumers.start();
+      await this.#cancels?.start();
     } catch (error) {
       await this.close();
       if (failureKind(error) === 'access-refused') {
@@ -531,7 +552,7 @@ export class QAMServer<Registered extends object = {}> {
     // While the broker is down or blocks the connection, nothing can be deleted: close without waiting.
     const reachable = this.connection.connected && !this.connection.blocked;
     if (options.deleteQueue === true && reachable) await this.#topology.remove();
-    await Promise.all([this.#consumers.close(), this.#topology.close(reachable), this.#replies.close()]);
+    await Promise.all([this.#consumers.close(), this.#topology.close(reachable), this.#replies.close(), this.#cancels?.close()]);
     this.#refusals.flush();
     if (this.#retained) this.connection.release();
     this.#retained = false;
@@ -540,6 +561,7 @@ export class QAMServer<Registered extends object = {}> {
   }
 
   #forgetChannels(): void {
+    this.#cancels?.forget();
     this.#consumers.forget();
     this.#replies.forget();
     this.#topology.forget();
@@ -661,10 +683,14 @@ export class QAMServer<Registered extends object = {}> {
       finish();
       return;
     }
-    if (startedNotice) this.#notifyStarted(protocol, message);
+    if (startedNotice) {
+      if (id !== undefined && this.#cancels !== undefined && !this.#cancellable.has(id)) this.#cancellable.set(id, context);
+      this.#notifyStarted(protocol, message);
+    }
     const observation = this.#observer.start(context.method, message);
     const answer = (outcome: CallOutcome): void => {
       context.finish();
+      if (startedNotice && id !== undefined && this.#cancellable.get(id) === context) this.#cancellable.delete(id);
       if (key !== undefined) this.#memory?.end(key, outcome, Date.now());
       this.#observer.end(observation, context.method, message, outcome);
       this.#answer(protocol, message, outcome, context.method, finish);
@@ -709,8 +735,24 @@ export class QAMServer<Registered extends object = {}> {
 
   /** Tells the caller that asked for it that this instance took its request; the reply follows on the same path. */
   #notifyStarted(protocol: ServerProtocol, message: Delivery): void {
-    const notice = protocol.started(message, this.instanceId);
+    const notice = protocol.started(message, this.instanceId, this.#cancels?.address);
     if (notice !== undefined) this.#replies.publish(message, notice, noop);
+  }
+
+  /**
+   * A caller cancelled a call that asked for a started notice: its signal aborts. A cancel of a call
+   * this instance does not run (it ended) is dropped; one from another broker user than the
+   * request's is refused and logged.
+   */
+  #cancelCall(id: string, userId: string | undefined): void {
+    const context = this.#cancellable.get(id);
+    if (context === undefined) return;
+    if (context.userId !== undefined && context.userId !== userId) {
+      this.#refusals.warn(`server ${this.serverId} ignored a cancel of a ${clip(context.method)} call from another user than its caller`);
+      return;
+    }
+    this.#logger.debug(`server ${this.serverId}: the caller of ${context.method} cancelled it`);
+    context.cancel();
   }
 
   /**

@@ -335,15 +335,18 @@ describe.each(brokers)('on %s', (_name, useBroker) => {
       const names = async (): Promise<string[]> => (await broker.queues(vhost)).map((queue) => queue.name);
       const server = new QAMServer({ serverId: uniqueName('spec'), url: vhostUrl, logger: silentLogger }).registerFunction(() => 1, 'one');
       await server.serve();
-      const before = await names();
-      expect(before).toEqual([`server_${server.serverId}_queue`]);
+      const before = (await names()).sort();
+      // The request queue, and the instance's own queue of cancels (exclusive, auto-delete).
+      const cancels = `server_${server.serverId}_cancel_${server.instanceId.slice(server.serverId.length + 1)}`;
+      expect(before).toEqual([cancels, `server_${server.serverId}_queue`]);
       for (const replies of ['direct', 'callme'] as const) {
         const proxy = new QAMProxy({ serverId: server.serverId, url: vhostUrl, replies, logger: silentLogger });
         await expect(proxy['one']()).resolves.toBe(1);
         await proxy.close();
       }
-      expect(await names()).toEqual(before);
+      expect((await names()).sort()).toEqual(before);
       await server.close();
+      expect(await names()).toEqual([`server_${server.serverId}_queue`]);
     }, 90_000);
 
     it('shares one connection between several servers and proxies, each on its own channels', async () => {

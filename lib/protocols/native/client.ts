@@ -7,7 +7,7 @@ import { directReplyTo, serverNames } from '../naming.js';
 import { payloadToError, parseReply, type ErrorClass, type RequestEnvelope } from './format.js';
 import { kindHeader, wireHeaders } from './wire.js';
 import { sizeError } from '../../size-limit.js';
-import { notifyHeader, notifyStarted, readStartedNotice } from './notices.js';
+import { cancelHeaders, notifyHeader, notifyStarted, readStartedNotice } from './notices.js';
 
 /** What reading a reply needs to know. @internal */
 export interface ReplySettings {
@@ -62,8 +62,14 @@ export function decodeReply(content: Buffer, contentType: unknown, settings: Rep
  * replies to its calls (by their correlation id, which is the call id) and reads each outcome.
  * @internal
  */
-export function nativeReplyReader(settings: ReplySettings): Pick<ClientProtocol, 'returnedId' | 'readNotice' | 'readReply'> {
+export function nativeReplyReader(settings: ReplySettings): Pick<ClientProtocol, 'returnedId' | 'readNotice' | 'readReply' | 'cancel'> {
   return {
+    cancel: (id, target, cancelTo) => ({
+      exchange: target.exchange,
+      routingKey: cancelTo,
+      body: Buffer.alloc(0),
+      properties: { correlationId: id, headers: cancelHeaders },
+    }),
     returnedId: (message) => correlationIdOf(message.properties),
     readNotice: (message) => readStartedNotice(message.properties),
     readReply: (message) => ({

@@ -71,8 +71,12 @@ export interface ServerProtocol {
    * the server then replies with that error instead.
    */
   reply(message: Delivery, outcome: CallOutcome): OutgoingReply | undefined;
-  /** The started notice of `message` from the server instance `instanceId`, when its protocol has one and it has a reply address. */
-  started(message: Delivery, instanceId: string): OutgoingReply | undefined;
+  /**
+   * The started notice of `message` from the server instance `instanceId`, naming the queue of its
+   * cancels (`cancelTo`) when it takes them; undefined when the protocol has none or the request no
+   * reply address.
+   */
+  started(message: Delivery, instanceId: string, cancelTo?: string): OutgoingReply | undefined;
 }
 
 /** @internal */
@@ -210,11 +214,11 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
       if (typeof correlationId === 'string') properties.correlationId = correlationId;
       return { ...route, body, properties };
     },
-    started(message, instanceId) {
+    started(message, instanceId, cancelTo) {
       const { replyTo, correlationId } = message.properties;
       const route = typeof replyTo === 'string' ? replyRoute(replyTo) : undefined;
       if (route === undefined || typeof correlationId !== 'string') return undefined;
-      return { ...route, body: Buffer.alloc(0), properties: { correlationId, headers: startedNoticeHeaders(instanceId) } };
+      return { ...route, body: Buffer.alloc(0), properties: { correlationId, headers: startedNoticeHeaders(instanceId, cancelTo) } };
     },
   };
 }

@@ -75,6 +75,7 @@ export function qamClientProtocol(settings: QamClientSettings): ClientProtocol {
     // QAM's format has no request kinds: a Python QAM server would run `_qam.<kind>` as a method.
     kindTarget: undefined,
     readNotice: () => undefined,
+    cancel: undefined,
     request(id, method, params) {
       const body = encodeQamBody({ id: Number(id), method_name: method, routing_key: client.routingKey, params });
       return { exchange: server.exchange, routingKey: server.routingKey, body, properties: { ...qamProperties } };

@@ -1,4 +1,4 @@
-import { replyRoute } from '../../../lib/protocols/naming.js';
+import { cancelQueue, isCancelQueueOf, replyRoute } from '../../../lib/protocols/naming.js';
 
 describe('replyRoute', () => {
   it.each([
@@ -32,5 +32,16 @@ describe('replyRoute', () => {
     const address = `amq.rabbitmq.reply-to.${'A'.repeat(233)}`;
     expect(address).toHaveLength(255);
     expect(replyRoute(address)).toEqual({ exchange: '', routingKey: address });
+  });
+});
+
+describe('cancel queues', () => {
+  it('are named per server instance, and a notice may name only one of the server called', () => {
+    expect(cancelQueue('calc', '0123456789abcdef')).toBe('server_calc_cancel_0123456789abcdef');
+    expect(isCancelQueueOf('calc', 'server_calc_cancel_0123456789abcdef')).toBe(true);
+    expect(isCancelQueueOf('calc', 'server_other_cancel_0123456789abcdef')).toBe(false);
+    expect(isCancelQueueOf('calc', 'server_calc_queue')).toBe(false);
+    expect(isCancelQueueOf('calc', 'server_calc_cancel_0123')).toBe(false);
+    expect(isCancelQueueOf('calc', 'server_calc_cancel_0123456789abcdef.x')).toBe(false);
   });
 });
