@@ -3,7 +3,7 @@
  * queues, groups of competing consumers on a shared durable queue, the failure policy (requeued
  * once, then dead-lettered or dropped), status messages as events, and bad events.
  */
-import { QAMEvents, QAMProcessor, type EventContext } from '../../lib/index.js';
+import { QAMEvents, QAMProcessor, silentLogger, type EventContext } from '../../lib/index.js';
 import { brokers } from '../support/brokers.js';
 import { uniqueName, waitUntil } from '../support/broker.js';
 
@@ -151,6 +151,21 @@ describe.each(brokers)('events on %s', (_name, useBroker) => {
     await events().publish('fine', 1);
     await waitUntil(() => got.length === 1);
     expect(subscription.stats()).toMatchObject({ received: 2, handled: 1, badEvents: 1 });
+  });
+
+  it('a subscription consumes again after its connection was lost (a group keeps the events published meanwhile)', async () => {
+    const faulty = await broker.faulty();
+    const got: unknown[] = [];
+    const listener = broker.track(new QAMEvents({ ...faulty.options, logger: silentLogger, exchange: exchangeName }));
+    const subscription = await listener.subscribe('tick', (payload) => void got.push(payload), { group: uniqueName('survivors') });
+    const publisher = events();
+    await publisher.publish('tick', 1);
+    await waitUntil(() => got.length === 1);
+    faulty.cut();
+    await publisher.publish('tick', 2);
+    await waitUntil(() => got.length === 2, { timeoutMs: 30_000 });
+    expect(got).toEqual([1, 2]);
+    await subscription.close({ deleteQueue: true });
   });
 
   it('refuses wrong arguments with a TypeError', async () => {

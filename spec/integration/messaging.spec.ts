@@ -13,6 +13,7 @@ import {
   type ExchangeDescription,
   type MessageContext,
   type PostageMessage,
+  silentLogger,
 } from '../../lib/index.js';
 import type { Delivery } from '../../lib/amqp/port.js';
 import { brokers } from '../support/brokers.js';
@@ -219,6 +220,27 @@ describe.each(brokers)('Postage messages on %s', (_name, useBroker) => {
     );
     await waitUntil(() => seen.length === 2);
     expect(seen.sort()).toEqual([first.name, second.name].sort());
+  });
+
+  it('declares and consumes again after its connection was lost', async () => {
+    const faulty = await broker.faulty();
+    const queue = uniqueName('survivor');
+    const seen: unknown[] = [];
+    const receiver = broker.track(
+      new QAMProcessor({ ...faulty.options, logger: silentLogger, bindings: [{ queue: { name: queue, autoDelete: false } }] }).on(
+        'command',
+        'count',
+        ({ parameters }) => void seen.push(parameters),
+      ),
+    );
+    await receiver.start();
+    const sender = producer();
+    await sender.command('count', { n: 1 }, { key: queue });
+    await waitUntil(() => seen.length === 1);
+    faulty.cut();
+    await sender.command('count', { n: 2 }, { key: queue });
+    await waitUntil(() => seen.length === 2, { timeoutMs: 30_000 });
+    expect(seen).toEqual([{ n: 1 }, { n: 2 }]);
   });
 
   it('refuses wrong options and arguments with a TypeError naming them', () => {
