@@ -66,6 +66,8 @@ export interface ChannelSource {
 }
 
 const directReplyTo = 'amq.rabbitmq.reply-to';
+/** A channel nacked on is replaced unless it opened less than this long ago (at most one new channel a second). */
+const replaceNackedAfterMs = 1000;
 /** The header that matches a returned raw publish to its promise. */
 const publishIdHeader = `${reservedHeaderPrefix}publish`;
 
@@ -119,6 +121,9 @@ interface PendingCall {
  * with `mandatory`; replies come through direct reply-to on that channel, or through a queue the
  * caller names, matched by correlation id. Every message also carries the connection's `x-qam-*`
  * headers (wire version, fingerprint).
+ *
+ * A channel the broker nacks a message on is retired, as a proxy's is (see CallClient): later
+ * messages go out on a new channel, and the old one closes once what was sent on it has ended.
  * @internal
  */
 export class RawMessaging {
@@ -128,6 +133,11 @@ export class RawMessaging {
   readonly #replyChannels = new Map<string, Promise<AmqpChannel>>();
   readonly #calls = new Map<string, PendingCall>();
   readonly #publishes = new Map<string, (error: Error) => void>();
+  /** The current channel, once open, and when it opened (ms since the epoch). */
+  #open: AmqpChannel | undefined;
+  #openedAt = 0;
+  /** Channels retired after a nack, each with the calls (`c:` id) and publishes (`p:` id) that may still wait on it. */
+  readonly #retired = new Map<AmqpChannel, Set<string>>();
   readonly #prefix = randomBytes(6).toString('base64url');
   #seq = 0;
 
@@ -152,7 +162,9 @@ export class RawMessaging {
     await new Promise<void>((resolve, reject) => {
       this.#publishes.set(id, reject);
       const confirmed = (failure: PortError | undefined): void => {
+        if (failure?.kind === 'nacked') this.#retire(channel);
         if (!this.#publishes.delete(id)) return;
+        this.#ended(`p:${id}`);
         if (failure === undefined) resolve();
         else reject(this.#explain(failure, exchange, routingKey));
       };
@@ -185,6 +197,7 @@ export class RawMessaging {
       const end = (outcome: Error | RawReply): void => {
         if (this.#calls.get(id) !== pending) return;
         this.#calls.delete(id);
+        this.#ended(`c:${id}`);
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         if (outcome instanceof Error) reject(outcome);
@@ -198,6 +211,7 @@ export class RawMessaging {
         const channel = await this.#publisher();
         if (this.#calls.get(id) !== pending) return;
         channel.publish(exchange, routingKey, content, properties, { mandatory: options.mandatory ?? true }, (failure) => {
+          if (failure?.kind === 'nacked') this.#retire(channel);
           if (failure !== undefined) end(this.#explain(failure, exchange, routingKey));
         });
       };
@@ -208,6 +222,8 @@ export class RawMessaging {
   /** Fails what waits; the channels close with the connection. */
   close(): void {
     this.#channel = undefined;
+    this.#open = undefined;
+    this.#retired.clear();
     this.#replyChannels.clear();
     this.#failAll(new QAMConnectionException(`The connection to ${this.#source.label} was closed`));
   }
@@ -230,6 +246,14 @@ export class RawMessaging {
     const opened = this.#channel;
     channel.onReturn((returned) => this.#returned(returned));
     channel.onClose((error) => {
+      const retired = this.#retired.get(channel);
+      if (retired !== undefined) {
+        this.#retiredClosed(channel, retired, error);
+        return;
+      }
+      // Else a retired channel closed once nothing waited on it, or one that never opened.
+      if (this.#open !== channel) return;
+      this.#open = undefined;
       if (this.#channel === opened) this.#channel = undefined;
       this.#failAll(
         error === undefined
@@ -238,7 +262,54 @@ export class RawMessaging {
       );
     });
     await channel.consume(directReplyTo, (delivery) => this.#reply(delivery), { noAck: true });
+    this.#open = channel;
+    this.#openedAt = Date.now();
     return channel;
+  }
+
+  /**
+   * The broker nacked a message on `channel`: unless it is no longer the current one or opened
+   * less than {@link replaceNackedAfterMs} ago, the next message opens a new channel, and this one
+   * closes once the calls and publishes sent on it have ended (RabbitMQ 3.10 nacks, for the life
+   * of a channel, every publish to a quorum queue whose first publish on it came while the queue's
+   * leader was on a node that was down).
+   */
+  #retire(channel: AmqpChannel): void {
+    if (this.#open !== channel || Date.now() - this.#openedAt < replaceNackedAfterMs) return;
+    this.#open = undefined;
+    this.#channel = undefined;
+    const waiting = new Set([...[...this.#calls.keys()].map((id) => `c:${id}`), ...[...this.#publishes.keys()].map((id) => `p:${id}`)]);
+    this.#retired.set(channel, waiting);
+    if (waiting.size === 0) this.#closeRetired(channel);
+  }
+
+  /** A call or publish ended: a retired channel nothing waits on any more closes. */
+  #ended(key: string): void {
+    if (this.#retired.size === 0) return;
+    for (const [channel, waiting] of this.#retired) if (waiting.delete(key) && waiting.size === 0) this.#closeRetired(channel);
+  }
+
+  #closeRetired(channel: AmqpChannel): void {
+    this.#retired.delete(channel);
+    void channel.close();
+  }
+
+  /** A retired channel closed before what was sent on it ended: that fails, nothing else. */
+  #retiredClosed(channel: AmqpChannel, waiting: Set<string>, error: PortError | undefined): void {
+    this.#retired.delete(channel);
+    const failure =
+      error === undefined
+        ? new QAMConnectionException(`The raw messaging channel to ${this.#source.label} closed`)
+        : this.#explain(error, '', 'a message on the channel');
+    for (const key of waiting) {
+      const id = key.slice(2);
+      if (key.startsWith('c:')) this.#calls.get(id)?.reject(failure);
+      else {
+        const reject = this.#publishes.get(id);
+        this.#publishes.delete(id);
+        reject?.(failure);
+      }
+    }
   }
 
   #replyConsumer(queue: string): Promise<AmqpChannel> {
@@ -292,8 +363,12 @@ export class RawMessaging {
 
   #failAll(error: Error): void {
     for (const pending of [...this.#calls.values()]) pending.reject(error);
-    for (const reject of [...this.#publishes.values()]) reject(error);
+    const publishes = [...this.#publishes];
     this.#publishes.clear();
+    for (const [id, reject] of publishes) {
+      this.#ended(`p:${id}`);
+      reject(error);
+    }
   }
 
   #explain(error: unknown, exchange: string, routingKey: string): Error {
