@@ -173,15 +173,25 @@ export class QAMProducer {
     await this.#declare([[exchange, key]]);
     // Postage's reply address: a queue of the call's own, so a reply needs no correlation id.
     const replyQueue = `qam_rpc_${randomBytes(9).toString('base64url')}`;
-    const channel = await this.connection.openChannel({ confirms: false });
+    let arrived!: (delivery: Delivery) => void;
+    const reply = new Promise<Delivery>((resolve) => (arrived = resolve));
+    // The reply queue is exclusive, so it goes with a lost connection: an attempt after a
+    // reconnect declares and consumes it again before sending.
+    let listening: AmqpChannel | undefined;
+    const listen = async (): Promise<void> => {
+      const channel = await this.connection.openChannel({ confirms: false });
+      channel.onClose(() => {
+        if (listening === channel) listening = undefined;
+      });
+      listening = channel;
+      await channel.declareQueue(replyQueue, { durable: false, exclusive: true, autoDelete: false });
+      await channel.consume(replyQueue, (delivery) => arrived(delivery), { noAck: true });
+    };
     this.connection.retain();
     try {
-      await channel.declareQueue(replyQueue, { durable: false, exclusive: true, autoDelete: false });
-      let arrived!: (delivery: Delivery) => void;
-      const reply = new Promise<Delivery>((resolve) => (arrived = resolve));
-      await channel.consume(replyQueue, (delivery) => arrived(delivery), { noAck: true });
       const properties = { contentType: postageContentType, replyTo: replyQueue, correlationId: replyQueue, expiration: String(timeoutMs) };
       for (let attempt = 1; attempt <= tries; attempt++) {
+        if (listening === undefined) await listen();
         await this.connection.messaging.send(exchangeName(exchange), key, body, properties, this.#mandatory);
         const delivery = await waitFor(reply, timeoutMs, signal);
         if (delivery === 'aborted') throw new QAMAbortException(`RPC ${name} to ${where} was cancelled`);
@@ -190,7 +200,10 @@ export class QAMProducer {
       throw new QAMTimeoutException(`No result for RPC ${name} from ${where}: ${tries} attempt(s) of ${timeoutMs} ms each timed out`);
     } finally {
       this.connection.release();
-      await deleteQuietly(channel, replyQueue);
+      // After a channel error the queue outlives its channel until the connection closes.
+      const channel = listening ?? (await this.connection.openChannel({ confirms: false }).catch(() => undefined));
+      listening = undefined;
+      if (channel !== undefined) await deleteQuietly(channel, replyQueue);
     }
   }
 

@@ -243,6 +243,24 @@ describe.each(brokers)('Postage messages on %s', (_name, useBroker) => {
     expect(seen).toEqual([{ n: 1 }, { n: 2 }]);
   });
 
+  it('an RPC message whose connection was lost while it waited is sent again, with its reply queue declared again', async () => {
+    const faulty = await broker.faulty();
+    const queue = uniqueName('cutter');
+    let calls = 0;
+    const receiver = processor({ bindings: [{ queue }] }).onRpc('command', 'ping', () => {
+      calls++;
+      // The caller's connection drops before the first result reaches it.
+      if (calls === 1) faulty.cut();
+      return `pong ${calls}`;
+    });
+    await receiver.start();
+    const sender = broker.track(new QAMProducer({ ...faulty.options, logger: silentLogger }));
+    await expect(sender.rpc('ping', {}, { key: queue, timeout: 2, maxRetry: 3 })).resolves.toMatchObject({
+      kind: 'value',
+      value: 'pong 2',
+    });
+  });
+
   it('refuses wrong options and arguments with a TypeError naming them', () => {
     const connection = broker.connection();
     expect(() => new QAMProducer({ connection, timeot: 3 } as never)).toThrow(
