@@ -5,7 +5,7 @@
  * with the same assertions (spec/support/brokers.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { QAMConnection, QAMProxy, QAMServer, silentLogger } from '../lib/index.js';
+import { QAMConnection, QAMProxy, QAMServer, currentCall, silentLogger } from '../lib/index.js';
 import type { AmqpChannel } from '../lib/amqp/port.js';
 import { uniqueName, waitUntil, type Permissions } from './support/broker.js';
 import { brokers, type BrokerUnderTest, type BrokerUser } from './support/brokers.js';
@@ -38,6 +38,8 @@ describe.each(brokers)("callme's permission scheme on %s", (_name, useBroker) =>
   const foo = uniqueName('foo');
   const bar = uniqueName('bar');
   const servers: QAMServer[] = [];
+  /** Why each run of `untilAborted` ended: its signal's reason. */
+  const endings: unknown[] = [];
   /** Runs of each server's `count` function. */
   const runs = new Map<string, number>();
   let carl: BrokerUser;
@@ -72,7 +74,12 @@ describe.each(brokers)("callme's permission scheme on %s", (_name, useBroker) =>
       const server = new QAMServer({ serverId, url: urlOf(owner), logger: silentLogger })
         .registerFunction((a: number, b: number) => a + b, 'add')
         .registerFunction(async (ms: number) => new Promise((resolve) => setTimeout(resolve, ms, ms)), 'sleep')
-        .registerFunction(() => runs.set(serverId, (runs.get(serverId) ?? 0) + 1).size, 'count');
+        .registerFunction(() => runs.set(serverId, (runs.get(serverId) ?? 0) + 1).size, 'count')
+        .registerFunction(async () => {
+          const signal = currentCall()!.signal;
+          await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+          endings.push(signal.reason);
+        }, 'untilAborted');
       servers.push(server);
       await server.serve();
     }
@@ -127,6 +134,60 @@ describe.each(brokers)("callme's permission scheme on %s", (_name, useBroker) =>
     } finally {
       await Promise.all([allowed.close(), forbidden.close()]);
       await connection.close();
+    }
+  });
+
+  it("a cancel reaches the server instance with the client's and the server's rights alone", async () => {
+    const proxy = proxyFor(olivia, foo);
+    const controller = new AbortController();
+    try {
+      const call = proxy
+        .withStartNotice(() => controller.abort())
+        .withSignal(controller.signal)
+        .invoke('untilAborted');
+      await expect(call).rejects.toMatchObject({ code: 'ABORTED' });
+      // Well before the call's 5 s deadline, the function's signal aborted for the cancel.
+      await waitUntil(() => endings.length === 1, { timeoutMs: 4000, message: 'the server function saw the cancel' });
+      expect(endings).toEqual([expect.objectContaining({ code: 'ABORTED', message: 'The caller of untilAborted cancelled it' })]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("ignores a cancel from another user than the caller's, who would have to know the call's id", async () => {
+    const proxy = proxyFor(olivia, foo);
+    let noticed = false;
+    const failed: unknown[] = [];
+    try {
+      const uid = proxy
+        .withStartNotice(() => (noticed = true))
+        .callback(
+          () => undefined,
+          (error) => failed.push(error),
+        )
+        .invoke('untilAborted');
+      await waitUntil(() => noticed, { message: 'the started notice' });
+      const instance = proxy.startedBy(uid)!;
+      const cancels = `server_${foo}_cancel_${instance.slice(foo.length + 1)}`;
+      // Oscar may write to foo's exchange too: a cancel of olivia's call, with her call id, as oscar.
+      const channel = await broker.channel({ url: urlOf(oscar), confirms: true });
+      await new Promise<void>((resolve, reject) =>
+        channel.publish(
+          `server_${foo}_ex`,
+          cancels,
+          Buffer.alloc(0),
+          { correlationId: uid, userId: oscar.name, headers: { 'x-qam-wire': 2, 'x-qam-kind': 'cancel' } },
+          { mandatory: false },
+          (failure) => (failure === undefined ? resolve() : reject(failure)),
+        ),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(endings).toHaveLength(1);
+      expect(proxy.cancel(uid)).toBe(true);
+      await waitUntil(() => endings.length === 2, { timeoutMs: 4000, message: "the caller's own cancel" });
+      expect(failed).toEqual([expect.objectContaining({ code: 'ABORTED' })]);
+    } finally {
+      await proxy.close();
     }
   });
 
