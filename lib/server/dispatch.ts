@@ -110,15 +110,35 @@ function isBuiltIn(proto: object): boolean {
   return isNativeFunction(Object.getOwnPropertyDescriptor(proto, 'constructor')?.value);
 }
 
+/** The function a member holds, when it is one a client may call: JavaScript source, not native code. */
+function callable(value: unknown): RemoteFunction | undefined {
+  return typeof value === 'function' && !isNativeFunction(value) ? (value as RemoteFunction) : undefined;
+}
+
 /**
- * The methods an instance exposes: functions its own class chain defines, up to the first
- * built-in prototype (see {@link isBuiltIn}); never native functions (a built-in's method copied
- * onto a class, an iterator's `next`), `constructor`, accessors, data properties or names starting
- * with `_`. Collected once, at registration, so a request can only ever reach what is in this map.
+ * The methods an instance exposes, collected once at registration so a request can only ever
+ * reach what is in this map. TypeScript gives a method, an arrow-function field and an accessor
+ * returning a function the same type, so all three are exposed, as the proxy's types promise:
+ * - the instance's own function-valued properties (arrow-function class fields, an object
+ *   literal's functions);
+ * - functions its own class chain defines, up to the first built-in prototype (see
+ *   {@link isBuiltIn});
+ * - accessors of that chain whose getter, read once here, returns a function.
+ * Never native code (a built-in's method copied onto a class, a bound function: a method bound in
+ * the constructor exposes the method it binds), `constructor` or names starting with `_`.
  */
 function exposedMethods(instance: object): Map<string, RemoteFunction> {
   const methods = new Map<string, RemoteFunction>();
-  const shadowed = new Set(Object.getOwnPropertyNames(instance));
+  const shadowed = new Set<string>();
+  for (const name of Object.getOwnPropertyNames(instance)) {
+    if (isHiddenName(name)) continue;
+    const descriptor = Object.getOwnPropertyDescriptor(instance, name);
+    // A bound or native own function leaves the name to the class chain: `this.m = this.m.bind(this)`.
+    if (descriptor !== undefined && 'value' in descriptor && isNativeFunction(descriptor.value)) continue;
+    shadowed.add(name);
+    const fn = descriptor !== undefined && 'value' in descriptor ? callable(descriptor.value) : undefined;
+    if (fn !== undefined) methods.set(name, fn);
+  }
   for (
     let proto = Object.getPrototypeOf(instance) as object | null;
     proto !== null && !isBuiltIn(proto);
@@ -128,12 +148,22 @@ function exposedMethods(instance: object): Map<string, RemoteFunction> {
       if (isHiddenName(name) || shadowed.has(name)) continue;
       shadowed.add(name);
       const descriptor = Object.getOwnPropertyDescriptor(proto, name);
-      if (descriptor !== undefined && typeof descriptor.value === 'function' && !isNativeFunction(descriptor.value)) {
-        methods.set(name, descriptor.value as RemoteFunction);
-      }
+      const fn = descriptor?.get !== undefined ? readAccessor(instance, descriptor.get) : callable(descriptor?.value);
+      if (fn !== undefined) methods.set(name, fn);
     }
   }
   return methods;
+}
+
+/** What an accessor's getter returns on the instance, when it is a function a client may call. */
+function readAccessor(instance: object, get: () => unknown): RemoteFunction | undefined {
+  let value: unknown;
+  try {
+    value = get.call(instance);
+  } catch {
+    return undefined;
+  }
+  return callable(value);
 }
 
 /** The registered functions and instances of a server, and the lookup of a request's method path. */

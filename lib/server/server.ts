@@ -399,11 +399,12 @@ export class QAMServer<Registered extends object = {}> {
   }
 
   /**
-   * Registers an instance under `name`: its class's methods become callable as `name.method`.
-   * Only methods the instance's own class chain defines are exposed, up to the first built-in
-   * prototype (Object, Map, Set, Array, Promise, Error, EventEmitter, streams, …, whose methods are
-   * never remote); never `constructor`, accessors, data properties (including arrow-function class
-   * fields) or names starting with `_`.
+   * Registers an instance under `name`: its methods become callable as `name.method`, collected
+   * now. Exposed: its own function-valued properties (arrow-function fields), the methods its own
+   * class chain defines up to the first built-in prototype (Object, Map, Set, Array, Promise,
+   * Error, EventEmitter, streams, …, whose methods are never remote), and that chain's accessors
+   * whose getter, read once now, returns a function — what the proxy's types promise. Never
+   * `constructor`, native or bound functions, other data properties or names starting with `_`.
    */
   registerClass<T extends object, N extends string>(
     instance: T,

@@ -14,6 +14,10 @@ class Calculator {
     this.calls++;
     return 'secret';
   }
+  negate = (x: number): number => -x;
+  get doubler(): (x: number) => number {
+    return (x) => 2 * x;
+  }
 }
 
 describe.each(brokers)('on %s', (_name, useBroker) => {
@@ -52,6 +56,11 @@ describe.each(brokers)('on %s', (_name, useBroker) => {
 
     it('calls an instance method', async () => {
       await expect(proxy['my_instance']['adder_function'](2, 4)).resolves.toBe(6);
+    });
+
+    it('calls an arrow-function field and an accessor returning a function, as the types promise', async () => {
+      await expect(proxy['my_instance']['negate'](5)).resolves.toBe(-5);
+      await expect(proxy['my_instance']['doubler'](5)).resolves.toBe(10);
     });
 
     it('gives each of 200 concurrent calls its own result', async () => {

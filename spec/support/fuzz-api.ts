@@ -2,8 +2,9 @@
  * The API a fuzzed server serves, and the oracle of what may run. Every registered function
  * returns its result tagged with its path (`{ ran: 'calc.mul', value }`), so a result reply that
  * lacks a registered tag came from something that was not registered (an inherited member, say).
- * Canaries — the instance's hidden names, its accessor, its arrow-function field, its static
- * method, a function's own property — count every run; none may ever run.
+ * Canaries — the instance's hidden names (a method and an accessor), its static method, a
+ * function's own property — count every run; none may ever run. Its arrow-function field and
+ * its accessor returning a function are registered: the proxy's types promise them.
  */
 import { currentCall, type QAMServer } from '../../lib/index.js';
 import { registeredPaths } from './fuzz-messages.js';
@@ -66,14 +67,23 @@ export function registerFuzzApi<S extends QAMServer<object>>(server: S, tally: T
     }
   }
   class Calc extends Base {
-    arrow = canary;
+    arrow = (value: unknown): Tagged => ran('calc.arrow', value);
 
     static create(): string {
       return canary();
     }
 
     get prop(): string {
-      return canary();
+      return 'data';
+    }
+
+    get accessor(): (value: unknown) => Tagged {
+      return (value) => ran('calc.accessor', value);
+    }
+
+    get _hidden(): () => string {
+      canary();
+      return canary;
     }
 
     mul(a: unknown, b: unknown): Tagged {

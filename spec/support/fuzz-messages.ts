@@ -74,6 +74,8 @@ export const registeredPaths = [
   'calc.echo',
   'calc.fail',
   'calc.base_method',
+  'calc.arrow',
+  'calc.accessor',
 ] as const;
 
 /**
@@ -98,7 +100,7 @@ export const forbiddenPaths = [
   'calc.toString',
   'calc.hasOwnProperty',
   'calc._secret',
-  'calc.arrow',
+  'calc._hidden',
   'calc.prop',
   'calc.create',
   'calc.prototype',

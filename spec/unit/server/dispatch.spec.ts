@@ -14,11 +14,25 @@ class Base {
 class Service extends Base {
   field = 1;
   arrow = (): number => 2;
+  native = Math.max;
+  constructor() {
+    super();
+    this.bound = this.bound.bind(this);
+  }
   adder_function(a: number, b: number): number {
     return a + b;
   }
   get computed(): number {
     return 3;
+  }
+  get handler(): (x: number) => number {
+    return (x) => x * 2;
+  }
+  get throwing(): () => number {
+    throw new Error('read');
+  }
+  bound(): string {
+    return 'bound';
   }
   _private(): string {
     return 'secret';
@@ -38,6 +52,24 @@ describe('DispatchTable', () => {
     expect(table.resolve('my_instance.inherited')).toBeDefined();
   });
 
+  it('exposes what the types promise: arrow-function fields, accessors returning a function, a method bound in the constructor', () => {
+    const call = (path: string): unknown => {
+      const target = table.resolve(path);
+      return target?.fn.apply(target.thisArg, [21]);
+    };
+    expect(call('my_instance.arrow')).toBe(2);
+    expect(call('my_instance.handler')).toBe(42);
+    expect(table.resolve('my_instance.bound')?.fn).toBe(Service.prototype.bound);
+    expect(call('my_instance.bound')).toBe('bound');
+  });
+
+  it("exposes an object literal's own functions", () => {
+    const literal = new DispatchTable();
+    literal.registerInstance({ double: (x: number) => x * 2, value: 1 }, 'lit');
+    expect(literal.resolve('lit.double')?.fn(4)).toBe(8);
+    expect(literal.resolve('lit.value')).toBeUndefined();
+  });
+
   it.each([
     'constructor',
     '__proto__',
@@ -46,8 +78,9 @@ describe('DispatchTable', () => {
     'hasOwnProperty',
     'valueOf',
     'field',
-    'arrow',
+    'native',
     'computed',
+    'throwing',
     '__defineGetter__',
   ])('never exposes my_instance.%s', (name) => {
     expect(table.resolve(`my_instance.${name}`)).toBeUndefined();
