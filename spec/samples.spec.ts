@@ -5,6 +5,7 @@ import { demo, demoBroker } from '../samples/demo.js';
 import { errorsSample } from '../samples/errors.js';
 import { eventsSample } from '../samples/events.js';
 import { fingerprintSample } from '../samples/fingerprint.js';
+import { introspectionSample } from '../samples/introspection.js';
 import { messagesSample } from '../samples/messages.js';
 import { noReplySample } from '../samples/no-reply.js';
 import { middlewareSample } from '../samples/middleware.js';
@@ -26,6 +27,16 @@ async function printed(sample: (print: (line: string) => void) => Promise<void>)
 }
 
 describe('samples', () => {
+  it('introspection: the methods a server serves, and a cancel that reaches it', async () => {
+    expect(await printed(introspectionSample)).toEqual([
+      'add/2: adds two numbers',
+      'build_report/1',
+      'calc.adder_function/2: adds, the QAM way',
+      'caller: ABORTED',
+      'server: cancelled by the caller',
+    ]);
+  });
+
   it('demo: a server and a proxy in every mode', async () => {
     expect(await printed(demo)).toEqual([
       'add(2, 3) = 5',
