@@ -10,7 +10,7 @@ export function sizeError(
   what: string,
   bytes: number,
   maxBytes: number,
-  side: 'proxy' | 'server',
+  side: 'proxy' | 'server' | 'processor' | 'event subscriber',
 ): QAMPayloadTooLargeException | undefined {
   if (bytes <= maxBytes) return undefined;
   return new QAMPayloadTooLargeException(`${what} is ${bytes} bytes, above the ${side}'s maxMessageBytes of ${maxBytes} bytes`);

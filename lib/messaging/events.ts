@@ -4,7 +4,8 @@ import type { AmqpChannel, Delivery, IncomingProperties, MessageProperties } fro
 import { QAMClosedException, describeError } from '../errors.js';
 import { readFingerprint, type Fingerprint } from '../fingerprint.js';
 import type { Logger } from '../logger.js';
-import { boolean, checkOptions, integerBetween, nonEmptyString, rule, type Rules } from '../options.js';
+import { boolean, checkOptions, integerBetween, nonEmptyString, positiveInteger, rule, type Rules } from '../options.js';
+import { sizeError } from '../size-limit.js';
 import { fingerprintHeader, reservedHeaderPrefix } from '../protocols/native/wire.js';
 import { QueueConsumer } from './consumer.js';
 import { encodeMessage, postageContentType, postageMessage } from './postage.js';
@@ -41,6 +42,11 @@ export interface SubscribeOptions {
    * every member of a group must give the same.
    */
   deadLetterExchange?: string;
+  /**
+   * The largest event body read, in bytes: a larger one is not parsed, but logged, counted as a
+   * bad event and dropped (or dead-lettered). @default 16 MiB
+   */
+  maxMessageBytes?: number;
 }
 
 /** What a handler is told about an event besides its payload. */
@@ -68,7 +74,7 @@ export interface EventSubscriptionStats {
   deadLettered: number;
   /** Failed on their second delivery, no dead-letter exchange: dropped. */
   dropped: number;
-  /** Bodies that are not JSON: dropped (or dead-lettered) at once. */
+  /** Bodies that are not JSON or are above `maxMessageBytes`: dropped (or dead-lettered) at once. */
   badEvents: number;
 }
 
@@ -99,6 +105,7 @@ const subscribeRules: Rules<SubscribeOptions> = {
   group: nonEmptyString,
   prefetch: integerBetween(1, 65535),
   deadLetterExchange: nonEmptyString,
+  maxMessageBytes: positiveInteger,
 };
 
 /** Topic patterns: words separated by dots, `*` one word, `#` any number. */
@@ -227,6 +234,7 @@ class Subscription implements EventSubscription {
   readonly #patterns: readonly string[];
   readonly #handler: EventHandler;
   readonly #deadLetterExchange: string | undefined;
+  readonly #maxMessageBytes: number;
   readonly #consumer: QueueConsumer;
   readonly #inFlight = new Set<Promise<void>>();
   readonly #forget: () => void;
@@ -246,6 +254,7 @@ class Subscription implements EventSubscription {
     this.#patterns = patterns;
     this.#handler = handler;
     this.#deadLetterExchange = options.deadLetterExchange;
+    this.#maxMessageBytes = options.maxMessageBytes ?? 16 * 1024 * 1024;
     this.#forget = forget;
     this.group = options.group;
     this.queue =
@@ -306,6 +315,13 @@ class Subscription implements EventSubscription {
 
   async #handle(channel: AmqpChannel, delivery: Delivery): Promise<void> {
     this.#stats.received++;
+    const tooLarge = sizeError('The event', delivery.content.length, this.#maxMessageBytes, 'event subscriber');
+    if (tooLarge !== undefined) {
+      this.#stats.badEvents++;
+      this.#logger.warn(`event subscriber ${this.queue}: an event with key ${delivery.routingKey} is dropped: ${tooLarge.message}`);
+      channel.nack(delivery, false);
+      return;
+    }
     let payload: unknown;
     try {
       payload = JSON.parse(delivery.content.toString('utf8'));

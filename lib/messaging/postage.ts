@@ -64,7 +64,7 @@ export function encodeMessage(message: PostageMessage): Buffer {
 }
 
 /** Why a body is not a Postage message. */
-export type MessageProblem = 'not-json' | 'wrong-shape';
+export type MessageProblem = 'not-json' | 'wrong-shape' | 'too-large';
 
 export type ReadMessage = { readonly message: PostageMessage } | { readonly problem: MessageProblem; readonly detail: string };
 

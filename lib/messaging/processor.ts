@@ -3,7 +3,8 @@ import type { AmqpChannel, Delivery, IncomingProperties } from '../amqp/port.js'
 import { describeError } from '../errors.js';
 import { readFingerprint, type Fingerprint } from '../fingerprint.js';
 import type { Logger } from '../logger.js';
-import { arrayOf, checkOptions, integerBetween, type Rule, type Rules } from '../options.js';
+import { arrayOf, checkOptions, integerBetween, positiveInteger, type Rule, type Rules } from '../options.js';
+import { sizeError } from '../size-limit.js';
 import { QueueConsumer } from './consumer.js';
 import {
   encodeMessage,
@@ -48,6 +49,12 @@ export interface QAMProcessorOptions extends ConnectionOptions {
    * the order they arrive. @default 1
    */
   prefetch?: number;
+  /**
+   * The largest message body read, in bytes: a larger one is not parsed, but logged, counted
+   * (`tooLarge`), acknowledged and dropped (an RPC message is answered with an error result).
+   * @default 16 MiB
+   */
+  maxMessageBytes?: number;
 }
 
 /** What a handler is told about the message besides its content. */
@@ -96,6 +103,8 @@ export interface QAMProcessorStats {
   notJson: number;
   /** JSON bodies that are not Postage messages. */
   wrongShape: number;
+  /** Bodies above `maxMessageBytes`, not parsed. */
+  tooLarge: number;
   /** Messages no handler is registered for (type, name, category). */
   unhandled: number;
   /** Handlers that threw or rejected. */
@@ -115,6 +124,7 @@ const processorRules: Rules<QAMProcessorOptions> = {
   connection: connectionUserRules.connection,
   bindings: arrayOf(bindingRule, 'an array of bindings'),
   prefetch: integerBetween(1, 65535),
+  maxMessageBytes: positiveInteger,
 };
 
 type Category = 'message' | 'rpc';
@@ -140,6 +150,7 @@ export class QAMProcessor {
   readonly connection: QAMConnection;
   readonly #logger: Logger;
   readonly #owned: boolean;
+  readonly #maxMessageBytes: number;
   readonly #bindings: BindingDescription[];
   readonly #content = new Map<string, ContentHandler[]>();
   readonly #fullBody = new Map<string, FullBodyHandler[]>();
@@ -152,6 +163,7 @@ export class QAMProcessor {
     replies: 0,
     notJson: 0,
     wrongShape: 0,
+    tooLarge: 0,
     unhandled: 0,
     handlerErrors: 0,
   };
@@ -160,7 +172,8 @@ export class QAMProcessor {
 
   constructor(options: QAMProcessorOptions = {}) {
     checkOptions('QAMProcessor', options, processorRules);
-    const { bindings, prefetch, ...where } = options;
+    const { bindings, prefetch, maxMessageBytes, ...where } = options;
+    this.#maxMessageBytes = maxMessageBytes ?? 16 * 1024 * 1024;
     this.connection = connectionFor('QAMProcessor', where);
     this.#logger = options.logger ?? this.connection.logger;
     this.#owned = options.connection === undefined;
@@ -270,6 +283,11 @@ export class QAMProcessor {
 
   async #process(delivery: Delivery): Promise<void> {
     this.#stats.received++;
+    const tooLarge = sizeError('The message', delivery.content.length, this.#maxMessageBytes, 'processor');
+    if (tooLarge !== undefined) {
+      this.#bad(delivery, 'too-large', tooLarge.message);
+      return;
+    }
     const read = readMessage(delivery.content);
     if (!('message' in read)) {
       this.#bad(delivery, read.problem, read.detail);
@@ -380,6 +398,7 @@ export class QAMProcessor {
 
   #bad(delivery: Delivery, problem: MessageProblem, detail: string): void {
     if (problem === 'not-json') this.#stats.notJson++;
+    else if (problem === 'too-large') this.#stats.tooLarge++;
     else this.#stats.wrongShape++;
     this.#logger.warn(
       `QAMProcessor: a message from ${delivery.exchange || '(default)'}/${delivery.routingKey} is not a Postage message (${detail}); acknowledged and dropped`,

@@ -153,6 +153,16 @@ describe.each(brokers)('events on %s', (_name, useBroker) => {
     expect(subscription.stats()).toMatchObject({ received: 2, handled: 1, badEvents: 1 });
   });
 
+  it('drops an event above maxMessageBytes unparsed, counted, and goes on', async () => {
+    const got: unknown[] = [];
+    const subscription = await events('listener').subscribe('#', (payload) => void got.push(payload), { maxMessageBytes: 1000 });
+    await events().publish('large', 'x'.repeat(2000));
+    await events().publish('fine', 1);
+    await waitUntil(() => got.length === 1);
+    expect(got).toEqual([1]);
+    expect(subscription.stats()).toMatchObject({ received: 2, handled: 1, badEvents: 1 });
+  });
+
   it('a subscription consumes again after its connection was lost (a group keeps the events published meanwhile)', async () => {
     const faulty = await broker.faulty();
     const got: unknown[] = [];

@@ -181,7 +181,42 @@ describe.each(brokers)('Postage messages on %s', (_name, useBroker) => {
     await sender.status('ready', { key: queue });
     await waitUntil(() => seen.length === 2);
     expect(seen).toEqual(['work {"parameters":{"n":1}}', 'status ready from sender']);
-    expect(receiver.stats()).toEqual({ received: 7, handled: 2, replies: 0, notJson: 1, wrongShape: 3, unhandled: 1, handlerErrors: 1 });
+    expect(receiver.stats()).toEqual({
+      received: 7,
+      handled: 2,
+      replies: 0,
+      notJson: 1,
+      wrongShape: 3,
+      tooLarge: 0,
+      unhandled: 1,
+      handlerErrors: 1,
+    });
+  });
+
+  it('does not parse a message above maxMessageBytes: an RPC one is answered with PAYLOAD_TOO_LARGE words, both counted; the next is handled', async () => {
+    const queue = uniqueName('large');
+    const seen: unknown[] = [];
+    const receiver = processor({ bindings: [{ queue }], maxMessageBytes: 1000 }).on(
+      'command',
+      'work',
+      (content) => void seen.push(content),
+    );
+    await receiver.start();
+    const sender = producer();
+    await sender.command('work', { blob: 'x'.repeat(2000) }, { key: queue });
+    const reply = await broker.connection().rpc('', queue, JSON.stringify({ type: 'command', padding: 'y'.repeat(2000) }), { timeout: 10 });
+    expect(JSON.parse(reply.body.toString())).toMatchObject({
+      content: {
+        type: 'error',
+        message: expect.stringMatching(
+          /^Not a Postage message: The message is \d+ bytes, above the processor's maxMessageBytes of 1000 bytes$/,
+        ),
+      },
+    });
+    await sender.command('work', { n: 1 }, { key: queue });
+    await waitUntil(() => seen.length === 1);
+    expect(seen).toEqual([{ parameters: { n: 1 } }]);
+    expect(receiver.stats()).toMatchObject({ received: 3, handled: 1, tooLarge: 2 });
   });
 
   it('answers a bad RPC message with an error result to its reply_to', async () => {
