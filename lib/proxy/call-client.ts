@@ -167,11 +167,11 @@ export class CallClient implements CallTransport {
     this.#observer = new ClientObserver(settings.serverId, settings.logger);
     this.#pending = new PendingCalls(
       settings.logger,
-      (id, outcome, observation) => {
+      (id, method, outcome, observation) => {
         this.#queue.delete(id);
         if (this.#retired.size > 0) this.#endedOnRetired(id);
         if (this.#watched.size > 0) this.#unwatch(id, outcome);
-        if (observation !== undefined) this.#observer.end(id, observation as Observation, outcome);
+        if (observation !== undefined) this.#observer.end(id, method, observation as Observation, outcome);
       },
       (busy) => (busy ? connection.retain() : connection.release()),
     );
@@ -235,7 +235,7 @@ export class CallClient implements CallTransport {
     }
     const deadline = Date.now() + timeoutMs;
     const observation = this.#observer.start(method, request.headers);
-    const headers = observation.headers;
+    const headers = typeof observation === 'number' ? request.headers : observation.headers;
     const retry =
       retries > 0 && !oneWay
         ? { times: retries, resend: (next: number) => this.#send(id, target, method, params, next, headers) }
@@ -253,7 +253,7 @@ export class CallClient implements CallTransport {
     const outgoing = this.#encode(id, target, method, params, deadline, oneWay, headers);
     if (outgoing instanceof Error) {
       this.#pending.rejectSoon(id, method, completion, outgoing);
-      observation.span?.end();
+      if (typeof observation !== 'number') observation.span.end();
       return id;
     }
     this.#pending.add(id, method, timeoutMs, completion, signal, retry, observation);

@@ -6,13 +6,19 @@ import { CallMetrics, errorCodeOf, openTelemetry, tracing } from '../telemetry.j
 /** OpenTelemetry's `SpanStatusCode.ERROR`. */
 const spanStatusError = 2;
 
-/** What a proxy keeps of one call for its metrics and span. @internal */
-export interface Observation {
-  readonly method: string;
+/**
+ * What a proxy keeps of one call for its metrics and span: when it started (`performance.now()`),
+ * a plain number for an untraced call (nothing more to allocate per pending call), or its span and
+ * the headers that carry its trace context. @internal
+ */
+export type Observation = number | TracedCall;
+
+/** @internal */
+export interface TracedCall {
   readonly start: number;
-  readonly span: Span | undefined;
-  /** The headers the request carries: the proxy's own, and the trace context when traced. */
-  readonly headers: Readonly<Record<string, string>> | undefined;
+  readonly span: Span;
+  /** The headers the request carries: the proxy's own and the trace context. */
+  readonly headers: Readonly<Record<string, string>>;
 }
 
 /**
@@ -34,7 +40,7 @@ export class ClientObserver {
   start(method: string, headers: Readonly<Record<string, string>> | undefined): Observation {
     const start = performance.now();
     const otel = openTelemetry();
-    if (otel === undefined || !tracing(otel)) return { method, start, span: undefined, headers };
+    if (otel === undefined || !tracing(otel)) return start;
     const span = otel.trace.getTracer('qam').startSpan(`${this.#serverId}/${method}`, {
       kind: otel.SpanKind.CLIENT,
       attributes: {
@@ -48,15 +54,16 @@ export class ClientObserver {
     });
     const carrier: Record<string, string> = { ...headers };
     otel.propagation.inject(otel.trace.setSpan(otel.context.active(), span), carrier);
-    return { method, start, span, headers: carrier };
+    return { start, span, headers: carrier };
   }
 
-  end(id: string, observation: Observation, outcome: Error | { value: unknown }): void {
+  end(id: string, method: string, observation: Observation, outcome: Error | { value: unknown }): void {
     const failed = outcome instanceof Error;
     const code = failed ? errorCodeOf(outcome) : undefined;
-    this.#metrics.record(observation.method, performance.now() - observation.start, code, id);
-    const span = observation.span;
-    if (span === undefined) return;
+    const traced = typeof observation === 'number' ? undefined : observation;
+    this.#metrics.record(method, performance.now() - (traced === undefined ? (observation as number) : traced.start), code, id);
+    if (traced === undefined) return;
+    const span = traced.span;
     span.setAttribute('messaging.message.conversation_id', id);
     if (failed) {
       span.setAttribute('error.type', code ?? 'ERROR');

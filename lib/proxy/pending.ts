@@ -22,8 +22,8 @@ export type Completion =
  */
 export type Resend = (deadline: number) => void;
 
-/** Told of every call that ended (not of a retry), after it left the table, with its outcome and observation. */
-export type Ended = (id: string, outcome: Error | { value: unknown }, observation: object | undefined) => void;
+/** Told of every call that ended (not of a retry), after it left the table, with its method, outcome and observation. */
+export type Ended = (id: string, method: string, outcome: Error | { value: unknown }, observation: unknown) => void;
 
 /** The failures a retry may recover from: the request or its reply may simply have been lost. */
 const retryableCodes: ReadonlySet<string> = new Set(['TIMEOUT', 'CONNECTION_LOST']);
@@ -40,8 +40,8 @@ interface Entry {
   detachSignal: (() => void) | undefined;
   retries: number;
   resend: Resend | undefined;
-  /** What the owner keeps of the call for its metrics, given back when it ends. */
-  readonly observation: object | undefined;
+  /** What the owner keeps of the call for its metrics (undefined for none), given back when it ends. */
+  readonly observation: unknown;
 }
 
 /**
@@ -96,7 +96,7 @@ export class PendingCalls {
     completion: Completion,
     signal?: AbortSignal,
     retry?: { times: number; resend: Resend },
-    observation?: object,
+    observation?: unknown,
   ): void {
     const entry: Entry = {
       method,
@@ -155,7 +155,7 @@ export class PendingCalls {
       this.#onBusy?.(false);
     } else this.#deadlines.finished(entry.timeoutMs);
     entry.detachSignal?.();
-    this.#onEnded?.(id, outcome, entry.observation);
+    this.#onEnded?.(id, entry.method, outcome, entry.observation);
     if (!entry.callback) {
       if (outcome instanceof Error) entry.onError?.(outcome);
       else entry.onValue(outcome.value);
