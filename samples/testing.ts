@@ -25,12 +25,9 @@ export async function testingSample(print: (line: string) => void = console.log)
   try {
     print(`apples left: ${await proxy.inventory.take('apple')}`);
     await proxy.inventory.take('pear').catch((error: { remoteCode?: string }) => print(`pear: ${error.remoteCode}`));
-    print(
-      `queues: ${broker
-        .queues()
-        .map((queue) => queue.name)
-        .join(', ')}`,
-    );
+    // The server's queue; each server instance also has an exclusive queue for cancels.
+    const queue = broker.queues().find((info) => info.name === 'server_inventory_queue');
+    print(`server_inventory_queue: ${queue?.ready} ready, ${queue?.unacked} unacked, ${queue?.consumers} consumer`);
     broker.cut();
     // The cut reaches the proxy and the server a moment later, as a lost socket would; calls made
     // then wait for the reconnect.

@@ -95,7 +95,7 @@ describe('samples', () => {
     expect(await printed(testingSample)).toEqual([
       'apples left: 2',
       'pear: OUT_OF_STOCK',
-      'queues: server_inventory_queue',
+      'server_inventory_queue: 0 ready, 0 unacked, 1 consumer',
       'after a cut, apples left: 1',
     ]);
   });
