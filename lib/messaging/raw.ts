@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AmqpChannel, Delivery, IncomingProperties, MessageProperties, PortError, Returned } from '../amqp/port.js';
 import { failureKind } from '../amqp/port.js';
+import { RetiredChannels } from '../amqp/retired-channels.js';
 import {
   QAMAbortException,
   QAMAccessRefusedException,
@@ -137,7 +138,7 @@ export class RawMessaging {
   #open: AmqpChannel | undefined;
   #openedAt = 0;
   /** Channels retired after a nack, each with the calls (`c:` id) and publishes (`p:` id) that may still wait on it. */
-  readonly #retired = new Map<AmqpChannel, Set<string>>();
+  readonly #retired = new RetiredChannels();
   readonly #prefix = randomBytes(6).toString('base64url');
   #seq = 0;
 
@@ -164,7 +165,7 @@ export class RawMessaging {
       const confirmed = (failure: PortError | undefined): void => {
         if (failure?.kind === 'nacked') this.#retire(channel);
         if (!this.#publishes.delete(id)) return;
-        this.#ended(`p:${id}`);
+        this.#retired.ended(`p:${id}`);
         if (failure === undefined) resolve();
         else reject(this.#explain(failure, exchange, routingKey));
       };
@@ -197,7 +198,7 @@ export class RawMessaging {
       const end = (outcome: Error | RawReply): void => {
         if (this.#calls.get(id) !== pending) return;
         this.#calls.delete(id);
-        this.#ended(`c:${id}`);
+        this.#retired.ended(`c:${id}`);
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         if (outcome instanceof Error) reject(outcome);
@@ -246,9 +247,9 @@ export class RawMessaging {
     const opened = this.#channel;
     channel.onReturn((returned) => this.#returned(returned));
     channel.onClose((error) => {
-      const retired = this.#retired.get(channel);
+      const retired = this.#retired.closed(channel);
       if (retired !== undefined) {
-        this.#retiredClosed(channel, retired, error);
+        this.#retiredClosed(retired, error);
         return;
       }
       // Else a retired channel closed once nothing waited on it, or one that never opened.
@@ -279,24 +280,11 @@ export class RawMessaging {
     this.#open = undefined;
     this.#channel = undefined;
     const waiting = new Set([...[...this.#calls.keys()].map((id) => `c:${id}`), ...[...this.#publishes.keys()].map((id) => `p:${id}`)]);
-    this.#retired.set(channel, waiting);
-    if (waiting.size === 0) this.#closeRetired(channel);
-  }
-
-  /** A call or publish ended: a retired channel nothing waits on any more closes. */
-  #ended(key: string): void {
-    if (this.#retired.size === 0) return;
-    for (const [channel, waiting] of this.#retired) if (waiting.delete(key) && waiting.size === 0) this.#closeRetired(channel);
-  }
-
-  #closeRetired(channel: AmqpChannel): void {
-    this.#retired.delete(channel);
-    void channel.close();
+    this.#retired.retire(channel, waiting);
   }
 
   /** A retired channel closed before what was sent on it ended: that fails, nothing else. */
-  #retiredClosed(channel: AmqpChannel, waiting: Set<string>, error: PortError | undefined): void {
-    this.#retired.delete(channel);
+  #retiredClosed(waiting: Set<string>, error: PortError | undefined): void {
     const failure =
       error === undefined
         ? new QAMConnectionException(`The raw messaging channel to ${this.#source.label} closed`)
@@ -366,7 +354,7 @@ export class RawMessaging {
     const publishes = [...this.#publishes];
     this.#publishes.clear();
     for (const [id, reject] of publishes) {
-      this.#ended(`p:${id}`);
+      this.#retired.ended(`p:${id}`);
       reject(error);
     }
   }

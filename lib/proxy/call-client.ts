@@ -1,5 +1,6 @@
 import type { QAMConnection } from '../amqp/connection.js';
 import { failureKind, type AmqpChannel, type Delivery, type MessageProperties, type Returned } from '../amqp/port.js';
+import { RetiredChannels } from '../amqp/retired-channels.js';
 import {
   QAMAbortException,
   QAMAccessRefusedException,
@@ -151,7 +152,7 @@ export class CallClient implements CallTransport {
   /** When the publisher opened (ms since the epoch). */
   #publisherSince = 0;
   /** Publishers retired after a nack, each with the calls that may still wait on it (see #retire). */
-  readonly #retired = new Map<AmqpChannel, Set<string>>();
+  readonly #retired = new RetiredChannels();
   /** True while the publisher said to wait before writing more. */
   #congested = false;
   #pumping = false;
@@ -169,7 +170,7 @@ export class CallClient implements CallTransport {
       settings.logger,
       (id, method, outcome, observation) => {
         this.#queue.delete(id);
-        if (this.#retired.size > 0) this.#endedOnRetired(id);
+        this.#retired.ended(id);
         if (this.#watched.size > 0) this.#unwatch(id, outcome);
         if (observation !== undefined) this.#observer.end(id, method, observation as Observation, outcome);
       },
@@ -506,10 +507,9 @@ export class CallClient implements CallTransport {
   }
 
   async #shutdown(): Promise<void> {
-    const channels = new Set([this.#publisher, this.#consumer, ...this.#retired.keys()]);
+    const channels = new Set([this.#publisher, this.#consumer, ...this.#retired.takeAll()]);
     this.#publisher = undefined;
     this.#consumer = undefined;
-    this.#retired.clear();
     for (const channel of channels) await channel?.close();
     if (this.#declared) await this.#removeReplies();
   }
@@ -615,9 +615,9 @@ export class CallClient implements CallTransport {
    * at its timeout (calls still queued wait for the next channel).
    */
   #publisherClosed(channel: AmqpChannel, error: Error | undefined): void {
-    const retired = this.#retired.get(channel);
+    const retired = this.#retired.closed(channel);
     if (retired !== undefined) {
-      this.#retiredClosed(channel, retired, error);
+      this.#retiredClosed(retired, error);
       return;
     }
     if (this.#publisher !== channel) return;
@@ -644,23 +644,11 @@ export class CallClient implements CallTransport {
     this.#settings.logger.info(
       `proxy for server ${this.#settings.serverId}: the broker nacked a request; later calls go out on a new channel`,
     );
-    this.#retired.set(channel, calls);
-    if (calls.size === 0) this.#closeRetired(channel);
-  }
-
-  /** A call ended: a retired channel none of whose calls waits any more closes. */
-  #endedOnRetired(id: string): void {
-    for (const [channel, calls] of this.#retired) if (calls.delete(id) && calls.size === 0) this.#closeRetired(channel);
-  }
-
-  #closeRetired(channel: AmqpChannel): void {
-    this.#retired.delete(channel);
-    void channel.close();
+    this.#retired.retire(channel, calls);
   }
 
   /** A retired channel closed before its calls ended: with direct reply-to, their replies cannot arrive. */
-  #retiredClosed(channel: AmqpChannel, calls: Set<string>, error: Error | undefined): void {
-    this.#retired.delete(channel);
+  #retiredClosed(calls: Set<string>, error: Error | undefined): void {
     if (error === undefined || !this.#protocol.repliesOnPublisher || this.#closed) return;
     this.#pending.settleEach(
       [...calls],
