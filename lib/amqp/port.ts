@@ -15,22 +15,22 @@ import type { Logger } from '../logger.js';
 /** Exchange types qam declares. */
 export type ExchangeType = 'direct' | 'fanout' | 'topic' | 'headers';
 
-/** Properties qam sets on a message it publishes. */
+/** Properties qam sets on a message it publishes (a field that is undefined is absent). */
 export interface MessageProperties {
-  contentType?: string;
-  contentEncoding?: string;
-  headers?: Record<string, unknown>;
-  deliveryMode?: 1 | 2;
-  correlationId?: string;
-  replyTo?: string;
+  contentType?: string | undefined;
+  contentEncoding?: string | undefined;
+  headers?: Record<string, unknown> | undefined;
+  deliveryMode?: 1 | 2 | undefined;
+  correlationId?: string | undefined;
+  replyTo?: string | undefined;
   /** Milliseconds, as a decimal string (AMQP's per-message TTL). */
-  expiration?: string;
-  messageId?: string;
-  timestamp?: number;
-  type?: string;
-  userId?: string;
-  appId?: string;
-  priority?: number;
+  expiration?: string | undefined;
+  messageId?: string | undefined;
+  timestamp?: number | undefined;
+  type?: string | undefined;
+  userId?: string | undefined;
+  appId?: string | undefined;
+  priority?: number | undefined;
 }
 
 /**

@@ -1,12 +1,26 @@
 import type { AmqpChannel, Delivery, MessageProperties, Returned } from '../amqp/port.js';
 import type { StartedNotice } from './native/notices.js';
 
-/** A request ready to publish. @internal */
+/**
+ * A request ready to publish. Its `properties` object is made for this request alone: the
+ * publisher completes it (expiration, user id) in place.
+ * @internal
+ */
 export interface OutgoingRequest {
   exchange: string;
   routingKey: string;
   body: Buffer;
   properties: MessageProperties;
+}
+
+/**
+ * The properties of one request to a target: its own object, written out field by field. On the
+ * path of every call, and a spread followed by more fields (`{ ...properties, correlationId }`)
+ * costs V8 (Node 20) about 0.5 µs, twenty times this literal (bench/low-concurrency.md).
+ * @internal
+ */
+export function requestProperties(properties: MessageProperties, correlationId: string): MessageProperties {
+  return { contentType: properties.contentType, headers: properties.headers, replyTo: properties.replyTo, correlationId };
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { QAMConnection } from '../amqp/connection.js';
-import { failureKind, type AmqpChannel, type Delivery, type MessageProperties, type Returned } from '../amqp/port.js';
+import { failureKind, type AmqpChannel, type Delivery, type Returned } from '../amqp/port.js';
 import { RetiredChannels } from '../amqp/retired-channels.js';
 import {
   QAMAbortException,
@@ -392,7 +392,7 @@ export class CallClient implements CallTransport {
       return error instanceof Error ? error : new QAMPublishException(describeError(error));
     }
     // The protocol's own headers (the reserved `x-qam-` ones) win over a caller's of the same name.
-    if (headers !== undefined) outgoing.properties = { ...outgoing.properties, headers: { ...headers, ...outgoing.properties.headers } };
+    if (headers !== undefined) outgoing.properties.headers = { ...headers, ...outgoing.properties.headers };
     return sizeError(`Request to ${method}`, outgoing.body.length, this.#settings.maxBytes, 'proxy') ?? outgoing;
   }
 
@@ -402,14 +402,9 @@ export class CallClient implements CallTransport {
    * return, NO_ROUTE, comes before the confirm and ends it first).
    */
   #publish(channel: AmqpChannel, id: string, serverId: string, request: OutgoingRequest, deadline: number, oneWay: boolean): void {
-    const userId = this.#settings.userId ? this.#settings.connection.username : undefined;
-    let properties: MessageProperties;
-    if (oneWay) {
-      properties = userId === undefined ? request.properties : { ...request.properties, userId };
-    } else {
-      const expiration = String(Math.max(1, deadline - Date.now()));
-      properties = userId === undefined ? { ...request.properties, expiration } : { ...request.properties, expiration, userId };
-    }
+    const { properties } = request;
+    if (!oneWay) properties.expiration = String(Math.max(1, deadline - Date.now()));
+    if (this.#settings.userId) properties.userId = this.#settings.connection.username;
     try {
       const more = channel.publish(request.exchange, request.routingKey, request.body, properties, { mandatory: true }, (failure) => {
         if (failure === undefined) {

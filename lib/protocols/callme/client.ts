@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Serializer } from '../../serializers.js';
-import type { ClientProtocol, RequestTarget } from '../client-protocol.js';
+import { requestProperties, type ClientProtocol, type RequestTarget } from '../client-protocol.js';
 import { clientNames, serverNames } from '../naming.js';
 import { encodeRequest, kindTarget, nativeReplyReader, targetProperties, type ReplySettings } from '../native/client.js';
 import { wireHeaders } from '../native/wire.js';
@@ -66,11 +66,11 @@ export function callmeClientProtocol(settings: CallmeClientSettings): ClientProt
     kindTarget,
     request(id, method, params, deadline, to = ownTarget) {
       const body = encodeRequest(settings.serializer, method, params, deadline);
-      return { exchange: to.exchange, routingKey: to.routingKey, body, properties: { ...to.properties, correlationId: id } };
+      return { exchange: to.exchange, routingKey: to.routingKey, body, properties: requestProperties(to.properties, id) };
     },
     oneWay(id, method, params, to = ownTarget) {
       const body = encodeRequest(settings.serializer, method, params, undefined);
-      return { exchange: to.exchange, routingKey: to.routingKey, body, properties: { ...oneWayProperties, correlationId: id } };
+      return { exchange: to.exchange, routingKey: to.routingKey, body, properties: requestProperties(oneWayProperties, id) };
     },
     ...nativeReplyReader(settings),
   };

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { QAMBadMessageException, QAMSerializationException, describeError } from '../../errors.js';
 import { serializerForContentType, type Serializer } from '../../serializers.js';
-import type { ClientProtocol, RequestTarget } from '../client-protocol.js';
+import { requestProperties, type ClientProtocol, type RequestTarget } from '../client-protocol.js';
 import type { MessageProperties } from '../../amqp/port.js';
 import { directReplyTo, serverNames } from '../naming.js';
 import { payloadToError, parseReply, type ErrorClass, type RequestEnvelope } from './format.js';
@@ -125,11 +125,11 @@ export function directClientProtocol(settings: DirectClientSettings): ClientProt
     kindTarget,
     request(id, method, params, deadline, to = ownTarget) {
       const body = encodeRequest(settings.serializer, method, params, deadline);
-      return { exchange: to.exchange, routingKey: to.routingKey, body, properties: { ...to.properties, correlationId: id } };
+      return { exchange: to.exchange, routingKey: to.routingKey, body, properties: requestProperties(to.properties, id) };
     },
     oneWay(id, method, params, to = ownTarget) {
       const body = encodeRequest(settings.serializer, method, params, undefined);
-      return { exchange: to.exchange, routingKey: to.routingKey, body, properties: { ...oneWayProperties, correlationId: id } };
+      return { exchange: to.exchange, routingKey: to.routingKey, body, properties: requestProperties(oneWayProperties, id) };
     },
     ...nativeReplyReader(settings),
   };

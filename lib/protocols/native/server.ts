@@ -210,15 +210,19 @@ export function nativeProtocol(settings: ProtocolSettings): ServerProtocol {
       }
       const tooLarge = sizeError('Reply', body.length, settings.maxBytes, 'server');
       if (tooLarge !== undefined) throw tooLarge;
-      const properties: MessageProperties = { contentType: serializer.contentType, headers: settings.headers ?? wireHeaders };
-      if (typeof correlationId === 'string') properties.correlationId = correlationId;
-      return { ...route, body, properties };
+      const properties: MessageProperties = {
+        contentType: serializer.contentType,
+        headers: settings.headers ?? wireHeaders,
+        correlationId: typeof correlationId === 'string' ? correlationId : undefined,
+      };
+      return { exchange: route.exchange, routingKey: route.routingKey, body, properties };
     },
     started(message, instanceId, cancelTo) {
       const { replyTo, correlationId } = message.properties;
       const route = typeof replyTo === 'string' ? replyRoute(replyTo) : undefined;
       if (route === undefined || typeof correlationId !== 'string') return undefined;
-      return { ...route, body: Buffer.alloc(0), properties: { correlationId, headers: startedNoticeHeaders(instanceId, cancelTo) } };
+      const properties = { correlationId, headers: startedNoticeHeaders(instanceId, cancelTo) };
+      return { exchange: route.exchange, routingKey: route.routingKey, body: Buffer.alloc(0), properties };
     },
   };
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { QAMBadMessageException, describeError } from '../../errors.js';
 import { qamClientNames, qamServerNames } from '../naming.js';
-import { decodeQamBody, encodeQamBody, parseQamReply, qamIdOf, qamProperties, qamReplyError } from './format.js';
+import { decodeQamBody, encodeQamBody, parseQamReply, qamIdOf, qamMessageProperties, qamProperties, qamReplyError } from './format.js';
 import type { ClientProtocol } from '../client-protocol.js';
 import { sizeError } from '../../size-limit.js';
 
@@ -78,7 +78,7 @@ export function qamClientProtocol(settings: QamClientSettings): ClientProtocol {
     cancel: undefined,
     request(id, method, params) {
       const body = encodeQamBody({ id: Number(id), method_name: method, routing_key: client.routingKey, params });
-      return { exchange: server.exchange, routingKey: server.routingKey, body, properties: { ...qamProperties } };
+      return { exchange: server.exchange, routingKey: server.routingKey, body, properties: qamMessageProperties() };
     },
     // QAM's format has no request without a reply: a Python QAM server answers every one.
     oneWay: undefined,

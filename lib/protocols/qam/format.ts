@@ -1,3 +1,4 @@
+import type { MessageProperties } from '../../amqp/port.js';
 import {
   QAMBadMessageException,
   QAMMethodNotFoundException,
@@ -39,8 +40,13 @@ export interface QamAddress {
   routingKey: string;
 }
 
-/** The AMQP properties of every QAM message, requests and replies alike. */
-export const qamProperties = { persistent: true, contentType: 'application/json', contentEncoding: 'utf-8' } as const;
+/** The AMQP properties of every QAM message, requests and replies alike (delivery mode 2: persistent). */
+export const qamProperties = { deliveryMode: 2, contentType: 'application/json', contentEncoding: 'utf-8' } as const;
+
+/** {@link qamProperties} as a new object, for one message (its publisher may complete it in place). */
+export function qamMessageProperties(): MessageProperties {
+  return { deliveryMode: qamProperties.deliveryMode, contentType: qamProperties.contentType, contentEncoding: qamProperties.contentEncoding };
+}
 
 /** `internal_exception` of a reply for a name nothing is registered under. */
 const qamMethodNotFound = 1;

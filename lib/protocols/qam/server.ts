@@ -9,6 +9,7 @@ import {
   encodeQamBody,
   parseQamRequest,
   qamNotFoundText,
+  qamMessageProperties,
   qamProperties,
   qamReplyBody,
   type QamAddress,
@@ -78,7 +79,7 @@ export function qamProtocol(settings: ProtocolSettings): ServerProtocol {
       const body = encodeQamBody(readThrown(settings, (onFault) => qamReplyBody(address.id, outcome, onFault)));
       const tooLarge = sizeError('Reply', body.length, settings.maxBytes, 'server');
       if (tooLarge !== undefined) throw tooLarge;
-      return { exchange: names.replyExchange, routingKey: address.routingKey, body, properties: { ...qamProperties } };
+      return { exchange: names.replyExchange, routingKey: address.routingKey, body, properties: qamMessageProperties() };
     },
     // QAM's wire has no notices: a Python proxy would read one as a reply.
     started: () => undefined,
