@@ -28,6 +28,7 @@ interface AmqplibConnection {
   heartbeater?: { sendTimer?: unknown; recvTimer?: unknown } | null;
   channels?: Array<{ buffer: ChannelBuffer } | null>;
   freshChannel?: (channel: unknown, options?: unknown) => number;
+  sendMessage?: (channel: number, method: unknown, fields: unknown, properties: unknown, props: unknown, content: Buffer) => boolean;
 }
 
 interface ChannelBuffer {
@@ -73,8 +74,78 @@ function connectionOf(model: ChannelModel): AmqplibConnection | undefined {
  */
 export const writeCapacityBytes = 1024 * 1024;
 
+/** AMQP 0-9-1 frames (section 4.2.3): type, channel, payload size, payload, frame end. */
+const frameOverhead = 8;
+const contentHeaderFrame = 2;
+/** In a content header frame: the property flags, after class id, weight and body size; then the properties. */
+const propertyFlagsAt = 19;
+const propertiesAt = 21;
+const contentTypeFlag = 0x8000;
+const contentEncodingFlag = 0x4000;
+const headersFlag = 0x2000;
+
 /**
- * Two changes to how amqplib writes, both keeping every frame in the order it was made:
+ * The header tables of frozen headers objects, as amqplib encoded them the first time: a frozen
+ * object of strings and numbers never changes, so neither does its encoding. qam sends one such
+ * object (its wire version and fingerprint) on every request and reply, and amqplib's table
+ * encoder, run per message, cost more than everything else qam adds to a call.
+ */
+const encodedTables = new WeakMap<object, Buffer>();
+
+/** The shared headers object amqplib's publish options wrap (`Object.create(headers)`), when it is frozen and alone. */
+function sharedHeaders(props: unknown): object | undefined {
+  const headers = typeof props === 'object' && props !== null ? (props as { headers?: unknown }).headers : undefined;
+  if (typeof headers !== 'object' || headers === null || Object.keys(headers).length > 0) return undefined;
+  const shared: unknown = Object.getPrototypeOf(headers);
+  return typeof shared === 'object' && shared !== null && Object.isFrozen(shared) ? shared : undefined;
+}
+
+/** True for a headers object whose values are all strings and numbers (whose encoding a freeze fixes). */
+function isFlat(headers: object): boolean {
+  return Object.values(headers).every((value) => typeof value === 'string' || typeof value === 'number');
+}
+
+/** Where the content header frame starts in a chunk of whole frames, or -1. */
+function contentHeaderAt(chunk: Buffer): number {
+  let at = 0;
+  while (at + frameOverhead <= chunk.length) {
+    if (chunk[at] === contentHeaderFrame) return at + propertiesAt <= chunk.length ? at : -1;
+    at += chunk.readUInt32BE(at + 3) + frameOverhead;
+  }
+  return -1;
+}
+
+/** Where the header table goes in the content header frame at `at`: after the content type and encoding. */
+function tableOffset(chunk: Buffer, at: number, flags: number): number {
+  let offset = at + propertiesAt;
+  if ((flags & contentTypeFlag) !== 0) offset += 1 + (chunk[offset] ?? 0);
+  if ((flags & contentEncodingFlag) !== 0) offset += 1 + (chunk[offset] ?? 0);
+  return offset;
+}
+
+/** The encoded header table (length and fields) of the content header frame at `at`, copied; undefined when it has none. */
+function tableOf(chunk: Buffer, at: number): Buffer | undefined {
+  const flags = chunk.readUInt16BE(at + propertyFlagsAt);
+  if ((flags & headersFlag) === 0) return undefined;
+  const offset = tableOffset(chunk, at, flags);
+  return Buffer.from(chunk.subarray(offset, offset + 4 + chunk.readUInt32BE(offset)));
+}
+
+/** The chunk with `table` as the header table of its content header frame at `at` (which has none). */
+function withTable(chunk: Buffer, at: number, table: Buffer): Buffer {
+  const flags = chunk.readUInt16BE(at + propertyFlagsAt);
+  const offset = tableOffset(chunk, at, flags);
+  const out = Buffer.allocUnsafe(chunk.length + table.length);
+  chunk.copy(out, 0, 0, offset);
+  table.copy(out, offset);
+  chunk.copy(out, offset + table.length, offset);
+  out.writeUInt16BE(flags | headersFlag, at + propertyFlagsAt);
+  out.writeUInt32BE(chunk.readUInt32BE(at + 3) + table.length, at + 3);
+  return out;
+}
+
+/**
+ * Three changes to how amqplib writes, all keeping every frame in the order it was made:
  *
  * - Direct: amqplib queues each channel's frames in a stream of its own and moves them to the
  *   socket from a `setImmediate` callback (its round-robin muxer), several stream operations per
@@ -82,6 +153,9 @@ export const writeCapacityBytes = 1024 * 1024;
  * - Coalesced: every write is its own system call, and with TCP_NODELAY its own TCP segment.
  *   Corking the socket for the rest of the current tick gathers everything written in it (a
  *   burst of requests, a reply and its ack) into one write.
+ * - Header tables encoded once: a message whose headers are a frozen object of strings and
+ *   numbers (see {@link encodedTables}) is encoded by amqplib without them, and the table amqplib
+ *   encoded for that object the first time is put into its content header frame.
  *
  * A channel's `publish()` returns false once {@link writeCapacityBytes} wait in the socket, and
  * the channel emits `'drain'` when the socket drained, as amqplib's own buffers do. Returns false
@@ -90,8 +164,33 @@ export const writeCapacityBytes = 1024 * 1024;
 export function streamlineWrites(model: ChannelModel, socket: Duplex): boolean {
   const connection = connectionOf(model);
   const freshChannel = connection?.freshChannel;
-  if (connection === undefined || !Array.isArray(connection.channels) || typeof freshChannel !== 'function') return false;
+  const sendMessage = connection?.sendMessage;
+  if (
+    connection === undefined ||
+    !Array.isArray(connection.channels) ||
+    typeof freshChannel !== 'function' ||
+    typeof sendMessage !== 'function'
+  )
+    return false;
   const starved = new Set<ChannelBuffer>();
+  const streamlined = new WeakSet<ChannelBuffer>();
+  /** The header table to put into the content header frame amqplib is writing. */
+  let insert: Buffer | undefined;
+  /** The frozen headers object whose table amqplib is encoding, to keep. */
+  let capture: object | undefined;
+  const complete = (chunk: Buffer): Buffer => {
+    const at = contentHeaderAt(chunk);
+    if (at < 0) return chunk;
+    if (insert !== undefined) {
+      const table = insert;
+      insert = undefined;
+      return withTable(chunk, at, table);
+    }
+    const encoded = tableOf(chunk, at);
+    if (encoded !== undefined && capture !== undefined) encodedTables.set(capture, encoded);
+    capture = undefined;
+    return chunk;
+  };
   socket.on('drain', () => {
     const waiting = [...starved];
     starved.clear();
@@ -102,13 +201,36 @@ export function streamlineWrites(model: ChannelModel, socket: Duplex): boolean {
     const entry = this.channels?.[number];
     if (entry !== null && entry !== undefined) {
       const buffer = entry.buffer;
+      streamlined.add(buffer);
       buffer.write = (frame: Buffer): boolean => {
-        if (socket.write(frame) || socket.writableLength < writeCapacityBytes) return true;
+        if (
+          socket.write(insert === undefined && capture === undefined ? frame : complete(frame)) ||
+          socket.writableLength < writeCapacityBytes
+        )
+          return true;
         starved.add(buffer);
         return false;
       };
     }
     return number;
+  };
+  connection.sendMessage = function (this: AmqplibConnection, channel, method, fields, properties, props, content): boolean {
+    const shared = sharedHeaders(props);
+    const buffer = this.channels?.[channel]?.buffer;
+    const encoded = shared === undefined ? undefined : encodedTables.get(shared);
+    if (shared === undefined || buffer === undefined || !streamlined.has(buffer) || (encoded === undefined && !isFlat(shared)))
+      return sendMessage.call(this, channel, method, fields, properties, props, content);
+    if (encoded === undefined) capture = shared;
+    else {
+      (props as { headers?: unknown }).headers = undefined;
+      insert = encoded;
+    }
+    try {
+      return sendMessage.call(this, channel, method, fields, properties, props, content);
+    } finally {
+      insert = undefined;
+      capture = undefined;
+    }
   };
   const write = socket.write;
   let corked = false;

@@ -45,7 +45,11 @@ export const qamProperties = { deliveryMode: 2, contentType: 'application/json',
 
 /** {@link qamProperties} as a new object, for one message (its publisher may complete it in place). */
 export function qamMessageProperties(): MessageProperties {
-  return { deliveryMode: qamProperties.deliveryMode, contentType: qamProperties.contentType, contentEncoding: qamProperties.contentEncoding };
+  return {
+    deliveryMode: qamProperties.deliveryMode,
+    contentType: qamProperties.contentType,
+    contentEncoding: qamProperties.contentEncoding,
+  };
 }
 
 /** `internal_exception` of a reply for a name nothing is registered under. */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { AmqplibConnection, amqplibPort } from '../../../lib/amqp/amqplib.js';
 import { silentLogger } from '../../../lib/logger.js';
 import { amqplibVersion, testedAmqplibVersions } from '../../../lib/amqp/amqplib-internals.js';
-import { PortError, type AmqpConnection, type Delivery, type Returned } from '../../../lib/amqp/port.js';
+import { PortError, type AmqpConnection, type Delivery, type MessageProperties, type Returned } from '../../../lib/amqp/port.js';
 import { brokerUrl, uniqueName } from '../../support/broker.js';
 
 const target = {
@@ -108,6 +108,59 @@ describe('the amqplib adapter of the AMQP port, against RabbitMQ', () => {
     expect(published).toBeLessThan(1000);
     await expect(channel.whenWritable()).resolves.toBeUndefined();
     await channel.close();
+  });
+
+  it('sends a frozen headers object as amqplib encodes it, from its first message on, whatever the other properties', async () => {
+    const queue = uniqueName('qam_port');
+    const headers = Object.freeze({ 'x-qam-wire': 2, 'x-text': '{"name":"é ✓","pid":7}', 'x-big': 70_000 });
+    const variants: MessageProperties[] = [
+      { contentType: 'application/json', contentEncoding: 'utf-8', correlationId: 'a', headers },
+      { headers },
+      { contentEncoding: 'gzip', headers, deliveryMode: 2, replyTo: 'r', expiration: '60000', type: 't', appId: 'app' },
+      { contentType: 'text/plain', headers, priority: 3, messageId: 'm', timestamp: 1_700_000_000 },
+      { contentType: 'application/json', contentEncoding: 'utf-8', correlationId: 'a', headers },
+    ];
+    const channel = await connection.openChannel({ confirms: true });
+    const socket = (connection as AmqplibConnection).socket;
+    if (socket === undefined) throw new Error('not streamlined');
+    const written: Buffer[] = [];
+    const write = socket.write;
+    socket.write = function (this: typeof socket, ...args: Parameters<typeof write>) {
+      if (Buffer.isBuffer(args[0])) written.push(Buffer.from(args[0]));
+      return write.apply(this, args);
+    } as typeof write;
+    try {
+      await channel.declareQueue(queue, { durable: false, exclusive: true, autoDelete: false });
+      const received: Delivery[] = [];
+      const all = new Promise<void>((resolve) => {
+        void channel.consume(
+          queue,
+          (delivery) => {
+            if (received.push(delivery) === variants.length) resolve();
+          },
+          { noAck: true },
+        );
+      });
+      for (const [index, properties] of variants.entries()) {
+        await new Promise((resolve) => channel.publish('', queue, Buffer.from(`m${index}`), properties, { mandatory: false }, resolve));
+      }
+      await all;
+      for (const [index, delivery] of received.entries()) {
+        expect(delivery.content.toString()).toBe(`m${index}`);
+        expect(delivery.properties).toMatchObject({ ...variants[index], headers: { ...headers } });
+      }
+      // The first message was encoded by amqplib with its headers, the last (the same message) with
+      // the table kept from then: the bytes that reached the socket are the same.
+      const publishes = written.filter((chunk) => chunk.includes('m0') || chunk.includes('m4'));
+      expect(publishes).toHaveLength(2);
+      expect(publishes[1]?.toString('hex')).toBe(
+        publishes[0]?.toString('hex').replace(Buffer.from('m0').toString('hex'), Buffer.from('m4').toString('hex')),
+      );
+    } finally {
+      socket.write = write;
+      await channel.deleteQueue(queue).catch(() => undefined);
+      await channel.close();
+    }
   });
 
   it('fails a connect to a closed port as connect-failed, refused', async () => {
