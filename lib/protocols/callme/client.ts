@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Serializer } from '../../serializers.js';
-import { requestProperties, type ClientProtocol, type RequestTarget } from '../client-protocol.js';
+import { callId, requestProperties, type ClientProtocol, type RequestTarget } from '../client-protocol.js';
 import { clientNames, serverNames } from '../naming.js';
 import { encodeRequest, kindTarget, nativeReplyReader, targetProperties, type ReplySettings } from '../native/client.js';
 import { wireHeaders } from '../native/wire.js';
@@ -61,7 +61,7 @@ export function callmeClientProtocol(settings: CallmeClientSettings): ClientProt
       await channel.deleteQueue(replies.queue);
       await channel.deleteExchange(replies.exchange);
     },
-    nextId: () => prefix + (++seq).toString(36),
+    nextId: () => callId(prefix, ++seq),
     target,
     kindTarget,
     request(id, method, params, deadline, to = ownTarget) {

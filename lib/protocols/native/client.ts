@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { QAMBadMessageException, QAMSerializationException, describeError } from '../../errors.js';
 import { serializerForContentType, type Serializer } from '../../serializers.js';
-import { requestProperties, type ClientProtocol, type RequestTarget } from '../client-protocol.js';
+import { callId, requestProperties, type ClientProtocol, type RequestTarget } from '../client-protocol.js';
 import type { MessageProperties } from '../../amqp/port.js';
 import { directReplyTo, serverNames } from '../naming.js';
 import { payloadToError, parseReply, type ErrorClass, type RequestEnvelope } from './format.js';
@@ -120,7 +120,7 @@ export function directClientProtocol(settings: DirectClientSettings): ClientProt
     async declareReplies() {},
     async declareRequests() {},
     async removeReplies() {},
-    nextId: () => prefix + (++seq).toString(36),
+    nextId: () => callId(prefix, ++seq),
     target,
     kindTarget,
     request(id, method, params, deadline, to = ownTarget) {
