@@ -276,17 +276,25 @@ export class CallClient implements CallTransport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#queue.clear();
-    this.#pending.settleAll(new QAMClosedException(`Proxy for server ${this.#settings.serverId} was closed before the reply arrived`));
-    this.#detach();
-    // While the connection is down, a setup in progress waits for the reconnect: it then shuts
-    // down what it opened itself (see #open) rather than hold up close() until the broker is back.
-    // While the broker blocks the connection it reads nothing from it, so a channel being opened
-    // would never open: do not wait for that either.
+    // An idle proxy's connection does not keep the process alive, but closing talks to the broker
+    // (a QAM reply queue is deleted): without this, a script's last `await proxy.close()` ended
+    // with the process before the queue was, and left it on the broker.
     const connection = this.#settings.connection;
-    if (connection.connected && !connection.blocked) await this.#setup.current?.catch(() => undefined);
-    await this.#shutdown();
-    if (this.#settings.ownsConnection) await this.#settings.connection.close();
+    connection.retain();
+    try {
+      this.#queue.clear();
+      this.#pending.settleAll(new QAMClosedException(`Proxy for server ${this.#settings.serverId} was closed before the reply arrived`));
+      this.#detach();
+      // While the connection is down, a setup in progress waits for the reconnect: it then shuts
+      // down what it opened itself (see #open) rather than hold up close() until the broker is back.
+      // While the broker blocks the connection it reads nothing from it, so a channel being opened
+      // would never open: do not wait for that either.
+      if (connection.connected && !connection.blocked) await this.#setup.current?.catch(() => undefined);
+      await this.#shutdown();
+      if (this.#settings.ownsConnection) await connection.close();
+    } finally {
+      connection.release();
+    }
   }
 
   /** The publisher when a request may be written now: open, consuming its replies, nothing queued ahead, not congested. */

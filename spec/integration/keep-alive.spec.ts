@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { QAMProxy, silentLogger } from '../../lib/index.js';
-import { uniqueName } from '../support/broker.js';
+import { qamClientNames } from '../../lib/protocols/naming.js';
+import { queueExists, uniqueName } from '../support/broker.js';
 import { Servers, url } from './fixtures.js';
 import { buildScripts, type ScriptBuild } from './processes.js';
 
@@ -55,6 +56,17 @@ describe('what keeps the process alive', () => {
     await child.kill();
     // The pending callback call held the process until its result came: it printed, then exited 0.
     expect({ code, output: output() }).toEqual({ code: 0, output: 'add 5\nmain done\nslow done\n' });
+  }, 40_000);
+
+  it("a script's last `await proxy.close()` finishes before the process ends: a QAM reply queue is deleted", async () => {
+    const server = servers.create({ protocol: 'qam' }).registerFunction((a: number, b: number) => a + b, 'add');
+    await server.serve();
+    const clientId = uniqueName('keepalive');
+    const child = run(build, ['close-qam', server.serverId, clientId], 25_000);
+    const { code, output } = await child.ended;
+    await child.kill();
+    expect({ code, output: output() }).toEqual({ code: 0, output: 'add 5\nclosed\n' });
+    expect(await queueExists(qamClientNames(clientId).queue)).toBe(false);
   }, 40_000);
 
   it('a serving server keeps its process alive (an idle proxy beside it does not end it)', async () => {
